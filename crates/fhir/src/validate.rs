@@ -1,0 +1,1 @@
+//! Placeholder: structural validation against the base R4 StructureDefinitions.
