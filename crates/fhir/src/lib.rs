@@ -8,6 +8,7 @@
 //! Does not: perform I/O, read a clock or the environment, or know about HTTP frameworks. Time and
 //! ids come in as arguments; bad data comes back as issues, never as a panic.
 
+pub mod context;
 pub mod error;
 pub mod outcome;
 pub mod primitive;
@@ -17,4 +18,5 @@ mod resource_types;
 pub mod structure;
 pub mod validate;
 
+pub use context::RequestContext;
 pub use error::{Error, ErrorKind, Issue, IssueSeverity, IssueType};

@@ -1,1 +1,220 @@
-//! placeholder
+//! The embedded resource store: SQLite in WAL mode (`concord serve` needs nothing installed).
+//!
+//! Owns: opening and migrating the database file, the connection handling (one writer behind a
+//! mutex, a pool of readers), and the SQLite implementation of [`ResourceStore`]. Search
+//! compilation lives in [`search`], index writes in [`write`]. Does not: validate, extract index
+//! values or decide access; it stores what the service layer hands it.
+//!
+//! SQLite allows one writer at a time, so writes are serialised here rather than retried on
+//! `SQLITE_BUSY`; readers never block the writer in WAL mode.
+
+mod read;
+mod schema;
+mod search;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use concord_fhir::{Error, RequestContext};
+use concord_search::query::SearchQuery;
+use concord_store::{
+    CompartmentQuery, HistoryPage, HistoryQuery, ResourceStore, SearchPage, StoreTx, StoredVersion,
+};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is on disk before it returns (SQLite `FULL`).
+    #[default]
+    Full,
+    /// Commits survive a process crash but the last ones may be lost on power failure (`NORMAL`).
+    Normal,
+}
+
+/// Options for opening the store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// How many reader connections to keep.
+    pub readers: u32,
+    pub synchronous: Synchronous,
+}
+
+impl SqliteOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteOptions { path: path.into(), readers: 8, synchronous: Synchronous::Full }
+    }
+}
+
+/// The SQLite resource store.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {sync};
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -65536;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA foreign_keys = OFF;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `options.path` and brings its schema up to date.
+    pub fn open(options: &SqliteOptions) -> Result<SqliteStore, StoreOpenError> {
+        if let Some(parent) = options.path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| StoreOpenError(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let writer = Connection::open(&options.path).map_err(|e| open_error(&options.path, &e))?;
+        configure(&writer, options.synchronous).map_err(|e| open_error(&options.path, &e))?;
+        writer.execute_batch(schema::CREATE).map_err(|e| open_error(&options.path, &e))?;
+        let version: Option<i64> = writer
+            .query_row("SELECT value FROM schema_info WHERE key = 'schema_version'", [], |r| r.get(0))
+            .ok();
+        match version {
+            None => {
+                writer
+                    .execute("INSERT INTO schema_info (key, value) VALUES ('schema_version', ?1)", [schema::SCHEMA_VERSION])
+                    .map_err(|e| open_error(&options.path, &e))?;
+            }
+            Some(v) if v == schema::SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(StoreOpenError(format!(
+                    "{} has schema version {v}; this build reads version {}",
+                    options.path.display(),
+                    schema::SCHEMA_VERSION
+                )));
+            }
+        }
+        let synchronous = options.synchronous;
+        let manager = SqliteConnectionManager::file(&options.path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+            .with_init(move |c| configure_reader(c, synchronous));
+        let readers = r2d2::Pool::builder()
+            .max_size(options.readers.max(1))
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(|e| StoreOpenError(format!("cannot open readers on {}: {e}", options.path.display())))?;
+        Ok(SqliteStore { writer: Mutex::new(writer), readers, path: options.path.clone() })
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub fn ping(&self) -> bool {
+        self.readers.get().is_ok_and(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).is_ok())
+    }
+
+    fn reader(&self, ctx: &RequestContext) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, Error> {
+        self.readers.get().map_err(|e| {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "no reader connection");
+            Error::new(concord_fhir::ErrorKind::Unavailable, "The store is busy; try again.")
+        })
+    }
+}
+
+fn configure_reader(conn: &mut Connection, _synchronous: Synchronous) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -32768;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(())
+}
+
+/// The database could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOpenError(pub String);
+
+impl std::fmt::Display for StoreOpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreOpenError {}
+
+fn open_error(path: &Path, e: &rusqlite::Error) -> StoreOpenError {
+    StoreOpenError(format!("cannot open the store at {}: {e}", path.display()))
+}
+
+/// Logs a database failure with the request id and returns the generic internal error.
+pub(crate) fn db_error(ctx_request_id: &str, e: &rusqlite::Error) -> Error {
+    tracing::error!(request_id = %ctx_request_id, error = %e, "store failure");
+    Error::internal()
+}
+
+impl ResourceStore for SqliteStore {
+    fn read(&self, ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error> {
+        let conn = self.reader(ctx)?;
+        read::current(&conn, resource_type, id).map_err(|e| db_error(&ctx.request_id, &e))
+    }
+
+    fn vread(&self, ctx: &RequestContext, resource_type: &str, id: &str, version_id: u64) -> Result<Option<StoredVersion>, Error> {
+        let conn = self.reader(ctx)?;
+        read::version(&conn, resource_type, id, version_id).map_err(|e| db_error(&ctx.request_id, &e))
+    }
+
+    fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, Error> {
+        let mut conn = self.reader(ctx)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| db_error(&ctx.request_id, &e))?;
+        let page = search::run(&tx, query).map_err(|e| e.into_error(&ctx.request_id))?;
+        tx.finish().map_err(|e| db_error(&ctx.request_id, &e))?;
+        Ok(page)
+    }
+
+    fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, Error> {
+        let mut conn = self.reader(ctx)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| db_error(&ctx.request_id, &e))?;
+        let page = read::history(&tx, query).map_err(|e| db_error(&ctx.request_id, &e))?;
+        tx.finish().map_err(|e| db_error(&ctx.request_id, &e))?;
+        Ok(page)
+    }
+
+    fn compartment(&self, ctx: &RequestContext, query: &CompartmentQuery) -> Result<SearchPage, Error> {
+        let mut conn = self.reader(ctx)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| db_error(&ctx.request_id, &e))?;
+        let page = read::compartment(&tx, query).map_err(|e| db_error(&ctx.request_id, &e))?;
+        tx.finish().map_err(|e| db_error(&ctx.request_id, &e))?;
+        Ok(page)
+    }
+
+    fn write(&self, ctx: &RequestContext, work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>) -> Result<(), Error> {
+        // A poisoned lock only means another writer panicked; SQLite rolled its transaction back.
+        let mut conn = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db_error(&ctx.request_id, &e))?;
+        let mut store_tx = write::SqliteTx { tx: &tx, request_id: &ctx.request_id };
+        match work(&mut store_tx) {
+            Ok(()) => tx.commit().map_err(|e| db_error(&ctx.request_id, &e)),
+            Err(e) => {
+                // Dropping the transaction rolls it back; say so explicitly for clarity.
+                tx.rollback().map_err(|e| db_error(&ctx.request_id, &e))?;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,1 +1,174 @@
-//! placeholder
+//! The resource store port (<https://hl7.org/fhir/R4/http.html> needs versioned storage).
+//!
+//! Owns: the [`ResourceStore`] trait that the service layer calls and every backend (SQLite now,
+//! PostgreSQL later) implements, its value types, and [`contract`], the tests every backend must
+//! pass. Does not: validate, index-extract, set `meta`, read a clock or decide access; the service
+//! layer does all of that and hands the store finished versions with their index entries.
+//!
+//! Every call takes the [`RequestContext`] first, so a backend can log and trace by request id.
+//! The trait is synchronous: the embedded backend is synchronous, and the service layer runs store
+//! calls on blocking threads.
+
+pub mod contract;
+
+use concord_fhir::{Error, RequestContext};
+use concord_search::index::IndexEntry;
+use concord_search::query::SearchQuery;
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVersion {
+    pub resource_type: String,
+    pub id: String,
+    /// `meta.versionId`: 1, 2, 3 ... per resource.
+    pub version_id: u64,
+    /// `meta.lastUpdated` as milliseconds since the epoch.
+    pub last_updated: i64,
+    /// The store-wide sequence number of this version: a monotonic clock for snapshots and paging.
+    pub seq: i64,
+    /// The HTTP verb that made this version, for history `Bundle.entry.request`.
+    pub method: Method,
+    /// The resource JSON with `meta` already set; `None` when this version is a deletion.
+    pub body: Option<String>,
+}
+
+impl StoredVersion {
+    pub fn is_deleted(&self) -> bool {
+        self.body.is_none()
+    }
+}
+
+/// The interaction that created a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// A new version to write. The store checks that `version_id` follows the current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVersion {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: u64,
+    pub last_updated: i64,
+    pub method: Method,
+    /// The JSON with `meta` set, or `None` for a deletion.
+    pub body: Option<String>,
+    /// What the version is found under in searches (empty for a deletion).
+    pub index: Vec<IndexEntry>,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchPage {
+    /// The matches on this page, in order.
+    pub matches: Vec<StoredVersion>,
+    /// Resources added by `_include` / `_revinclude`.
+    pub included: Vec<StoredVersion>,
+    /// The number of matches in the whole result, when computed.
+    pub total: Option<u64>,
+    /// The snapshot the page was read at; later pages pass it back in `SearchQuery::snapshot`.
+    pub snapshot: i64,
+}
+
+/// Which history to list (<https://hl7.org/fhir/R4/http.html#history>).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryQuery {
+    /// `None` for system history.
+    pub resource_type: Option<String>,
+    /// `Some` for instance history (requires `resource_type`).
+    pub id: Option<String>,
+    /// `_since`: only versions with lastUpdated at or after this instant (ms).
+    pub since: Option<i64>,
+    /// `_at`-like bound: only versions with `seq <= snapshot` (for stable paging).
+    pub snapshot: Option<i64>,
+    pub count: u32,
+    pub offset: u32,
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryPage {
+    pub versions: Vec<StoredVersion>,
+    pub total: u64,
+    pub snapshot: i64,
+}
+
+/// Which resources of a compartment to list (for `Patient/$everything`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CompartmentQuery {
+    /// The compartment's owner, e.g. `Patient` and its id.
+    pub owner_type: String,
+    pub owner_id: String,
+    /// For each member resource type, the reference parameters that tie it to the owner.
+    pub members: Vec<(String, Vec<String>)>,
+    /// `_since`: only resources last updated at or after this instant (ms).
+    pub since: Option<i64>,
+    pub count: u32,
+    pub offset: u32,
+    pub snapshot: Option<i64>,
+}
+
+/// The versioned resource store.
+pub trait ResourceStore: Send + Sync {
+    /// The current version of a resource (which may be a deletion), or `None` if it never existed.
+    fn read(&self, ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error>;
+
+    /// One version of a resource.
+    fn vread(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        version_id: u64,
+    ) -> Result<Option<StoredVersion>, Error>;
+
+    /// Runs a search, at `query.snapshot` when given, else at the latest state.
+    fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, Error>;
+
+    /// Lists versions, newest first.
+    fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, Error>;
+
+    /// Lists the current resources in a compartment (not including the owner itself).
+    fn compartment(&self, ctx: &RequestContext, query: &CompartmentQuery) -> Result<SearchPage, Error>;
+
+    /// Runs `work` as one atomic unit: every write it makes lands, or none does. Reads inside
+    /// see the unit's own writes. Writers are serialised, so a read-check-write in `work` is safe.
+    fn write(&self, ctx: &RequestContext, work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>) -> Result<(), Error>;
+}
+
+/// Reads and writes inside one atomic unit of work.
+pub trait StoreTx {
+    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error>;
+
+    /// Searches the state as of this unit's writes so far (for conditional interactions).
+    fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, Error>;
+
+    /// Writes a new version. Fails with a conflict if `version_id` is not the current version + 1
+    /// (or 1 for a new resource).
+    fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error>;
+}

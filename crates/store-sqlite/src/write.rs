@@ -1,0 +1,183 @@
+//! Writing versions and their index rows inside one SQLite transaction.
+//!
+//! Owns: the version check (a new version must follow the current one, which is what makes
+//! `If-Match` and concurrent updates safe), marking the previous version superseded, and inserting
+//! index rows. Does not: compute index values or `meta`; the service layer hands those in.
+
+use concord_fhir::{Error, ErrorKind};
+use concord_search::index::{IndexEntry, IndexValue};
+use concord_search::query::SearchQuery;
+use concord_store::{NewVersion, SearchPage, StoreTx, StoredVersion};
+use rusqlite::{Transaction, params};
+
+use crate::{db_error, read, search};
+
+pub(crate) struct SqliteTx<'a> {
+    pub(crate) tx: &'a Transaction<'a>,
+    pub(crate) request_id: &'a str,
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error> {
+        read::current(self.tx, resource_type, id).map_err(|e| db_error(self.request_id, &e))
+    }
+
+    fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, Error> {
+        search::run(self.tx, query).map_err(|e| e.into_error(self.request_id))
+    }
+
+    fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error> {
+        put(self.tx, &version).map_err(|e| match e {
+            PutError::Db(e) => db_error(self.request_id, &e),
+            PutError::Version(err) => err,
+        })
+    }
+}
+
+enum PutError {
+    Db(rusqlite::Error),
+    Version(Error),
+}
+
+impl From<rusqlite::Error> for PutError {
+    fn from(e: rusqlite::Error) -> Self {
+        PutError::Db(e)
+    }
+}
+
+fn put(tx: &Transaction<'_>, version: &NewVersion) -> Result<StoredVersion, PutError> {
+    let current: Option<(i64, i64)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, version_id FROM resource_version
+             WHERE resource_type = ?1 AND id = ?2 AND superseded_seq IS NULL",
+        )?;
+        let mut rows = stmt.query(params![version.resource_type, version.id])?;
+        match rows.next()? {
+            Some(row) => Some((row.get(0)?, row.get(1)?)),
+            None => None,
+        }
+    };
+    let expected = current.map_or(1, |(_, v)| v as u64 + 1);
+    if version.version_id != expected {
+        return Err(PutError::Version(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "{}/{} was changed by someone else (version {} is current); read it again and retry",
+                version.resource_type,
+                version.id,
+                expected - 1
+            ),
+        )));
+    }
+    tx.prepare_cached(
+        "INSERT INTO resource_version (resource_type, id, version_id, last_updated, method, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        version.resource_type,
+        version.id,
+        version.version_id as i64,
+        version.last_updated,
+        version.method.as_str(),
+        version.body,
+    ])?;
+    let seq = tx.last_insert_rowid();
+    if let Some((previous, _)) = current {
+        tx.prepare_cached("UPDATE resource_version SET superseded_seq = ?1 WHERE seq = ?2")?
+            .execute(params![seq, previous])?;
+    }
+    if version.body.is_some() {
+        insert_index(tx, seq, &version.resource_type, &version.index)?;
+    }
+    Ok(StoredVersion {
+        resource_type: version.resource_type.clone(),
+        id: version.id.clone(),
+        version_id: version.version_id,
+        last_updated: version.last_updated,
+        seq,
+        method: version.method,
+        body: version.body.clone(),
+    })
+}
+
+fn insert_index(tx: &Transaction<'_>, seq: i64, resource_type: &str, entries: &[IndexEntry]) -> rusqlite::Result<()> {
+    let mut group = 0i64;
+    for entry in entries {
+        match &entry.value {
+            IndexValue::Composite(components) => {
+                group += 1;
+                for (i, component) in components.iter().enumerate() {
+                    let code = format!("{}${i}", entry.code);
+                    insert_value(tx, seq, resource_type, &code, Some(group), component)?;
+                }
+            }
+            value => insert_value(tx, seq, resource_type, &entry.code, None, value)?,
+        }
+    }
+    Ok(())
+}
+
+fn insert_value(
+    tx: &Transaction<'_>,
+    seq: i64,
+    resource_type: &str,
+    code: &str,
+    grp: Option<i64>,
+    value: &IndexValue,
+) -> rusqlite::Result<()> {
+    match value {
+        IndexValue::String { normalized, exact } => {
+            tx.prepare_cached(
+                "INSERT INTO idx_string (res_seq, resource_type, param, grp, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![seq, resource_type, code, grp, normalized, exact])?;
+        }
+        IndexValue::Token { system, code: token_code, text } => {
+            tx.prepare_cached(
+                "INSERT INTO idx_token (res_seq, resource_type, param, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![seq, resource_type, code, grp, system, token_code, text])?;
+        }
+        IndexValue::Date { low, high } => {
+            tx.prepare_cached(
+                "INSERT INTO idx_date (res_seq, resource_type, param, grp, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![seq, resource_type, code, grp, low, high])?;
+        }
+        IndexValue::Number { value, low, high } => {
+            tx.prepare_cached(
+                "INSERT INTO idx_number (res_seq, resource_type, param, grp, value, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![seq, resource_type, code, grp, value, low, high])?;
+        }
+        IndexValue::Quantity { value, low, high, system, code: unit_code, unit } => {
+            tx.prepare_cached(
+                "INSERT INTO idx_quantity (res_seq, resource_type, param, grp, value, low, high, system, code, unit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![seq, resource_type, code, grp, value, low, high, system, unit_code, unit])?;
+        }
+        IndexValue::Reference { resource_type: target_type, id, url, version, identifier } => {
+            let (ident_system, ident_value) = match identifier {
+                Some((s, v)) => (s.as_deref(), Some(v.as_str())),
+                None => (None, None),
+            };
+            tx.prepare_cached(
+                "INSERT INTO idx_reference (res_seq, resource_type, param, grp, target_type, target_id, url, version, ident_system, ident_value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![seq, resource_type, code, grp, target_type, id, url, version, ident_system, ident_value])?;
+        }
+        IndexValue::Uri(uri) => {
+            tx.prepare_cached("INSERT INTO idx_uri (res_seq, resource_type, param, grp, value) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![seq, resource_type, code, grp, uri])?;
+        }
+        IndexValue::Composite(components) => {
+            // Nested composites do not occur in R4; store the components flat under this group.
+            for (i, component) in components.iter().enumerate() {
+                insert_value(tx, seq, resource_type, &format!("{code}${i}"), grp, component)?;
+            }
+        }
+    }
+    Ok(())
+}
