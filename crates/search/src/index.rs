@@ -18,7 +18,11 @@ pub enum IndexValue {
     /// (see [`crate::normalize::normalize_string`]); `exact` is the value as written.
     String { normalized: String, exact: String },
     /// `token` parameters. `text` is the normalised display or text, for `:text`.
-    Token { system: Option<String>, code: Option<String>, text: Option<String> },
+    Token {
+        system: Option<String>,
+        code: Option<String>,
+        text: Option<String>,
+    },
     /// `date` parameters: the inclusive UTC millisecond range the value covers (a Period's start
     /// and end; an open end is `i64::MIN` or `i64::MAX`).
     Date { low: i64, high: i64 },
@@ -26,7 +30,14 @@ pub enum IndexValue {
     /// (`1.5` covers [1.45, 1.55)).
     Number { value: f64, low: f64, high: f64 },
     /// `quantity` parameters; `system`/`code` are the coded unit, `unit` the human one.
-    Quantity { value: f64, low: f64, high: f64, system: Option<String>, code: Option<String>, unit: Option<String> },
+    Quantity {
+        value: f64,
+        low: f64,
+        high: f64,
+        system: Option<String>,
+        code: Option<String>,
+        unit: Option<String>,
+    },
     /// `reference` parameters. A relative reference fills `resource_type` and `id`; an absolute or
     /// canonical one fills `url` (without `|version`, which goes in `version`) and, when its tail is
     /// `Type/id`, `resource_type` and `id` too. Identifier-only references fill `identifier`.

@@ -37,10 +37,18 @@ pub enum Clause {
     Param(ParamClause),
     /// `reference.param=value` or `reference:Type.param=value`: resources whose `reference`
     /// parameter points at a resource of one of `target_types` that matches `inner`.
-    Chain { reference: String, target_types: Vec<String>, inner: Box<Clause> },
+    Chain {
+        reference: String,
+        target_types: Vec<String>,
+        inner: Box<Clause>,
+    },
     /// `_has:Source:reference:param=value`: resources that some `source_type` resource points at
     /// through its `reference` parameter, where that source matches `inner`.
-    Has { source_type: String, reference: String, inner: Box<Clause> },
+    Has {
+        source_type: String,
+        reference: String,
+        inner: Box<Clause>,
+    },
 }
 
 /// One parameter with its modifier and OR-ed values.
@@ -163,15 +171,41 @@ pub enum TokenSystem {
 pub enum SearchValue {
     /// string (and token `:text`): `normalized` as [`crate::normalize::normalize_string`] makes it,
     /// `exact` as given.
-    String { normalized: String, exact: String },
+    String {
+        normalized: String,
+        exact: String,
+    },
     /// token (and reference `:identifier`): `code` is `None` for `system|`.
-    Token { system: TokenSystem, code: Option<String> },
-    Date { prefix: Prefix, range: DateRange },
+    Token {
+        system: TokenSystem,
+        code: Option<String>,
+    },
+    Date {
+        prefix: Prefix,
+        range: DateRange,
+    },
     /// number: `low`/`high` is the implicit range of the value's precision.
-    Number { prefix: Prefix, value: f64, low: f64, high: f64 },
-    Quantity { prefix: Prefix, value: f64, low: f64, high: f64, system: Option<String>, code: Option<String> },
+    Number {
+        prefix: Prefix,
+        value: f64,
+        low: f64,
+        high: f64,
+    },
+    Quantity {
+        prefix: Prefix,
+        value: f64,
+        low: f64,
+        high: f64,
+        system: Option<String>,
+        code: Option<String>,
+    },
     /// reference: a relative `[Type/]id`, an absolute URL, or a canonical (`url|version`).
-    Reference { resource_type: Option<String>, id: Option<String>, url: Option<String>, version: Option<String> },
+    Reference {
+        resource_type: Option<String>,
+        id: Option<String>,
+        url: Option<String>,
+        version: Option<String>,
+    },
     Uri(String),
     /// composite: one value per component, `$`-separated in the URL.
     Composite(Vec<SearchValue>),
