@@ -1,2 +1,186 @@
-//! placeholder
-fn main() {}
+//! The `concord` binary: command-line interface, configuration and wiring.
+//!
+//! Owns: parsing the command line (clap), loading the configuration, opening the store and the
+//! node key, and running a command. Does not: contain FHIR logic (the service layer does) or
+//! HTTP handling (the REST crate does).
+
+mod config;
+mod import;
+mod node;
+mod serve;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "concord",
+    version,
+    about = "Concord: a federated shared care record for health and social care"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the FHIR server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory [default: ./concord-data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Load FHIR Bundles (transaction, batch, collection) and NDJSON files or folders.
+    Import {
+        /// Files or folders to load.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Hide the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Access tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint an access token signed with this node's key, for scripts and operators.
+    Issue {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Subject: the user or system the token is for.
+        #[arg(long)]
+        sub: String,
+        /// Role (repeatable), e.g. clinician.
+        #[arg(long)]
+        role: Vec<String>,
+        /// The subject's organisation (ODS code).
+        #[arg(long)]
+        org: Option<String>,
+        /// The patient in context, for patient-facing tokens.
+        #[arg(long)]
+        patient: Option<String>,
+        /// Space-separated SMART scopes.
+        #[arg(long, default_value = "user/*.*")]
+        scope: String,
+        /// Mint a system (backend service) token instead of a user token.
+        #[arg(long)]
+        system: bool,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 60)]
+        ttl_minutes: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("concord: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            config,
+        } => {
+            let config = Config::load(
+                config.as_deref(),
+                &Overrides {
+                    listen,
+                    data_dir: data,
+                },
+            )?;
+            node::init_logging(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            paths,
+            data,
+            config,
+            quiet,
+        } => {
+            let config = Config::load(
+                config.as_deref(),
+                &Overrides {
+                    listen: None,
+                    data_dir: data,
+                },
+            )?;
+            let report = import::import(&config, &paths, !quiet)?;
+            Ok(if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    data,
+                    config,
+                    sub,
+                    role,
+                    org,
+                    patient,
+                    scope,
+                    system,
+                    ttl_minutes,
+                },
+        } => {
+            let config = Config::load(
+                config.as_deref(),
+                &Overrides {
+                    listen: None,
+                    data_dir: data,
+                },
+            )?;
+            let token = token::issue(
+                &config,
+                token::TokenRequest {
+                    sub,
+                    roles: role,
+                    org,
+                    patient,
+                    scope,
+                    system,
+                    ttl_minutes,
+                },
+            )?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -59,7 +59,10 @@ impl RequestContext {
     pub fn system(name: &str, request_id: impl Into<String>) -> Self {
         RequestContext {
             request_id: request_id.into(),
-            actor: Actor::System { name: name.to_string(), scopes: vec!["system/*.*".into()] },
+            actor: Actor::System {
+                name: name.to_string(),
+                scopes: vec!["system/*.*".into()],
+            },
             purpose: Purpose::operations(),
         }
     }

@@ -184,11 +184,21 @@ pub struct Issue {
 
 impl Issue {
     pub fn error(code: IssueType, diagnostics: impl Into<String>) -> Self {
-        Issue { severity: IssueSeverity::Error, code, diagnostics: diagnostics.into(), expression: Vec::new() }
+        Issue {
+            severity: IssueSeverity::Error,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Vec::new(),
+        }
     }
 
     pub fn warning(code: IssueType, diagnostics: impl Into<String>) -> Self {
-        Issue { severity: IssueSeverity::Warning, code, diagnostics: diagnostics.into(), expression: Vec::new() }
+        Issue {
+            severity: IssueSeverity::Warning,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Vec::new(),
+        }
     }
 
     pub fn information(code: IssueType, diagnostics: impl Into<String>) -> Self {
@@ -221,7 +231,10 @@ pub struct Error {
 impl Error {
     /// An error with one issue whose code is the kind's default.
     pub fn new(kind: ErrorKind, diagnostics: impl Into<String>) -> Self {
-        Error { kind, issues: vec![Issue::error(kind.issue_type(), diagnostics)] }
+        Error {
+            kind,
+            issues: vec![Issue::error(kind.issue_type(), diagnostics)],
+        }
     }
 
     /// An error explained by the given issues (at least one should be an error).
@@ -247,7 +260,10 @@ impl Error {
 
     /// An internal failure. `detail` is for the log only; the client sees a generic message.
     pub fn internal() -> Self {
-        Error::new(ErrorKind::Internal, "An internal error occurred; it has been logged with the request id.")
+        Error::new(
+            ErrorKind::Internal,
+            "An internal error occurred; it has been logged with the request id.",
+        )
     }
 
     /// Adds an expression to the first issue, for errors about one element.
@@ -296,9 +312,24 @@ mod tests {
     fn every_kind_maps_to_a_client_or_server_status() {
         use ErrorKind::*;
         for kind in [
-            Invalid, Unprocessable, Unauthenticated, Forbidden, NotFound, Gone, MethodNotAllowed,
-            NotAcceptable, Conflict, PreconditionFailed, MultipleMatches, PayloadTooLarge,
-            UnsupportedMediaType, NotSupported, TooManyRequests, Timeout, Unavailable, Internal,
+            Invalid,
+            Unprocessable,
+            Unauthenticated,
+            Forbidden,
+            NotFound,
+            Gone,
+            MethodNotAllowed,
+            NotAcceptable,
+            Conflict,
+            PreconditionFailed,
+            MultipleMatches,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            NotSupported,
+            TooManyRequests,
+            Timeout,
+            Unavailable,
+            Internal,
         ] {
             let status = kind.http_status();
             assert!((400..600).contains(&status), "{kind:?} -> {status}");

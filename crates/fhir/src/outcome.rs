@@ -20,7 +20,10 @@ pub fn from_error(error: &Error) -> Value {
 
 /// An OperationOutcome saying all went well, for `Prefer: return=OperationOutcome`.
 pub fn all_ok(diagnostics: &str) -> Value {
-    operation_outcome(&[Issue::information(crate::IssueType::Informational, diagnostics)])
+    operation_outcome(&[Issue::information(
+        crate::IssueType::Informational,
+        diagnostics,
+    )])
 }
 
 fn issue_json(issue: &Issue) -> Value {

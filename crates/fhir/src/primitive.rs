@@ -94,13 +94,19 @@ impl Primitive {
         match self {
             Primitive::Boolean => match value {
                 Value::Bool(_) => None,
-                other => Some(format!("expected a boolean (true or false), found {}", json_kind(other))),
+                other => Some(format!(
+                    "expected a boolean (true or false), found {}",
+                    json_kind(other)
+                )),
             },
             Primitive::Integer | Primitive::UnsignedInt | Primitive::PositiveInt => {
                 let Value::Number(n) = value else {
                     return Some(format!("expected an integer, found {}", json_kind(value)));
                 };
-                let Some(i) = n.as_i64().filter(|_| !n.to_string().contains(['.', 'e', 'E'])) else {
+                let Some(i) = n
+                    .as_i64()
+                    .filter(|_| !n.to_string().contains(['.', 'e', 'E']))
+                else {
                     return Some(format!("expected an integer, found {n}"));
                 };
                 let (min, max) = match self {
@@ -109,7 +115,10 @@ impl Primitive {
                     _ => (1, i64::from(i32::MAX)),
                 };
                 if i < min || i > max {
-                    Some(format!("{i} is outside the range of {} ({min} to {max})", self.name()))
+                    Some(format!(
+                        "{i} is outside the range of {} ({min} to {max})",
+                        self.name()
+                    ))
                 } else {
                     None
                 }
@@ -117,11 +126,18 @@ impl Primitive {
             Primitive::Decimal => match value {
                 Value::Number(n) if is_decimal(&n.to_string()) => None,
                 Value::Number(n) => Some(format!("{n} is not a valid decimal")),
-                other => Some(format!("expected a decimal number, found {}", json_kind(other))),
+                other => Some(format!(
+                    "expected a decimal number, found {}",
+                    json_kind(other)
+                )),
             },
             _ => {
                 let Value::String(s) = value else {
-                    return Some(format!("expected a string ({}), found {}", self.name(), json_kind(value)));
+                    return Some(format!(
+                        "expected a string ({}), found {}",
+                        self.name(),
+                        json_kind(value)
+                    ));
                 };
                 self.check_str(s)
             }
@@ -139,7 +155,9 @@ impl Primitive {
             }
             Primitive::Code => is_code(s),
             Primitive::Id => is_id(s),
-            Primitive::Uri | Primitive::Url | Primitive::Canonical => !s.chars().any(char::is_whitespace),
+            Primitive::Uri | Primitive::Url | Primitive::Canonical => {
+                !s.chars().any(char::is_whitespace)
+            }
             Primitive::Oid => is_oid(s),
             Primitive::Uuid => is_uuid_urn(s),
             Primitive::Base64Binary => is_base64(s),
@@ -147,15 +165,30 @@ impl Primitive {
             Primitive::DateTime => parse_date_like(s, DateKind::DateTime).is_some(),
             Primitive::Instant => parse_date_like(s, DateKind::Instant).is_some(),
             Primitive::Time => is_time(s),
-            Primitive::Boolean | Primitive::Integer | Primitive::UnsignedInt | Primitive::PositiveInt => false,
+            Primitive::Boolean
+            | Primitive::Integer
+            | Primitive::UnsignedInt
+            | Primitive::PositiveInt => false,
             Primitive::Decimal => is_decimal(s),
         };
-        if ok { None } else { Some(format!("'{}' is not a valid {}", truncate(s, 64), self.name())) }
+        if ok {
+            None
+        } else {
+            Some(format!(
+                "'{}' is not a valid {}",
+                truncate(s, 64),
+                self.name()
+            ))
+        }
     }
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_string() } else { format!("{}...", s.chars().take(max).collect::<String>()) }
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(max).collect::<String>())
+    }
 }
 
 /// Describes a JSON value's kind for error messages.
@@ -173,7 +206,9 @@ pub fn json_kind(value: &serde_json::Value) -> &'static str {
 
 /// `id`: 1 to 64 of `[A-Za-z0-9-.]`.
 pub fn is_id(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// `code`: no leading or trailing whitespace, single spaces only.
@@ -185,11 +220,17 @@ fn is_code(s: &str) -> bool {
 }
 
 fn is_oid(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("urn:oid:") else { return false };
+    let Some(rest) = s.strip_prefix("urn:oid:") else {
+        return false;
+    };
     let mut parts = rest.split('.');
     matches!(parts.next(), Some("0" | "1" | "2"))
         && rest.contains('.')
-        && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0')))
+        && parts.all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p == "0" || !p.starts_with('0'))
+        })
 }
 
 fn is_uuid_urn(s: &str) -> bool {
@@ -209,9 +250,11 @@ pub fn is_uuid(s: &str) -> bool {
 fn is_base64(s: &str) -> bool {
     let compact: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     let padding = compact.iter().rev().take_while(|b| **b == b'=').count();
-    compact.len() % 4 == 0
+    compact.len().is_multiple_of(4)
         && padding <= 2
-        && compact[..compact.len() - padding].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        && compact[..compact.len() - padding]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 /// `decimal`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -225,7 +268,8 @@ pub fn is_decimal(s: &str) -> bool {
         Some((i, f)) => (i, Some(f)),
         None => (mantissa, None),
     };
-    let int_ok = int == "0" || (!int.is_empty() && !int.starts_with('0') && int.bytes().all(|b| b.is_ascii_digit()));
+    let int_ok = int == "0"
+        || (!int.is_empty() && !int.starts_with('0') && int.bytes().all(|b| b.is_ascii_digit()));
     let frac_ok = frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
     let exp_ok = exponent.is_none_or(|e| {
         let e = e.strip_prefix(['+', '-']).unwrap_or(e);
@@ -262,7 +306,11 @@ fn parse_clock(s: &str) -> Option<(u32, u32, u32, u32)> {
 }
 
 fn digits(s: &str) -> Option<u32> {
-    if s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +351,10 @@ pub fn search_date_range(s: &str) -> Option<DateRange> {
     parse_date_like(s, DateKind::DateTime).or_else(|| {
         // Accept `YYYY-MM-DDThh:mm` with an optional zone by inserting seconds.
         let (date, rest) = s.split_once('T')?;
-        if rest.len() >= 5 && rest.as_bytes().get(2) == Some(&b':') && rest.as_bytes().get(5) != Some(&b':') {
+        if rest.len() >= 5
+            && rest.as_bytes().get(2) == Some(&b':')
+            && rest.as_bytes().get(5) != Some(&b':')
+        {
             let with_seconds = format!("{date}T{}:00{}", &rest[..5], &rest[5..]);
             let mut range = parse_date_like(&with_seconds, DateKind::DateTime)?;
             range.high = range.low + 60_000 - 1;
@@ -326,7 +377,12 @@ fn parse_date_like(s: &str, kind: DateKind) -> Option<DateRange> {
     let b = date_part.as_bytes();
     let (year, month, day, precision) = match b.len() {
         4 => (digits(date_part)?, None, None, DatePrecision::Year),
-        7 if b[4] == b'-' => (digits(&date_part[..4])?, Some(digits(&date_part[5..7])?), None, DatePrecision::Month),
+        7 if b[4] == b'-' => (
+            digits(&date_part[..4])?,
+            Some(digits(&date_part[5..7])?),
+            None,
+            DatePrecision::Month,
+        ),
         10 if b[4] == b'-' && b[7] == b'-' => (
             digits(&date_part[..4])?,
             Some(digits(&date_part[5..7])?),
@@ -354,7 +410,11 @@ fn parse_date_like(s: &str, kind: DateKind) -> Option<DateRange> {
             let (low, high) = match (month, day) {
                 (None, _) => (days_from_civil(year, 1, 1), days_from_civil(year + 1, 1, 1)),
                 (Some(m), None) => {
-                    let (ny, nm) = if m == 12 { (year + 1, 1) } else { (year, m + 1) };
+                    let (ny, nm) = if m == 12 {
+                        (year + 1, 1)
+                    } else {
+                        (year, m + 1)
+                    };
                     (days_from_civil(year, m, 1), days_from_civil(ny, nm, 1))
                 }
                 (Some(m), Some(d)) => {
@@ -362,7 +422,11 @@ fn parse_date_like(s: &str, kind: DateKind) -> Option<DateRange> {
                     (start, start + 1)
                 }
             };
-            Some(DateRange { low: low * DAY_MS, high: high * DAY_MS - 1, precision })
+            Some(DateRange {
+                low: low * DAY_MS,
+                high: high * DAY_MS - 1,
+                precision,
+            })
         }
         Some(time) => {
             let (month, day) = (month?, day?);
@@ -398,7 +462,11 @@ fn parse_date_like(s: &str, kind: DateKind) -> Option<DateRange> {
             } else {
                 (low + 999, DatePrecision::Second)
             };
-            Some(DateRange { low, high, precision })
+            Some(DateRange {
+                low,
+                high,
+                precision,
+            })
         }
     }
 }
@@ -487,7 +555,16 @@ mod tests {
 
     #[test]
     fn invalid_dates_are_rejected() {
-        for bad in ["2020-13", "2020-02-30", "20201", "2020-1-1", "2020-01-01T10:00:00", "2020-01-01T25:00:00Z", "abcd", ""] {
+        for bad in [
+            "2020-13",
+            "2020-02-30",
+            "20201",
+            "2020-1-1",
+            "2020-01-01T10:00:00",
+            "2020-01-01T25:00:00Z",
+            "abcd",
+            "",
+        ] {
             assert!(date_range(bad).is_none(), "{bad}");
         }
         assert!(Primitive::Instant.check_str("2020-01-01").is_some());
@@ -507,7 +584,11 @@ mod tests {
         assert!(Primitive::Code.check(&json!(" x")).is_some());
         assert!(Primitive::Uri.check(&json!("a b")).is_some());
         assert!(Primitive::Oid.check(&json!("urn:oid:1.2.3")).is_none());
-        assert!(Primitive::Uuid.check(&json!("urn:uuid:c757873d-ec9a-4326-a141-556f43239520")).is_none());
+        assert!(
+            Primitive::Uuid
+                .check(&json!("urn:uuid:c757873d-ec9a-4326-a141-556f43239520"))
+                .is_none()
+        );
         assert!(Primitive::Base64Binary.check(&json!("aGVsbG8=")).is_none());
         assert!(Primitive::Base64Binary.check(&json!("aGVsbG8")).is_some());
         assert!(Primitive::String.check(&json!("")).is_some());

@@ -33,7 +33,9 @@ pub fn set_id(resource: &mut Value, id: &str) {
 /// Sets `meta.versionId` and `meta.lastUpdated`, keeping every other meta element.
 pub fn set_meta_version(resource: &mut Value, version_id: &str, last_updated: &str) {
     let Value::Object(map) = resource else { return };
-    let meta = map.entry("meta").or_insert_with(|| Value::Object(Map::new()));
+    let meta = map
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
@@ -47,7 +49,9 @@ pub fn set_meta_version(resource: &mut Value, version_id: &str, last_updated: &s
 
 fn move_after_resource_type(map: &mut Map<String, Value>, key: &str) {
     // serde_json's preserve_order keeps insertion order; re-insert so id and meta lead.
-    let Some(value) = map.shift_remove(key) else { return };
+    let Some(value) = map.shift_remove(key) else {
+        return;
+    };
     let rest: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
     let mut placed = false;
     for (k, v) in rest {

@@ -1,1 +1,101 @@
-//! placeholder
+//! The service layer: every FHIR use case Concord offers, and the only path from a transport to
+//! data (<https://hl7.org/fhir/R4/http.html>).
+//!
+//! Owns: the rules of each interaction (ids, versions, `meta`, validation, conditional logic,
+//! transaction processing, paging links, `_summary` and `_elements`), the clock and id sources,
+//! and assembling response Bundles. Every method takes the [`RequestContext`] first.
+//!
+//! Does not: speak HTTP (the REST crate maps requests and the error vocabulary), store anything
+//! itself (the [`ResourceStore`] does), or decide access and consent (a later layer of this crate,
+//! called from here, so no transport can skip it).
+
+pub mod bundle;
+pub mod capability;
+pub mod everything;
+pub mod history;
+pub mod read;
+pub mod search;
+pub mod transaction;
+pub mod write;
+
+use std::sync::Arc;
+
+use concord_fhir::RequestContext;
+use concord_store::ResourceStore;
+
+/// The source of "now", so tests can fix time.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Settings of the service layer.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Page size when a search names none.
+    pub default_count: u32,
+    /// Largest page size a client may ask for.
+    pub max_count: u32,
+    /// Largest number of entries in one batch or transaction Bundle.
+    pub max_bundle_entries: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            default_count: 50,
+            max_count: 1000,
+            max_bundle_entries: 20_000,
+        }
+    }
+}
+
+/// The service layer's entry point; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) store: Arc<dyn ResourceStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: HubConfig,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("config", &self.config).finish()
+    }
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn ResourceStore>, clock: Arc<dyn Clock>, config: HubConfig) -> Hub {
+        Hub {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// A fresh logical id for a created resource.
+    pub(crate) fn new_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    /// Checks that the store answers, for readiness probes.
+    pub fn ready(&self, ctx: &RequestContext) -> bool {
+        self.store.read(ctx, "Patient", "readiness-probe").is_ok()
+    }
+}

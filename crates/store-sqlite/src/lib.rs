@@ -46,7 +46,11 @@ pub struct SqliteOptions {
 
 impl SqliteOptions {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SqliteOptions { path: path.into(), readers: 8, synchronous: Synchronous::Full }
+        SqliteOptions {
+            path: path.into(),
+            readers: 8,
+            synchronous: Synchronous::Full,
+        }
     }
 }
 
@@ -59,7 +63,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -87,18 +93,28 @@ impl SqliteStore {
         if let Some(parent) = options.path.parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| StoreOpenError(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreOpenError(format!("cannot create {}: {e}", parent.display())))?;
         }
         let writer = Connection::open(&options.path).map_err(|e| open_error(&options.path, &e))?;
         configure(&writer, options.synchronous).map_err(|e| open_error(&options.path, &e))?;
-        writer.execute_batch(schema::CREATE).map_err(|e| open_error(&options.path, &e))?;
+        writer
+            .execute_batch(schema::CREATE)
+            .map_err(|e| open_error(&options.path, &e))?;
         let version: Option<i64> = writer
-            .query_row("SELECT value FROM schema_info WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM schema_info WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .ok();
         match version {
             None => {
                 writer
-                    .execute("INSERT INTO schema_info (key, value) VALUES ('schema_version', ?1)", [schema::SCHEMA_VERSION])
+                    .execute(
+                        "INSERT INTO schema_info (key, value) VALUES ('schema_version', ?1)",
+                        [schema::SCHEMA_VERSION],
+                    )
                     .map_err(|e| open_error(&options.path, &e))?;
             }
             Some(v) if v == schema::SCHEMA_VERSION => {}
@@ -112,25 +128,46 @@ impl SqliteStore {
         }
         let synchronous = options.synchronous;
         let manager = SqliteConnectionManager::file(&options.path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+            .with_flags(
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
             .with_init(move |c| configure_reader(c, synchronous));
         let readers = r2d2::Pool::builder()
             .max_size(options.readers.max(1))
             .min_idle(Some(1))
             .build(manager)
-            .map_err(|e| StoreOpenError(format!("cannot open readers on {}: {e}", options.path.display())))?;
-        Ok(SqliteStore { writer: Mutex::new(writer), readers, path: options.path.clone() })
+            .map_err(|e| {
+                StoreOpenError(format!(
+                    "cannot open readers on {}: {e}",
+                    options.path.display()
+                ))
+            })?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers,
+            path: options.path.clone(),
+        })
     }
 
     /// Checks that the database answers (for `/readyz`).
     pub fn ping(&self) -> bool {
-        self.readers.get().is_ok_and(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).is_ok())
+        self.readers
+            .get()
+            .is_ok_and(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).is_ok())
     }
 
-    fn reader(&self, ctx: &RequestContext) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, Error> {
+    fn reader(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, Error> {
         self.readers.get().map_err(|e| {
             tracing::error!(request_id = %ctx.request_id, error = %e, "no reader connection");
-            Error::new(concord_fhir::ErrorKind::Unavailable, "The store is busy; try again.")
+            Error::new(
+                concord_fhir::ErrorKind::Unavailable,
+                "The store is busy; try again.",
+            )
         })
     }
 }
@@ -169,19 +206,33 @@ pub(crate) fn db_error(ctx_request_id: &str, e: &rusqlite::Error) -> Error {
 }
 
 impl ResourceStore for SqliteStore {
-    fn read(&self, ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error> {
+    fn read(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, Error> {
         let conn = self.reader(ctx)?;
         read::current(&conn, resource_type, id).map_err(|e| db_error(&ctx.request_id, &e))
     }
 
-    fn vread(&self, ctx: &RequestContext, resource_type: &str, id: &str, version_id: u64) -> Result<Option<StoredVersion>, Error> {
+    fn vread(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        version_id: u64,
+    ) -> Result<Option<StoredVersion>, Error> {
         let conn = self.reader(ctx)?;
-        read::version(&conn, resource_type, id, version_id).map_err(|e| db_error(&ctx.request_id, &e))
+        read::version(&conn, resource_type, id, version_id)
+            .map_err(|e| db_error(&ctx.request_id, &e))
     }
 
     fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, Error> {
         let mut conn = self.reader(ctx)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| db_error(&ctx.request_id, &e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| db_error(&ctx.request_id, &e))?;
         let page = search::run(&tx, query).map_err(|e| e.into_error(&ctx.request_id))?;
         tx.finish().map_err(|e| db_error(&ctx.request_id, &e))?;
         Ok(page)
@@ -189,25 +240,45 @@ impl ResourceStore for SqliteStore {
 
     fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, Error> {
         let mut conn = self.reader(ctx)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| db_error(&ctx.request_id, &e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| db_error(&ctx.request_id, &e))?;
         let page = read::history(&tx, query).map_err(|e| db_error(&ctx.request_id, &e))?;
         tx.finish().map_err(|e| db_error(&ctx.request_id, &e))?;
         Ok(page)
     }
 
-    fn compartment(&self, ctx: &RequestContext, query: &CompartmentQuery) -> Result<SearchPage, Error> {
+    fn compartment(
+        &self,
+        ctx: &RequestContext,
+        query: &CompartmentQuery,
+    ) -> Result<SearchPage, Error> {
         let mut conn = self.reader(ctx)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|e| db_error(&ctx.request_id, &e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| db_error(&ctx.request_id, &e))?;
         let page = read::compartment(&tx, query).map_err(|e| db_error(&ctx.request_id, &e))?;
         tx.finish().map_err(|e| db_error(&ctx.request_id, &e))?;
         Ok(page)
     }
 
-    fn write(&self, ctx: &RequestContext, work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>) -> Result<(), Error> {
+    fn write(
+        &self,
+        ctx: &RequestContext,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         // A poisoned lock only means another writer panicked; SQLite rolled its transaction back.
-        let mut conn = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| db_error(&ctx.request_id, &e))?;
-        let mut store_tx = write::SqliteTx { tx: &tx, request_id: &ctx.request_id };
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&ctx.request_id, &e))?;
+        let mut store_tx = write::SqliteTx {
+            tx: &tx,
+            request_id: &ctx.request_id,
+        };
         match work(&mut store_tx) {
             Ok(()) => tx.commit().map_err(|e| db_error(&ctx.request_id, &e)),
             Err(e) => {

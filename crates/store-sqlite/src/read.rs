@@ -4,10 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use concord_store::{CompartmentQuery, HistoryPage, HistoryQuery, Method, SearchPage, StoredVersion};
+use concord_store::{
+    CompartmentQuery, HistoryPage, HistoryQuery, Method, SearchPage, StoredVersion,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-pub(crate) const VERSION_COLUMNS: &str = "seq, resource_type, id, version_id, last_updated, method, body";
+pub(crate) const VERSION_COLUMNS: &str =
+    "seq, resource_type, id, version_id, last_updated, method, body";
 
 pub(crate) fn row_to_version(row: &Row<'_>) -> rusqlite::Result<StoredVersion> {
     let method: String = row.get(5)?;
@@ -22,25 +25,39 @@ pub(crate) fn row_to_version(row: &Row<'_>) -> rusqlite::Result<StoredVersion> {
     })
 }
 
-pub(crate) fn current(conn: &Connection, resource_type: &str, id: &str) -> rusqlite::Result<Option<StoredVersion>> {
+pub(crate) fn current(
+    conn: &Connection,
+    resource_type: &str,
+    id: &str,
+) -> rusqlite::Result<Option<StoredVersion>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM resource_version
          WHERE resource_type = ?1 AND id = ?2 AND superseded_seq IS NULL"
     ))?;
-    stmt.query_row(params![resource_type, id], row_to_version).optional()
+    stmt.query_row(params![resource_type, id], row_to_version)
+        .optional()
 }
 
-pub(crate) fn version(conn: &Connection, resource_type: &str, id: &str, version_id: u64) -> rusqlite::Result<Option<StoredVersion>> {
-    let Ok(version_id) = i64::try_from(version_id) else { return Ok(None) };
+pub(crate) fn version(
+    conn: &Connection,
+    resource_type: &str,
+    id: &str,
+    version_id: u64,
+) -> rusqlite::Result<Option<StoredVersion>> {
+    let Ok(version_id) = i64::try_from(version_id) else {
+        return Ok(None);
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM resource_version
          WHERE resource_type = ?1 AND id = ?2 AND version_id = ?3"
     ))?;
-    stmt.query_row(params![resource_type, id, version_id], row_to_version).optional()
+    stmt.query_row(params![resource_type, id, version_id], row_to_version)
+        .optional()
 }
 
 pub(crate) fn max_seq(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM resource_version")?.query_row([], |r| r.get(0))
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM resource_version")?
+        .query_row([], |r| r.get(0))
 }
 
 pub(crate) fn history(conn: &Connection, query: &HistoryQuery) -> rusqlite::Result<HistoryPage> {
@@ -64,7 +81,9 @@ pub(crate) fn history(conn: &Connection, query: &HistoryQuery) -> rusqlite::Resu
     }
     let filter = conditions.join(" AND ");
     let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM resource_version WHERE {filter}"))?
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM resource_version WHERE {filter}"
+        ))?
         .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
     values.push(i64::from(query.count).into());
     values.push(i64::from(query.offset).into());
@@ -76,10 +95,17 @@ pub(crate) fn history(conn: &Connection, query: &HistoryQuery) -> rusqlite::Resu
     let versions = stmt
         .query_map(rusqlite::params_from_iter(values.iter()), row_to_version)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(HistoryPage { versions, total: total as u64, snapshot })
+    Ok(HistoryPage {
+        versions,
+        total: total as u64,
+        snapshot,
+    })
 }
 
-pub(crate) fn compartment(conn: &Connection, query: &CompartmentQuery) -> rusqlite::Result<SearchPage> {
+pub(crate) fn compartment(
+    conn: &Connection,
+    query: &CompartmentQuery,
+) -> rusqlite::Result<SearchPage> {
     let snapshot = match query.snapshot {
         Some(s) => s,
         None => max_seq(conn)?,
@@ -95,12 +121,21 @@ pub(crate) fn compartment(conn: &Connection, query: &CompartmentQuery) -> rusqli
          WHERE r.target_type = ?1 AND r.target_id = ?2 AND s.body IS NOT NULL
            AND s.seq <= ?3 AND (s.superseded_seq IS NULL OR s.superseded_seq > ?3)
            AND s.last_updated >= ?4",
-        VERSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+        VERSION_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))?;
     let mut seen = HashSet::new();
     let mut found = Vec::new();
     let rows = stmt.query_map(
-        params![query.owner_type, query.owner_id, snapshot, query.since.unwrap_or(i64::MIN)],
+        params![
+            query.owner_type,
+            query.owner_id,
+            snapshot,
+            query.since.unwrap_or(i64::MIN)
+        ],
         |row| {
             let resource_type: String = row.get(0)?;
             let param: String = row.get(1)?;
@@ -123,14 +158,24 @@ pub(crate) fn compartment(conn: &Connection, query: &CompartmentQuery) -> rusqli
     )?;
     for row in rows {
         let (resource_type, param, version) = row?;
-        let is_member = members.get(resource_type.as_str()).is_some_and(|p| p.contains(param.as_str()));
+        let is_member = members
+            .get(resource_type.as_str())
+            .is_some_and(|p| p.contains(param.as_str()));
         if is_member && seen.insert(version.seq) {
             found.push(version);
         }
     }
     found.sort_by_key(|v| v.seq);
     let total = found.len() as u64;
-    let matches: Vec<StoredVersion> =
-        found.into_iter().skip(query.offset as usize).take(query.count as usize).collect();
-    Ok(SearchPage { matches, included: Vec::new(), total: Some(total), snapshot })
+    let matches: Vec<StoredVersion> = found
+        .into_iter()
+        .skip(query.offset as usize)
+        .take(query.count as usize)
+        .collect();
+    Ok(SearchPage {
+        matches,
+        included: Vec::new(),
+        total: Some(total),
+        snapshot,
+    })
 }

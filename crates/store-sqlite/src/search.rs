@@ -18,8 +18,8 @@ use std::collections::HashSet;
 
 use concord_fhir::{Error, ErrorKind};
 use concord_search::query::{
-    Clause, Include, Modifier, ParamClause, ParamRef, ParamType, Prefix, SearchQuery, SearchValue, Sort,
-    Summary, TokenSystem, Total,
+    Clause, Include, Modifier, ParamClause, ParamRef, ParamType, Prefix, SearchQuery, SearchValue,
+    Sort, Summary, TokenSystem, Total,
 };
 use concord_store::{SearchPage, StoredVersion};
 use rusqlite::Connection;
@@ -102,7 +102,11 @@ pub(crate) fn run(conn: &Connection, query: &SearchQuery) -> Result<SearchPage, 
         Some(s) if s < snapshot => (Vis::At(s), s),
         _ => (Vis::Current, snapshot),
     };
-    let mut sql = Sql { params: Vec::new(), aliases: 0, vis };
+    let mut sql = Sql {
+        params: Vec::new(),
+        aliases: 0,
+        vis,
+    };
     let mut conditions = vec![visible("rv", vis)];
     if let Some(t) = &query.resource_type {
         conditions.push(format!("rv.resource_type = {}", sql.bind(t.clone())));
@@ -153,25 +157,46 @@ pub(crate) fn run(conn: &Connection, query: &SearchQuery) -> Result<SearchPage, 
             l = n - 1,
         );
         let mut stmt = conn.prepare_cached(&text)?;
-        matches = stmt.query_map(rusqlite::params_from_iter(values.iter()), row_to_version)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        matches = stmt
+            .query_map(rusqlite::params_from_iter(values.iter()), row_to_version)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
     }
 
     let total = match query.total {
         Some(Total::None) if !summary_count => None,
-        _ if !summary_count && query.offset == 0 && (matches.len() as u32) < limit => Some(matches.len() as u64),
+        _ if !summary_count && query.offset == 0 && (matches.len() as u32) < limit => {
+            Some(matches.len() as u64)
+        }
         _ => {
             let text = format!("SELECT COUNT(*) FROM resource_version rv WHERE {filter}");
-            let n: i64 = conn.prepare_cached(&text)?.query_row(rusqlite::params_from_iter(filter_params.iter()), |r| r.get(0))?;
+            let n: i64 = conn
+                .prepare_cached(&text)?
+                .query_row(rusqlite::params_from_iter(filter_params.iter()), |r| {
+                    r.get(0)
+                })?;
             Some(n as u64)
         }
     };
 
-    let included = if matches.is_empty() { Vec::new() } else { includes(conn, query, &matches, vis)? };
-    Ok(SearchPage { matches, included, total, snapshot })
+    let included = if matches.is_empty() {
+        Vec::new()
+    } else {
+        includes(conn, query, &matches, vis)?
+    };
+    Ok(SearchPage {
+        matches,
+        included,
+        total,
+        snapshot,
+    })
 }
 
 fn prefixed_columns(alias: &str) -> String {
-    VERSION_COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+    VERSION_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const NEVER_DRIVES: u32 = 100;
@@ -185,7 +210,19 @@ fn selectivity(clause: &Clause) -> u32 {
             (ParamRef::LastUpdated, _) => 40,
             (ParamRef::Indexed { param_type, .. }, modifier) => match param_type {
                 ParamType::Reference => 10,
-                ParamType::Token if p.values.iter().all(|v| matches!(v, SearchValue::Token { system: TokenSystem::Is(_), code: Some(_) })) => 12,
+                ParamType::Token
+                    if p.values.iter().all(|v| {
+                        matches!(
+                            v,
+                            SearchValue::Token {
+                                system: TokenSystem::Is(_),
+                                code: Some(_)
+                            }
+                        )
+                    }) =>
+                {
+                    12
+                }
                 ParamType::Token if *modifier == Modifier::Text => 35,
                 ParamType::Token => 15,
                 ParamType::Uri => 15,
@@ -212,7 +249,10 @@ fn table_for(param_type: ParamType) -> Result<&'static str, SearchError> {
         ParamType::Reference => "idx_reference",
         ParamType::Uri => "idx_uri",
         ParamType::Composite | ParamType::Special => {
-            return Err(invalid(format!("{} parameters are not held in one index table", param_type.code())));
+            return Err(invalid(format!(
+                "{} parameters are not held in one index table",
+                param_type.code()
+            )));
         }
     })
 }
@@ -231,16 +271,27 @@ fn table_for_value(value: &SearchValue) -> Result<&'static str, SearchError> {
 }
 
 /// A clause as `alias.seq IN (...)`: drives the query from the index.
-fn clause_in(clause: &Clause, alias: &str, resource_type: Option<&str>, sql: &mut Sql) -> Result<String, SearchError> {
+fn clause_in(
+    clause: &Clause,
+    alias: &str,
+    resource_type: Option<&str>,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
     match clause {
         Clause::Param(p) => param_in(p, alias, resource_type, sql),
-        Clause::Chain { reference, target_types, inner } => {
+        Clause::Chain {
+            reference,
+            target_types,
+            inner,
+        } => {
             let r = sql.alias("r");
             let t = sql.alias("t");
             let vis_t = visible(&t, sql.vis);
             let targets = bind_list(target_types, sql);
             let code = sql.bind(reference.clone());
-            let type_filter = resource_type.map(|rt| format!(" AND {r}.resource_type = {}", sql.bind(rt.to_string()))).unwrap_or_default();
+            let type_filter = resource_type
+                .map(|rt| format!(" AND {r}.resource_type = {}", sql.bind(rt.to_string())))
+                .unwrap_or_default();
             let inner_cond = clause_in(inner, &t, single(target_types), sql)?;
             Ok(format!(
                 "{alias}.seq IN (SELECT {r}.res_seq FROM resource_version {t} JOIN idx_reference {r}
@@ -249,14 +300,20 @@ fn clause_in(clause: &Clause, alias: &str, resource_type: Option<&str>, sql: &mu
                    AND {r}.param = {code}{type_filter})"
             ))
         }
-        Clause::Has { source_type, reference, inner } => {
+        Clause::Has {
+            source_type,
+            reference,
+            inner,
+        } => {
             let r = sql.alias("r");
             let s = sql.alias("s");
             let vis_s = visible(&s, sql.vis);
             let source = sql.bind(source_type.clone());
             let code = sql.bind(reference.clone());
             let inner_cond = clause_in(inner, &s, Some(source_type), sql)?;
-            let type_filter = resource_type.map(|rt| format!(" AND {r}.target_type = {}", sql.bind(rt.to_string()))).unwrap_or_default();
+            let type_filter = resource_type
+                .map(|rt| format!(" AND {r}.target_type = {}", sql.bind(rt.to_string())))
+                .unwrap_or_default();
             Ok(format!(
                 "{alias}.id IN (SELECT {r}.target_id FROM resource_version {s} JOIN idx_reference {r} ON {r}.res_seq = {s}.seq
                  WHERE {s}.resource_type = {source} AND {vis_s} AND {inner_cond} AND {r}.param = {code}{type_filter}
@@ -270,7 +327,11 @@ fn clause_in(clause: &Clause, alias: &str, resource_type: Option<&str>, sql: &mu
 fn clause_exists(clause: &Clause, alias: &str, sql: &mut Sql) -> Result<String, SearchError> {
     match clause {
         Clause::Param(p) => param_exists(p, alias, sql),
-        Clause::Chain { reference, target_types, inner } => {
+        Clause::Chain {
+            reference,
+            target_types,
+            inner,
+        } => {
             let r = sql.alias("r");
             let t = sql.alias("t");
             let vis_t = visible(&t, sql.vis);
@@ -284,7 +345,11 @@ fn clause_exists(clause: &Clause, alias: &str, sql: &mut Sql) -> Result<String, 
                    AND {vis_t} AND {inner_cond})"
             ))
         }
-        Clause::Has { source_type, reference, inner } => {
+        Clause::Has {
+            source_type,
+            reference,
+            inner,
+        } => {
             let r = sql.alias("r");
             let s = sql.alias("s");
             let vis_s = visible(&s, sql.vis);
@@ -308,26 +373,45 @@ fn single(types: &[String]) -> Option<&str> {
 }
 
 fn bind_list(values: &[String], sql: &mut Sql) -> String {
-    values.iter().map(|v| sql.bind(v.clone())).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| sql.bind(v.clone()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn param_in(p: &ParamClause, alias: &str, resource_type: Option<&str>, sql: &mut Sql) -> Result<String, SearchError> {
+fn param_in(
+    p: &ParamClause,
+    alias: &str,
+    resource_type: Option<&str>,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
     match &p.param {
         ParamRef::Id | ParamRef::LastUpdated => param_exists(p, alias, sql),
-        ParamRef::Indexed { code, param_type: ParamType::Composite } => {
+        ParamRef::Indexed {
+            code,
+            param_type: ParamType::Composite,
+        } => {
             let (from, cond) = composite_join(code, &p.values, sql)?;
             let first = "c0";
-            let type_filter =
-                resource_type.map(|rt| format!(" AND {first}.resource_type = {}", sql.bind(rt.to_string()))).unwrap_or_default();
-            Ok(format!("{alias}.seq IN (SELECT {first}.res_seq FROM {from} WHERE {cond}{type_filter})"))
+            let type_filter = resource_type
+                .map(|rt| format!(" AND {first}.resource_type = {}", sql.bind(rt.to_string())))
+                .unwrap_or_default();
+            Ok(format!(
+                "{alias}.seq IN (SELECT {first}.res_seq FROM {from} WHERE {cond}{type_filter})"
+            ))
         }
         ParamRef::Indexed { code, param_type } => {
             let table = table_for(*param_type)?;
             let x = sql.alias("x");
-            let type_filter = resource_type.map(|rt| format!("{x}.resource_type = {} AND ", sql.bind(rt.to_string()))).unwrap_or_default();
+            let type_filter = resource_type
+                .map(|rt| format!("{x}.resource_type = {} AND ", sql.bind(rt.to_string())))
+                .unwrap_or_default();
             let code = sql.bind(code.clone());
             let values = values_cond(&x, p, sql)?;
-            Ok(format!("{alias}.seq IN (SELECT {x}.res_seq FROM {table} {x} WHERE {type_filter}{x}.param = {code} AND ({values}))"))
+            Ok(format!(
+                "{alias}.seq IN (SELECT {x}.res_seq FROM {table} {x} WHERE {type_filter}{x}.param = {code} AND ({values}))"
+            ))
         }
     }
 }
@@ -339,7 +423,11 @@ fn param_exists(p: &ParamClause, alias: &str, sql: &mut Sql) -> Result<String, S
             for value in &p.values {
                 ids.push(sql.bind(id_value(value)?));
             }
-            let negate = if p.modifier == Modifier::Not { "NOT " } else { "" };
+            let negate = if p.modifier == Modifier::Not {
+                "NOT "
+            } else {
+                ""
+            };
             Ok(format!("{alias}.id {negate}IN ({})", ids.join(", ")))
         }
         ParamRef::LastUpdated => {
@@ -359,28 +447,50 @@ fn param_exists(p: &ParamClause, alias: &str, sql: &mut Sql) -> Result<String, S
             }
             if *param_type == ParamType::Composite {
                 let (from, cond) = composite_join(code, &p.values, sql)?;
-                return Ok(format!("EXISTS (SELECT 1 FROM {from} WHERE c0.res_seq = {alias}.seq AND {cond})"));
+                return Ok(format!(
+                    "EXISTS (SELECT 1 FROM {from} WHERE c0.res_seq = {alias}.seq AND {cond})"
+                ));
             }
             let table = table_for(*param_type)?;
             let x = sql.alias("x");
             let code = sql.bind(code.clone());
             let (negate, clause) = if p.modifier == Modifier::Not {
-                let positive = ParamClause { param: p.param.clone(), modifier: Modifier::None, values: p.values.clone() };
+                let positive = ParamClause {
+                    param: p.param.clone(),
+                    modifier: Modifier::None,
+                    values: p.values.clone(),
+                };
                 ("NOT ", values_cond(&x, &positive, sql)?)
             } else {
                 ("", values_cond(&x, p, sql)?)
             };
-            Ok(format!("{negate}EXISTS (SELECT 1 FROM {table} {x} WHERE {x}.res_seq = {alias}.seq AND {x}.param = {code} AND ({clause}))"))
+            Ok(format!(
+                "{negate}EXISTS (SELECT 1 FROM {table} {x} WHERE {x}.res_seq = {alias}.seq AND {x}.param = {code} AND ({clause}))"
+            ))
         }
     }
 }
 
-fn missing_cond(alias: &str, code: &str, param_type: ParamType, missing: bool, sql: &mut Sql) -> Result<String, SearchError> {
+fn missing_cond(
+    alias: &str,
+    code: &str,
+    param_type: ParamType,
+    missing: bool,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
     let negate = if missing { "NOT " } else { "" };
     if param_type == ParamType::Composite {
         let first = sql.bind(format!("{code}$0"));
         // A composite's first component lives in whichever table its type uses; look in all.
-        let tables = ["idx_string", "idx_token", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri"];
+        let tables = [
+            "idx_string",
+            "idx_token",
+            "idx_date",
+            "idx_number",
+            "idx_quantity",
+            "idx_reference",
+            "idx_uri",
+        ];
         let any: Vec<String> = tables
             .iter()
             .map(|t| format!("EXISTS (SELECT 1 FROM {t} m WHERE m.res_seq = {alias}.seq AND m.param = {first})"))
@@ -390,12 +500,16 @@ fn missing_cond(alias: &str, code: &str, param_type: ParamType, missing: bool, s
     let table = table_for(param_type)?;
     let x = sql.alias("x");
     let code = sql.bind(code.to_string());
-    Ok(format!("{negate}EXISTS (SELECT 1 FROM {table} {x} WHERE {x}.res_seq = {alias}.seq AND {x}.param = {code})"))
+    Ok(format!(
+        "{negate}EXISTS (SELECT 1 FROM {table} {x} WHERE {x}.res_seq = {alias}.seq AND {x}.param = {code})"
+    ))
 }
 
 fn id_value(value: &SearchValue) -> Result<String, SearchError> {
     match value {
-        SearchValue::Token { code: Some(code), .. } => Ok(code.clone()),
+        SearchValue::Token {
+            code: Some(code), ..
+        } => Ok(code.clone()),
         SearchValue::String { exact, .. } => Ok(exact.clone()),
         SearchValue::Uri(id) => Ok(id.clone()),
         SearchValue::Reference { id: Some(id), .. } => Ok(id.clone()),
@@ -415,12 +529,23 @@ fn values_cond(x: &str, p: &ParamClause, sql: &mut Sql) -> Result<String, Search
     Ok(parts.join(" OR "))
 }
 
-fn value_cond(x: &str, value: &SearchValue, modifier: &Modifier, sql: &mut Sql) -> Result<String, SearchError> {
+fn value_cond(
+    x: &str,
+    value: &SearchValue,
+    modifier: &Modifier,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
     Ok(match value {
         SearchValue::String { normalized, exact } => match modifier {
             Modifier::Exact => format!("{x}.exact = {}", sql.bind(exact.clone())),
-            Modifier::Contains => format!("{x}.normalized LIKE {} ESCAPE '\\'", sql.bind(format!("%{}%", like_escape(normalized)))),
-            Modifier::Text => format!("{x}.text LIKE {} ESCAPE '\\'", sql.bind(format!("%{}%", like_escape(normalized)))),
+            Modifier::Contains => format!(
+                "{x}.normalized LIKE {} ESCAPE '\\'",
+                sql.bind(format!("%{}%", like_escape(normalized)))
+            ),
+            Modifier::Text => format!(
+                "{x}.text LIKE {} ESCAPE '\\'",
+                sql.bind(format!("%{}%", like_escape(normalized)))
+            ),
             _ => {
                 let low = sql.bind(normalized.clone());
                 let high = sql.bind(format!("{normalized}\u{10FFFF}"));
@@ -428,41 +553,83 @@ fn value_cond(x: &str, value: &SearchValue, modifier: &Modifier, sql: &mut Sql) 
             }
         },
         SearchValue::Token { system, code } => {
-            let (system_col, code_col) =
-                if *modifier == Modifier::Identifier { ("ident_system", "ident_value") } else { ("system", "code") };
+            let (system_col, code_col) = if *modifier == Modifier::Identifier {
+                ("ident_system", "ident_value")
+            } else {
+                ("system", "code")
+            };
             if *modifier == Modifier::Text {
                 let text = code.clone().unwrap_or_default();
-                return Ok(format!("{x}.text LIKE {} ESCAPE '\\'", sql.bind(format!("%{}%", like_escape(&text.to_lowercase())))));
+                return Ok(format!(
+                    "{x}.text LIKE {} ESCAPE '\\'",
+                    sql.bind(format!("%{}%", like_escape(&text.to_lowercase())))
+                ));
             }
             let mut parts = Vec::new();
             match system {
                 TokenSystem::Any => {}
                 TokenSystem::NoSystem => parts.push(format!("{x}.{system_col} IS NULL")),
-                TokenSystem::Is(s) => parts.push(format!("{x}.{system_col} = {}", sql.bind(s.clone()))),
+                TokenSystem::Is(s) => {
+                    parts.push(format!("{x}.{system_col} = {}", sql.bind(s.clone())))
+                }
             }
             if let Some(code) = code {
                 parts.push(format!("{x}.{code_col} = {}", sql.bind(code.clone())));
             }
-            if parts.is_empty() { "1".into() } else { format!("({})", parts.join(" AND ")) }
+            if parts.is_empty() {
+                "1".into()
+            } else {
+                format!("({})", parts.join(" AND "))
+            }
         }
-        SearchValue::Date { prefix, range } => date_cond(&format!("{x}.low"), &format!("{x}.high"), *prefix, range.low, range.high, sql),
-        SearchValue::Number { prefix, value, low, high } => number_cond(&format!("{x}.value"), *prefix, *value, *low, *high, sql),
-        SearchValue::Quantity { prefix, value, low, high, system, code } => {
+        SearchValue::Date { prefix, range } => date_cond(
+            &format!("{x}.low"),
+            &format!("{x}.high"),
+            *prefix,
+            range.low,
+            range.high,
+            sql,
+        ),
+        SearchValue::Number {
+            prefix,
+            value,
+            low,
+            high,
+        } => number_cond(&format!("{x}.value"), *prefix, *value, *low, *high, sql),
+        SearchValue::Quantity {
+            prefix,
+            value,
+            low,
+            high,
+            system,
+            code,
+        } => {
             let mut cond = number_cond(&format!("{x}.value"), *prefix, *value, *low, *high, sql);
             match (system, code) {
                 (Some(s), Some(c)) => {
-                    cond = format!("{cond} AND {x}.system = {} AND {x}.code = {}", sql.bind(s.clone()), sql.bind(c.clone()));
+                    cond = format!(
+                        "{cond} AND {x}.system = {} AND {x}.code = {}",
+                        sql.bind(s.clone()),
+                        sql.bind(c.clone())
+                    );
                 }
                 (None, Some(c)) => {
                     let c = sql.bind(c.clone());
                     cond = format!("{cond} AND ({x}.code = {c} OR {x}.unit = {c})");
                 }
-                (Some(s), None) => cond = format!("{cond} AND {x}.system = {}", sql.bind(s.clone())),
+                (Some(s), None) => {
+                    cond = format!("{cond} AND {x}.system = {}", sql.bind(s.clone()))
+                }
                 (None, None) => {}
             }
             format!("({cond})")
         }
-        SearchValue::Reference { resource_type, id, url, version } => {
+        SearchValue::Reference {
+            resource_type,
+            id,
+            url,
+            version,
+        } => {
             let mut parts = Vec::new();
             if let Some(id) = id {
                 parts.push(format!("{x}.target_id = {}", sql.bind(id.clone())));
@@ -479,30 +646,58 @@ fn value_cond(x: &str, value: &SearchValue, modifier: &Modifier, sql: &mut Sql) 
                     parts.push(format!("{x}.version = {}", sql.bind(v.clone())));
                 }
             } else {
-                return Err(invalid("a reference search value needs an id or a URL".into()));
+                return Err(invalid(
+                    "a reference search value needs an id or a URL".into(),
+                ));
             }
             format!("({})", parts.join(" AND "))
         }
         SearchValue::Uri(uri) => match modifier {
-            Modifier::Below => format!("{x}.value LIKE {} ESCAPE '\\'", sql.bind(format!("{}%", like_escape(uri)))),
-            Modifier::Above => format!("{} LIKE (REPLACE(REPLACE(REPLACE({x}.value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%') ESCAPE '\\'", sql.bind(uri.clone())),
-            Modifier::Contains => format!("{x}.value LIKE {} ESCAPE '\\'", sql.bind(format!("%{}%", like_escape(uri)))),
+            Modifier::Below => format!(
+                "{x}.value LIKE {} ESCAPE '\\'",
+                sql.bind(format!("{}%", like_escape(uri)))
+            ),
+            Modifier::Above => format!(
+                "{} LIKE (REPLACE(REPLACE(REPLACE({x}.value, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%') ESCAPE '\\'",
+                sql.bind(uri.clone())
+            ),
+            Modifier::Contains => format!(
+                "{x}.value LIKE {} ESCAPE '\\'",
+                sql.bind(format!("%{}%", like_escape(uri)))
+            ),
             _ => format!("{x}.value = {}", sql.bind(uri.clone())),
         },
-        SearchValue::Composite(_) => return Err(invalid("a composite value must be searched with a composite parameter".into())),
+        SearchValue::Composite(_) => {
+            return Err(invalid(
+                "a composite value must be searched with a composite parameter".into(),
+            ));
+        }
     })
 }
 
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
-fn date_cond(low_col: &str, high_col: &str, prefix: Prefix, vl: i64, vh: i64, sql: &mut Sql) -> String {
+fn date_cond(
+    low_col: &str,
+    high_col: &str,
+    prefix: Prefix,
+    vl: i64,
+    vh: i64,
+    sql: &mut Sql,
+) -> String {
     let widen = ((vh - vl) / 10).max(DAY_MS);
     let mut bind = |v: i64| sql.bind(v);
     match prefix {
         Prefix::Eq => format!("({low_col} >= {} AND {high_col} <= {})", bind(vl), bind(vh)),
-        Prefix::Ne => format!("NOT ({low_col} >= {} AND {high_col} <= {})", bind(vl), bind(vh)),
+        Prefix::Ne => format!(
+            "NOT ({low_col} >= {} AND {high_col} <= {})",
+            bind(vl),
+            bind(vh)
+        ),
         Prefix::Gt => format!("{high_col} > {}", bind(vh)),
         Prefix::Lt => format!("{low_col} < {}", bind(vl)),
         Prefix::Ge => format!("{high_col} >= {}", bind(vl)),
@@ -517,7 +712,14 @@ fn date_cond(low_col: &str, high_col: &str, prefix: Prefix, vl: i64, vh: i64, sq
     }
 }
 
-fn number_cond(col: &str, prefix: Prefix, value: f64, low: f64, high: f64, sql: &mut Sql) -> String {
+fn number_cond(
+    col: &str,
+    prefix: Prefix,
+    value: f64,
+    low: f64,
+    high: f64,
+    sql: &mut Sql,
+) -> String {
     let mut bind = |v: f64| sql.bind(v);
     match prefix {
         Prefix::Eq => format!("({col} >= {} AND {col} < {})", bind(low), bind(high)),
@@ -528,16 +730,26 @@ fn number_cond(col: &str, prefix: Prefix, value: f64, low: f64, high: f64, sql: 
         Prefix::Le => format!("{col} <= {}", bind(value)),
         Prefix::Ap => {
             let margin = (value * 0.1).abs();
-            format!("({col} >= {} AND {col} <= {})", bind(value - margin), bind(value + margin))
+            format!(
+                "({col} >= {} AND {col} <= {})",
+                bind(value - margin),
+                bind(value + margin)
+            )
         }
     }
 }
 
 /// Joins the component tables of a composite parameter (aliases `c0`, `c1`, ...) and returns
 /// (FROM clause, condition): the OR over values of the AND over components.
-fn composite_join(code: &str, values: &[SearchValue], sql: &mut Sql) -> Result<(String, String), SearchError> {
+fn composite_join(
+    code: &str,
+    values: &[SearchValue],
+    sql: &mut Sql,
+) -> Result<(String, String), SearchError> {
     let Some(SearchValue::Composite(first)) = values.first() else {
-        return Err(invalid(format!("{code} takes composite values (component$component)")));
+        return Err(invalid(format!(
+            "{code} takes composite values (component$component)"
+        )));
     };
     let mut from = Vec::new();
     for (i, component) in first.iter().enumerate() {
@@ -545,24 +757,39 @@ fn composite_join(code: &str, values: &[SearchValue], sql: &mut Sql) -> Result<(
         if i == 0 {
             from.push(format!("{table} c0"));
         } else {
-            from.push(format!("JOIN {table} c{i} ON c{i}.res_seq = c0.res_seq AND c{i}.grp = c0.grp"));
+            from.push(format!(
+                "JOIN {table} c{i} ON c{i}.res_seq = c0.res_seq AND c{i}.grp = c0.grp"
+            ));
         }
     }
     let mut ors = Vec::new();
     for value in values {
         let SearchValue::Composite(components) = value else {
-            return Err(invalid(format!("{code} takes composite values (component$component)")));
+            return Err(invalid(format!(
+                "{code} takes composite values (component$component)"
+            )));
         };
         if components.len() != first.len() {
-            return Err(invalid(format!("every value of {code} needs {} components", first.len())));
+            return Err(invalid(format!(
+                "every value of {code} needs {} components",
+                first.len()
+            )));
         }
         let mut ands = Vec::new();
         for (i, component) in components.iter().enumerate() {
             if table_for_value(component)? != table_for_value(&first[i])? {
-                return Err(invalid(format!("component {} of {code} changes type between values", i + 1)));
+                return Err(invalid(format!(
+                    "component {} of {code} changes type between values",
+                    i + 1
+                )));
             }
             ands.push(format!("c{i}.param = {}", sql.bind(format!("{code}${i}"))));
-            ands.push(value_cond(&format!("c{i}"), component, &Modifier::None, sql)?);
+            ands.push(value_cond(
+                &format!("c{i}"),
+                component,
+                &Modifier::None,
+                sql,
+            )?);
         }
         ors.push(format!("({})", ands.join(" AND ")));
     }
@@ -587,7 +814,9 @@ fn sort_expression(key: &Sort, sql: &mut Sql) -> Result<String, SearchError> {
                 _ => "value",
             };
             let code = sql.bind(code.clone());
-            format!("(SELECT {aggregate}({column}) FROM {table} s WHERE s.res_seq = rv.seq AND s.param = {code})")
+            format!(
+                "(SELECT {aggregate}({column}) FROM {table} s WHERE s.res_seq = rv.seq AND s.param = {code})"
+            )
         }
     };
     Ok(format!("{expression} {direction} NULLS LAST"))
@@ -595,7 +824,12 @@ fn sort_expression(key: &Sort, sql: &mut Sql) -> Result<String, SearchError> {
 
 /// Follows `_include` and `_revinclude` from the page's matches (and, with `:iterate`, from what
 /// they add).
-fn includes(conn: &Connection, query: &SearchQuery, matches: &[StoredVersion], vis: Vis) -> Result<Vec<StoredVersion>, SearchError> {
+fn includes(
+    conn: &Connection,
+    query: &SearchQuery,
+    matches: &[StoredVersion],
+    vis: Vis,
+) -> Result<Vec<StoredVersion>, SearchError> {
     if query.includes.is_empty() && query.revincludes.is_empty() {
         return Ok(Vec::new());
     }
@@ -627,7 +861,12 @@ fn includes(conn: &Connection, query: &SearchQuery, matches: &[StoredVersion], v
     Ok(included)
 }
 
-fn forward(conn: &Connection, include: &Include, sources: &[StoredVersion], vis: Vis) -> Result<Vec<StoredVersion>, SearchError> {
+fn forward(
+    conn: &Connection,
+    include: &Include,
+    sources: &[StoredVersion],
+    vis: Vis,
+) -> Result<Vec<StoredVersion>, SearchError> {
     let seqs: Vec<String> = sources
         .iter()
         .filter(|s| include.source_type == "*" || s.resource_type == include.source_type)
@@ -655,21 +894,36 @@ fn forward(conn: &Connection, include: &Include, sources: &[StoredVersion], vis:
         vis = visible("t", vis),
     );
     let mut stmt = conn.prepare(&text)?;
-    Ok(stmt.query_map(rusqlite::params_from_iter(params.iter()), row_to_version)?.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), row_to_version)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-fn reverse(conn: &Connection, include: &Include, targets: &[StoredVersion], vis: Vis) -> Result<Vec<StoredVersion>, SearchError> {
+fn reverse(
+    conn: &Connection,
+    include: &Include,
+    targets: &[StoredVersion],
+    vis: Vis,
+) -> Result<Vec<StoredVersion>, SearchError> {
     let mut results = Vec::new();
     for chunk in targets.chunks(200) {
         let mut params: Vec<Value> = Vec::new();
         let mut keys = Vec::new();
         for target in chunk {
-            if include.target_type.as_ref().is_some_and(|t| *t != target.resource_type) {
+            if include
+                .target_type
+                .as_ref()
+                .is_some_and(|t| *t != target.resource_type)
+            {
                 continue;
             }
             params.push(target.resource_type.clone().into());
             params.push(target.id.clone().into());
-            keys.push(format!("(r.target_type = ?{} AND r.target_id = ?{})", params.len() - 1, params.len()));
+            keys.push(format!(
+                "(r.target_type = ?{} AND r.target_id = ?{})",
+                params.len() - 1,
+                params.len()
+            ));
         }
         if keys.is_empty() {
             continue;
@@ -691,7 +945,10 @@ fn reverse(conn: &Connection, include: &Include, targets: &[StoredVersion], vis:
             vis = visible("s", vis),
         );
         let mut stmt = conn.prepare(&text)?;
-        results.extend(stmt.query_map(rusqlite::params_from_iter(params.iter()), row_to_version)?.collect::<rusqlite::Result<Vec<_>>>()?);
+        results.extend(
+            stmt.query_map(rusqlite::params_from_iter(params.iter()), row_to_version)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
     }
     Ok(results)
 }

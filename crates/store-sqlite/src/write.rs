@@ -100,7 +100,12 @@ fn put(tx: &Transaction<'_>, version: &NewVersion) -> Result<StoredVersion, PutE
     })
 }
 
-fn insert_index(tx: &Transaction<'_>, seq: i64, resource_type: &str, entries: &[IndexEntry]) -> rusqlite::Result<()> {
+fn insert_index(
+    tx: &Transaction<'_>,
+    seq: i64,
+    resource_type: &str,
+    entries: &[IndexEntry],
+) -> rusqlite::Result<()> {
     let mut group = 0i64;
     for entry in entries {
         match &entry.value {
@@ -132,7 +137,11 @@ fn insert_value(
             )?
             .execute(params![seq, resource_type, code, grp, normalized, exact])?;
         }
-        IndexValue::Token { system, code: token_code, text } => {
+        IndexValue::Token {
+            system,
+            code: token_code,
+            text,
+        } => {
             tx.prepare_cached(
                 "INSERT INTO idx_token (res_seq, resource_type, param, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
@@ -150,14 +159,27 @@ fn insert_value(
             )?
             .execute(params![seq, resource_type, code, grp, value, low, high])?;
         }
-        IndexValue::Quantity { value, low, high, system, code: unit_code, unit } => {
+        IndexValue::Quantity {
+            value,
+            low,
+            high,
+            system,
+            code: unit_code,
+            unit,
+        } => {
             tx.prepare_cached(
                 "INSERT INTO idx_quantity (res_seq, resource_type, param, grp, value, low, high, system, code, unit)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![seq, resource_type, code, grp, value, low, high, system, unit_code, unit])?;
         }
-        IndexValue::Reference { resource_type: target_type, id, url, version, identifier } => {
+        IndexValue::Reference {
+            resource_type: target_type,
+            id,
+            url,
+            version,
+            identifier,
+        } => {
             let (ident_system, ident_value) = match identifier {
                 Some((s, v)) => (s.as_deref(), Some(v.as_str())),
                 None => (None, None),
@@ -175,7 +197,14 @@ fn insert_value(
         IndexValue::Composite(components) => {
             // Nested composites do not occur in R4; store the components flat under this group.
             for (i, component) in components.iter().enumerate() {
-                insert_value(tx, seq, resource_type, &format!("{code}${i}"), grp, component)?;
+                insert_value(
+                    tx,
+                    seq,
+                    resource_type,
+                    &format!("{code}${i}"),
+                    grp,
+                    component,
+                )?;
             }
         }
     }

@@ -6,7 +6,8 @@ use concord_store_sqlite::{SqliteOptions, SqliteStore};
 
 fn fresh_store() -> Box<dyn ResourceStore> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&SqliteOptions::new(dir.path().join("concord.db"))).expect("store opens");
+    let store =
+        SqliteStore::open(&SqliteOptions::new(dir.path().join("concord.db"))).expect("store opens");
     // The directory must outlive the store; leak it for the test's lifetime.
     std::mem::forget(dir);
     Box::new(store)

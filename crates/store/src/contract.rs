@@ -8,8 +8,8 @@ use concord_fhir::primitive::date_range;
 use concord_fhir::{ErrorKind, RequestContext};
 use concord_search::index::{IndexEntry, IndexValue};
 use concord_search::query::{
-    Clause, Include, Modifier, ParamClause, ParamRef, ParamType, Prefix, SearchQuery, SearchValue, Sort, Summary,
-    TokenSystem,
+    Clause, Include, Modifier, ParamClause, ParamRef, ParamType, Prefix, SearchQuery, SearchValue,
+    Sort, Summary, TokenSystem,
 };
 
 use crate::{CompartmentQuery, HistoryQuery, Method, NewVersion, ResourceStore, StoredVersion};
@@ -42,19 +42,35 @@ fn ctx() -> RequestContext {
 }
 
 fn string(code: &str, s: &str) -> IndexEntry {
-    IndexEntry { code: code.into(), value: IndexValue::String { normalized: s.to_lowercase(), exact: s.into() } }
+    IndexEntry {
+        code: code.into(),
+        value: IndexValue::String {
+            normalized: s.to_lowercase(),
+            exact: s.into(),
+        },
+    }
 }
 
 fn token(code: &str, system: Option<&str>, value: &str) -> IndexEntry {
     IndexEntry {
         code: code.into(),
-        value: IndexValue::Token { system: system.map(Into::into), code: Some(value.into()), text: None },
+        value: IndexValue::Token {
+            system: system.map(Into::into),
+            code: Some(value.into()),
+            text: None,
+        },
     }
 }
 
 fn date(code: &str, s: &str) -> IndexEntry {
     let r = date_range(s).expect("valid test date");
-    IndexEntry { code: code.into(), value: IndexValue::Date { low: r.low, high: r.high } }
+    IndexEntry {
+        code: code.into(),
+        value: IndexValue::Date {
+            low: r.low,
+            high: r.high,
+        },
+    }
 }
 
 fn reference(code: &str, resource_type: &str, id: &str) -> IndexEntry {
@@ -83,8 +99,16 @@ fn quantity(code: &str, value: f64, unit: &str) -> IndexValue {
 }
 
 /// Writes one version in its own unit of work.
-fn put(store: &dyn ResourceStore, resource_type: &str, id: &str, version_id: u64, index: Vec<IndexEntry>) -> StoredVersion {
-    let body = format!(r#"{{"resourceType":"{resource_type}","id":"{id}","meta":{{"versionId":"{version_id}"}}}}"#);
+fn put(
+    store: &dyn ResourceStore,
+    resource_type: &str,
+    id: &str,
+    version_id: u64,
+    index: Vec<IndexEntry>,
+) -> StoredVersion {
+    let body = format!(
+        r#"{{"resourceType":"{resource_type}","id":"{id}","meta":{{"versionId":"{version_id}"}}}}"#
+    );
     let mut out = None;
     store
         .write(&ctx(), &mut |tx| {
@@ -93,7 +117,11 @@ fn put(store: &dyn ResourceStore, resource_type: &str, id: &str, version_id: u64
                 id: id.into(),
                 version_id,
                 last_updated: 1_600_000_000_000 + version_id as i64,
-                method: if version_id == 1 { Method::Post } else { Method::Put },
+                method: if version_id == 1 {
+                    Method::Post
+                } else {
+                    Method::Put
+                },
                 body: Some(body.clone()),
                 index: index.clone(),
             })?);
@@ -121,23 +149,48 @@ fn delete(store: &dyn ResourceStore, resource_type: &str, id: &str, version_id: 
 }
 
 fn query(resource_type: &str, clauses: Vec<Clause>) -> SearchQuery {
-    SearchQuery { resource_type: Some(resource_type.into()), clauses, ..SearchQuery::default() }
+    SearchQuery {
+        resource_type: Some(resource_type.into()),
+        clauses,
+        ..SearchQuery::default()
+    }
 }
 
-fn param(code: &str, param_type: ParamType, modifier: Modifier, values: Vec<SearchValue>) -> Clause {
-    Clause::Param(ParamClause { param: ParamRef::Indexed { code: code.into(), param_type }, modifier, values })
+fn param(
+    code: &str,
+    param_type: ParamType,
+    modifier: Modifier,
+    values: Vec<SearchValue>,
+) -> Clause {
+    Clause::Param(ParamClause {
+        param: ParamRef::Indexed {
+            code: code.into(),
+            param_type,
+        },
+        modifier,
+        values,
+    })
 }
 
 fn tok(system: Option<&str>, code: &str) -> SearchValue {
-    SearchValue::Token { system: system.map_or(TokenSystem::Any, |s| TokenSystem::Is(s.into())), code: Some(code.into()) }
+    SearchValue::Token {
+        system: system.map_or(TokenSystem::Any, |s| TokenSystem::Is(s.into())),
+        code: Some(code.into()),
+    }
 }
 
 fn str_value(s: &str) -> SearchValue {
-    SearchValue::String { normalized: s.to_lowercase(), exact: s.into() }
+    SearchValue::String {
+        normalized: s.to_lowercase(),
+        exact: s.into(),
+    }
 }
 
 fn date_value(prefix: Prefix, s: &str) -> SearchValue {
-    SearchValue::Date { prefix, range: date_range(s).expect("valid test date") }
+    SearchValue::Date {
+        prefix,
+        range: date_range(s).expect("valid test date"),
+    }
 }
 
 fn ids(store: &dyn ResourceStore, q: &SearchQuery) -> Vec<String> {
@@ -153,11 +206,18 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 pub fn create_then_read(store: &dyn ResourceStore) {
     assert_eq!(store.read(&ctx(), "Patient", "p1").unwrap(), None);
     let written = put(store, "Patient", "p1", 1, vec![]);
-    let read = store.read(&ctx(), "Patient", "p1").unwrap().expect("the patient exists");
+    let read = store
+        .read(&ctx(), "Patient", "p1")
+        .unwrap()
+        .expect("the patient exists");
     assert_eq!(read, written);
     assert_eq!(read.version_id, 1);
     assert!(read.body.unwrap().contains(r#""id":"p1""#));
-    assert_eq!(store.read(&ctx(), "Observation", "p1").unwrap(), None, "ids are per resource type");
+    assert_eq!(
+        store.read(&ctx(), "Observation", "p1").unwrap(),
+        None,
+        "ids are per resource type"
+    );
 }
 
 pub fn versions_must_follow_in_order(store: &dyn ResourceStore) {
@@ -178,7 +238,14 @@ pub fn versions_must_follow_in_order(store: &dyn ResourceStore) {
         .expect_err("a second version 1 is a conflict");
     assert_eq!(err.kind, ErrorKind::Conflict);
     put(store, "Patient", "p1", 2, vec![]);
-    assert_eq!(store.read(&ctx(), "Patient", "p1").unwrap().unwrap().version_id, 2);
+    assert_eq!(
+        store
+            .read(&ctx(), "Patient", "p1")
+            .unwrap()
+            .unwrap()
+            .version_id,
+        2
+    );
 }
 
 pub fn vread_and_delete(store: &dyn ResourceStore) {
@@ -191,10 +258,29 @@ pub fn vread_and_delete(store: &dyn ResourceStore) {
     let v1 = store.vread(&ctx(), "Patient", "p1", 1).unwrap().unwrap();
     assert!(v1.body.is_some());
     assert_eq!(store.vread(&ctx(), "Patient", "p1", 9).unwrap(), None);
-    let q = query("Patient", vec![param("name", ParamType::String, Modifier::None, vec![str_value("bea")])]);
-    assert!(ids(store, &q).is_empty(), "a deleted resource is not found by search");
+    let q = query(
+        "Patient",
+        vec![param(
+            "name",
+            ParamType::String,
+            Modifier::None,
+            vec![str_value("bea")],
+        )],
+    );
+    assert!(
+        ids(store, &q).is_empty(),
+        "a deleted resource is not found by search"
+    );
     put(store, "Patient", "p1", 4, vec![string("name", "Cat")]);
-    assert_eq!(store.read(&ctx(), "Patient", "p1").unwrap().unwrap().version_id, 4, "a deleted resource can be recreated");
+    assert_eq!(
+        store
+            .read(&ctx(), "Patient", "p1")
+            .unwrap()
+            .unwrap()
+            .version_id,
+        4,
+        "a deleted resource can be recreated"
+    );
 }
 
 pub fn history_newest_first(store: &dyn ResourceStore) {
@@ -203,24 +289,72 @@ pub fn history_newest_first(store: &dyn ResourceStore) {
     put(store, "Patient", "p1", 2, vec![]);
     put(store, "Observation", "o1", 1, vec![]);
     let instance = store
-        .history(&ctx(), &HistoryQuery { resource_type: Some("Patient".into()), id: Some("p1".into()), count: 10, ..Default::default() })
+        .history(
+            &ctx(),
+            &HistoryQuery {
+                resource_type: Some("Patient".into()),
+                id: Some("p1".into()),
+                count: 10,
+                ..Default::default()
+            },
+        )
         .unwrap();
-    assert_eq!(instance.versions.iter().map(|v| v.version_id).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(
+        instance
+            .versions
+            .iter()
+            .map(|v| v.version_id)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
     assert_eq!(instance.total, 2);
-    let by_type = store.history(&ctx(), &HistoryQuery { resource_type: Some("Patient".into()), count: 10, ..Default::default() }).unwrap();
+    let by_type = store
+        .history(
+            &ctx(),
+            &HistoryQuery {
+                resource_type: Some("Patient".into()),
+                count: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(by_type.total, 3);
-    let system = store.history(&ctx(), &HistoryQuery { count: 2, ..Default::default() }).unwrap();
+    let system = store
+        .history(
+            &ctx(),
+            &HistoryQuery {
+                count: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(system.total, 4);
     assert_eq!(system.versions.len(), 2);
     assert_eq!(system.versions[0].resource_type, "Observation");
     let since = store
-        .history(&ctx(), &HistoryQuery { since: Some(1_600_000_000_002), count: 10, ..Default::default() })
+        .history(
+            &ctx(),
+            &HistoryQuery {
+                since: Some(1_600_000_000_002),
+                count: 10,
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(since.total, 1, "only p1's second version is that recent");
     // A page at an earlier snapshot does not see later writes.
     let snapshot = system.snapshot;
     put(store, "Patient", "p3", 1, vec![]);
-    let again = store.history(&ctx(), &HistoryQuery { count: 10, snapshot: Some(snapshot), ..Default::default() }).unwrap();
+    let again = store
+        .history(
+            &ctx(),
+            &HistoryQuery {
+                count: 10,
+                snapshot: Some(snapshot),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(again.total, 4);
 }
 
@@ -235,110 +369,416 @@ pub fn failed_unit_of_work_leaves_nothing(store: &dyn ResourceStore) {
             body: Some("{}".into()),
             index: vec![string("name", "Ann")],
         })?;
-        assert!(tx.read("Patient", "a")?.is_some(), "a unit sees its own writes");
+        assert!(
+            tx.read("Patient", "a")?.is_some(),
+            "a unit sees its own writes"
+        );
         Err(concord_fhir::Error::invalid("the second entry is bad"))
     });
     assert!(result.is_err());
     assert_eq!(store.read(&ctx(), "Patient", "a").unwrap(), None);
-    let q = query("Patient", vec![param("name", ParamType::String, Modifier::None, vec![str_value("ann")])]);
+    let q = query(
+        "Patient",
+        vec![param(
+            "name",
+            ParamType::String,
+            Modifier::None,
+            vec![str_value("ann")],
+        )],
+    );
     assert!(ids(store, &q).is_empty());
 }
 
 pub fn token_string_and_date_search(store: &dyn ResourceStore) {
-    put(store, "Patient", "a", 1, vec![string("family", "Smith"), token("gender", None, "female"), date("birthdate", "1970-03-04"), token("identifier", Some("https://fhir.nhs.uk/Id/nhs-number"), "9000000009")]);
-    put(store, "Patient", "b", 1, vec![string("family", "Smythe"), token("gender", None, "male"), date("birthdate", "1980-01-01")]);
-    put(store, "Patient", "c", 1, vec![string("family", "Jones"), token("gender", Some("http://hl7.org/fhir/administrative-gender"), "female"), date("birthdate", "1970")]);
+    put(
+        store,
+        "Patient",
+        "a",
+        1,
+        vec![
+            string("family", "Smith"),
+            token("gender", None, "female"),
+            date("birthdate", "1970-03-04"),
+            token(
+                "identifier",
+                Some("https://fhir.nhs.uk/Id/nhs-number"),
+                "9000000009",
+            ),
+        ],
+    );
+    put(
+        store,
+        "Patient",
+        "b",
+        1,
+        vec![
+            string("family", "Smythe"),
+            token("gender", None, "male"),
+            date("birthdate", "1980-01-01"),
+        ],
+    );
+    put(
+        store,
+        "Patient",
+        "c",
+        1,
+        vec![
+            string("family", "Jones"),
+            token(
+                "gender",
+                Some("http://hl7.org/fhir/administrative-gender"),
+                "female",
+            ),
+            date("birthdate", "1970"),
+        ],
+    );
 
-    let family = |v: &str, m: Modifier| query("Patient", vec![param("family", ParamType::String, m, vec![str_value(v)])]);
-    assert_eq!(ids(store, &family("sm", Modifier::None)), ["a", "b"], "string search matches the start");
+    let family = |v: &str, m: Modifier| {
+        query(
+            "Patient",
+            vec![param("family", ParamType::String, m, vec![str_value(v)])],
+        )
+    };
+    assert_eq!(
+        ids(store, &family("sm", Modifier::None)),
+        ["a", "b"],
+        "string search matches the start"
+    );
     assert_eq!(ids(store, &family("Smith", Modifier::Exact)), ["a"]);
-    assert!(ids(store, &family("smith", Modifier::Exact)).is_empty(), ":exact is case-sensitive");
+    assert!(
+        ids(store, &family("smith", Modifier::Exact)).is_empty(),
+        ":exact is case-sensitive"
+    );
     assert_eq!(ids(store, &family("yth", Modifier::Contains)), ["b"]);
 
-    let gender = |v: SearchValue| query("Patient", vec![param("gender", ParamType::Token, Modifier::None, vec![v])]);
+    let gender = |v: SearchValue| {
+        query(
+            "Patient",
+            vec![param("gender", ParamType::Token, Modifier::None, vec![v])],
+        )
+    };
     assert_eq!(ids(store, &gender(tok(None, "female"))), ["a", "c"]);
-    assert_eq!(ids(store, &gender(SearchValue::Token { system: TokenSystem::NoSystem, code: Some("female".into()) })), ["a"]);
-    assert_eq!(ids(store, &gender(tok(Some("http://hl7.org/fhir/administrative-gender"), "female"))), ["c"]);
-    let nhs = query("Patient", vec![param("identifier", ParamType::Token, Modifier::None, vec![SearchValue::Token { system: TokenSystem::Is("https://fhir.nhs.uk/Id/nhs-number".into()), code: None }])]);
-    assert_eq!(ids(store, &nhs), ["a"], "system| matches any code in the system");
+    assert_eq!(
+        ids(
+            store,
+            &gender(SearchValue::Token {
+                system: TokenSystem::NoSystem,
+                code: Some("female".into())
+            })
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        ids(
+            store,
+            &gender(tok(
+                Some("http://hl7.org/fhir/administrative-gender"),
+                "female"
+            ))
+        ),
+        ["c"]
+    );
+    let nhs = query(
+        "Patient",
+        vec![param(
+            "identifier",
+            ParamType::Token,
+            Modifier::None,
+            vec![SearchValue::Token {
+                system: TokenSystem::Is("https://fhir.nhs.uk/Id/nhs-number".into()),
+                code: None,
+            }],
+        )],
+    );
+    assert_eq!(
+        ids(store, &nhs),
+        ["a"],
+        "system| matches any code in the system"
+    );
 
-    let born = |p: Prefix, v: &str| query("Patient", vec![param("birthdate", ParamType::Date, Modifier::None, vec![date_value(p, v)])]);
-    assert_eq!(ids(store, &born(Prefix::Eq, "1970")), ["a", "c"], "a year contains its days");
-    assert_eq!(ids(store, &born(Prefix::Eq, "1970-03-04")), ["a"], "a day does not contain a whole year");
+    let born = |p: Prefix, v: &str| {
+        query(
+            "Patient",
+            vec![param(
+                "birthdate",
+                ParamType::Date,
+                Modifier::None,
+                vec![date_value(p, v)],
+            )],
+        )
+    };
+    assert_eq!(
+        ids(store, &born(Prefix::Eq, "1970")),
+        ["a", "c"],
+        "a year contains its days"
+    );
+    assert_eq!(
+        ids(store, &born(Prefix::Eq, "1970-03-04")),
+        ["a"],
+        "a day does not contain a whole year"
+    );
     assert_eq!(ids(store, &born(Prefix::Gt, "1975")), ["b"]);
     assert_eq!(ids(store, &born(Prefix::Lt, "1975")), ["a", "c"]);
-    assert_eq!(ids(store, &born(Prefix::Ge, "1970-03-04")), ["a", "b", "c"], "ge: c's 1970 overlaps the day");
+    assert_eq!(
+        ids(store, &born(Prefix::Ge, "1970-03-04")),
+        ["a", "b", "c"],
+        "ge: c's 1970 overlaps the day"
+    );
     assert_eq!(ids(store, &born(Prefix::Sa, "1970-06")), ["b"]);
     assert_eq!(ids(store, &born(Prefix::Eb, "1975")), ["a", "c"]);
     assert_eq!(ids(store, &born(Prefix::Ne, "1970")), ["b"]);
 
     // AND across clauses, OR within one.
-    let and = query("Patient", vec![
-        param("gender", ParamType::Token, Modifier::None, vec![tok(None, "female")]),
-        param("family", ParamType::String, Modifier::None, vec![str_value("jones"), str_value("smith")]),
-    ]);
+    let and = query(
+        "Patient",
+        vec![
+            param(
+                "gender",
+                ParamType::Token,
+                Modifier::None,
+                vec![tok(None, "female")],
+            ),
+            param(
+                "family",
+                ParamType::String,
+                Modifier::None,
+                vec![str_value("jones"), str_value("smith")],
+            ),
+        ],
+    );
     assert_eq!(ids(store, &and), ["a", "c"]);
-    let by_id = query("Patient", vec![Clause::Param(ParamClause { param: ParamRef::Id, modifier: Modifier::None, values: vec![tok(None, "b"), tok(None, "c")] })]);
+    let by_id = query(
+        "Patient",
+        vec![Clause::Param(ParamClause {
+            param: ParamRef::Id,
+            modifier: Modifier::None,
+            values: vec![tok(None, "b"), tok(None, "c")],
+        })],
+    );
     assert_eq!(ids(store, &by_id), ["b", "c"]);
 }
 
 pub fn number_quantity_uri_search(store: &dyn ResourceStore) {
-    put(store, "Observation", "o1", 1, vec![IndexEntry { code: "value-quantity".into(), value: quantity("", 5.4, "mmol/L") }]);
-    put(store, "Observation", "o2", 1, vec![IndexEntry { code: "value-quantity".into(), value: quantity("", 120.0, "mm[Hg]") }]);
-    put(store, "RiskAssessment", "r1", 1, vec![IndexEntry { code: "probability".into(), value: IndexValue::Number { value: 0.8, low: 0.75, high: 0.85 } }]);
-    put(store, "ValueSet", "v1", 1, vec![IndexEntry { code: "url".into(), value: IndexValue::Uri("http://example.org/fhir/ValueSet/a".into()) }]);
+    put(
+        store,
+        "Observation",
+        "o1",
+        1,
+        vec![IndexEntry {
+            code: "value-quantity".into(),
+            value: quantity("", 5.4, "mmol/L"),
+        }],
+    );
+    put(
+        store,
+        "Observation",
+        "o2",
+        1,
+        vec![IndexEntry {
+            code: "value-quantity".into(),
+            value: quantity("", 120.0, "mm[Hg]"),
+        }],
+    );
+    put(
+        store,
+        "RiskAssessment",
+        "r1",
+        1,
+        vec![IndexEntry {
+            code: "probability".into(),
+            value: IndexValue::Number {
+                value: 0.8,
+                low: 0.75,
+                high: 0.85,
+            },
+        }],
+    );
+    put(
+        store,
+        "ValueSet",
+        "v1",
+        1,
+        vec![IndexEntry {
+            code: "url".into(),
+            value: IndexValue::Uri("http://example.org/fhir/ValueSet/a".into()),
+        }],
+    );
 
     let q = |prefix: Prefix, value: f64, low: f64, high: f64, code: Option<&str>| {
-        query("Observation", vec![param("value-quantity", ParamType::Quantity, Modifier::None, vec![SearchValue::Quantity { prefix, value, low, high, system: None, code: code.map(Into::into) }])])
+        query(
+            "Observation",
+            vec![param(
+                "value-quantity",
+                ParamType::Quantity,
+                Modifier::None,
+                vec![SearchValue::Quantity {
+                    prefix,
+                    value,
+                    low,
+                    high,
+                    system: None,
+                    code: code.map(Into::into),
+                }],
+            )],
+        )
     };
     assert_eq!(ids(store, &q(Prefix::Eq, 5.4, 5.35, 5.45, None)), ["o1"]);
     assert_eq!(ids(store, &q(Prefix::Gt, 100.0, 99.5, 100.5, None)), ["o2"]);
-    assert_eq!(ids(store, &q(Prefix::Gt, 1.0, 0.5, 1.5, Some("mmol/L"))), ["o1"]);
-    assert_eq!(ids(store, &q(Prefix::Ap, 118.0, 117.5, 118.5, None)), ["o2"], "ap allows 10%");
+    assert_eq!(
+        ids(store, &q(Prefix::Gt, 1.0, 0.5, 1.5, Some("mmol/L"))),
+        ["o1"]
+    );
+    assert_eq!(
+        ids(store, &q(Prefix::Ap, 118.0, 117.5, 118.5, None)),
+        ["o2"],
+        "ap allows 10%"
+    );
 
     let number = |prefix: Prefix, value: f64| {
-        query("RiskAssessment", vec![param("probability", ParamType::Number, Modifier::None, vec![SearchValue::Number { prefix, value, low: value - 0.05, high: value + 0.05 }])])
+        query(
+            "RiskAssessment",
+            vec![param(
+                "probability",
+                ParamType::Number,
+                Modifier::None,
+                vec![SearchValue::Number {
+                    prefix,
+                    value,
+                    low: value - 0.05,
+                    high: value + 0.05,
+                }],
+            )],
+        )
     };
     assert_eq!(ids(store, &number(Prefix::Eq, 0.8)), ["r1"]);
     assert!(ids(store, &number(Prefix::Lt, 0.5)).is_empty());
 
-    let uri = |v: &str, m: Modifier| query("ValueSet", vec![param("url", ParamType::Uri, m, vec![SearchValue::Uri(v.into())])]);
-    assert_eq!(ids(store, &uri("http://example.org/fhir/ValueSet/a", Modifier::None)), ["v1"]);
+    let uri = |v: &str, m: Modifier| {
+        query(
+            "ValueSet",
+            vec![param(
+                "url",
+                ParamType::Uri,
+                m,
+                vec![SearchValue::Uri(v.into())],
+            )],
+        )
+    };
+    assert_eq!(
+        ids(
+            store,
+            &uri("http://example.org/fhir/ValueSet/a", Modifier::None)
+        ),
+        ["v1"]
+    );
     assert!(ids(store, &uri("http://example.org/fhir", Modifier::None)).is_empty());
-    assert_eq!(ids(store, &uri("http://example.org/fhir", Modifier::Below)), ["v1"]);
-    assert_eq!(ids(store, &uri("http://example.org/fhir/ValueSet/a/extra", Modifier::Above)), ["v1"]);
+    assert_eq!(
+        ids(store, &uri("http://example.org/fhir", Modifier::Below)),
+        ["v1"]
+    );
+    assert_eq!(
+        ids(
+            store,
+            &uri("http://example.org/fhir/ValueSet/a/extra", Modifier::Above)
+        ),
+        ["v1"]
+    );
 }
 
 pub fn reference_chain_and_has(store: &dyn ResourceStore) {
     put(store, "Patient", "p1", 1, vec![string("name", "Smith")]);
     put(store, "Patient", "p2", 1, vec![string("name", "Jones")]);
-    put(store, "Observation", "o1", 1, vec![reference("subject", "Patient", "p1"), token("code", Some("http://loinc.org"), "8867-4")]);
-    put(store, "Observation", "o2", 1, vec![reference("subject", "Patient", "p2"), token("code", Some("http://loinc.org"), "1234-5")]);
+    put(
+        store,
+        "Observation",
+        "o1",
+        1,
+        vec![
+            reference("subject", "Patient", "p1"),
+            token("code", Some("http://loinc.org"), "8867-4"),
+        ],
+    );
+    put(
+        store,
+        "Observation",
+        "o2",
+        1,
+        vec![
+            reference("subject", "Patient", "p2"),
+            token("code", Some("http://loinc.org"), "1234-5"),
+        ],
+    );
 
-    let subject = |rt: Option<&str>, id: &str| query("Observation", vec![param("subject", ParamType::Reference, Modifier::None, vec![SearchValue::Reference { resource_type: rt.map(Into::into), id: Some(id.into()), url: None, version: None }])]);
+    let subject = |rt: Option<&str>, id: &str| {
+        query(
+            "Observation",
+            vec![param(
+                "subject",
+                ParamType::Reference,
+                Modifier::None,
+                vec![SearchValue::Reference {
+                    resource_type: rt.map(Into::into),
+                    id: Some(id.into()),
+                    url: None,
+                    version: None,
+                }],
+            )],
+        )
+    };
     assert_eq!(ids(store, &subject(Some("Patient"), "p1")), ["o1"]);
     assert_eq!(ids(store, &subject(None, "p2")), ["o2"]);
     assert!(ids(store, &subject(Some("Group"), "p1")).is_empty());
 
-    let chain = query("Observation", vec![Clause::Chain {
-        reference: "subject".into(),
-        target_types: vec!["Patient".into()],
-        inner: Box::new(param("name", ParamType::String, Modifier::None, vec![str_value("jon")])),
-    }]);
+    let chain = query(
+        "Observation",
+        vec![Clause::Chain {
+            reference: "subject".into(),
+            target_types: vec!["Patient".into()],
+            inner: Box::new(param(
+                "name",
+                ParamType::String,
+                Modifier::None,
+                vec![str_value("jon")],
+            )),
+        }],
+    );
     assert_eq!(ids(store, &chain), ["o2"]);
     // The same chain as a secondary clause (checked per candidate, not driving).
     let mut chain_second = chain.clone();
-    chain_second.clauses.insert(0, Clause::Param(ParamClause { param: ParamRef::Id, modifier: Modifier::None, values: vec![tok(None, "o1"), tok(None, "o2")] }));
+    chain_second.clauses.insert(
+        0,
+        Clause::Param(ParamClause {
+            param: ParamRef::Id,
+            modifier: Modifier::None,
+            values: vec![tok(None, "o1"), tok(None, "o2")],
+        }),
+    );
     assert_eq!(ids(store, &chain_second), ["o2"]);
 
-    let has = query("Patient", vec![Clause::Has {
-        source_type: "Observation".into(),
-        reference: "subject".into(),
-        inner: Box::new(param("code", ParamType::Token, Modifier::None, vec![tok(Some("http://loinc.org"), "8867-4")])),
-    }]);
+    let has = query(
+        "Patient",
+        vec![Clause::Has {
+            source_type: "Observation".into(),
+            reference: "subject".into(),
+            inner: Box::new(param(
+                "code",
+                ParamType::Token,
+                Modifier::None,
+                vec![tok(Some("http://loinc.org"), "8867-4")],
+            )),
+        }],
+    );
     assert_eq!(ids(store, &has), ["p1"]);
     let mut has_second = has.clone();
-    has_second.clauses.insert(0, param("name", ParamType::String, Modifier::None, vec![str_value("s"), str_value("j")]));
+    has_second.clauses.insert(
+        0,
+        param(
+            "name",
+            ParamType::String,
+            Modifier::None,
+            vec![str_value("s"), str_value("j")],
+        ),
+    );
     assert_eq!(ids(store, &has_second), ["p1"]);
 
     // The chain follows the target's current version.
@@ -347,52 +787,151 @@ pub fn reference_chain_and_has(store: &dyn ResourceStore) {
 }
 
 pub fn missing_and_not(store: &dyn ResourceStore) {
-    put(store, "Patient", "a", 1, vec![token("gender", None, "female"), date("birthdate", "1970")]);
-    put(store, "Patient", "b", 1, vec![token("gender", None, "male")]);
+    put(
+        store,
+        "Patient",
+        "a",
+        1,
+        vec![token("gender", None, "female"), date("birthdate", "1970")],
+    );
+    put(
+        store,
+        "Patient",
+        "b",
+        1,
+        vec![token("gender", None, "male")],
+    );
     put(store, "Patient", "c", 1, vec![]);
-    let missing = |m: bool| query("Patient", vec![param("birthdate", ParamType::Date, Modifier::Missing(m), vec![])]);
+    let missing = |m: bool| {
+        query(
+            "Patient",
+            vec![param(
+                "birthdate",
+                ParamType::Date,
+                Modifier::Missing(m),
+                vec![],
+            )],
+        )
+    };
     assert_eq!(ids(store, &missing(true)), ["b", "c"]);
     assert_eq!(ids(store, &missing(false)), ["a"]);
-    let not = query("Patient", vec![param("gender", ParamType::Token, Modifier::Not, vec![tok(None, "male")])]);
-    assert_eq!(ids(store, &not), ["a", "c"], ":not includes resources with no value");
+    let not = query(
+        "Patient",
+        vec![param(
+            "gender",
+            ParamType::Token,
+            Modifier::Not,
+            vec![tok(None, "male")],
+        )],
+    );
+    assert_eq!(
+        ids(store, &not),
+        ["a", "c"],
+        ":not includes resources with no value"
+    );
 }
 
 pub fn composite_search(store: &dyn ResourceStore) {
     let component = |code: &str, value: f64| IndexEntry {
         code: "code-value-quantity".into(),
         value: IndexValue::Composite(vec![
-            IndexValue::Token { system: Some("http://loinc.org".into()), code: Some(code.into()), text: None },
+            IndexValue::Token {
+                system: Some("http://loinc.org".into()),
+                code: Some(code.into()),
+                text: None,
+            },
             quantity("", value, "mm[Hg]"),
         ]),
     };
     // Blood pressure: systolic 120 and diastolic 80 in one resource.
-    put(store, "Observation", "bp", 1, vec![component("8480-6", 120.0), component("8462-4", 80.0)]);
+    put(
+        store,
+        "Observation",
+        "bp",
+        1,
+        vec![component("8480-6", 120.0), component("8462-4", 80.0)],
+    );
     let q = |code: &str, prefix: Prefix, value: f64| {
-        query("Observation", vec![param("code-value-quantity", ParamType::Composite, Modifier::None, vec![SearchValue::Composite(vec![
-            tok(Some("http://loinc.org"), code),
-            SearchValue::Quantity { prefix, value, low: value - 0.5, high: value + 0.5, system: None, code: None },
-        ])])])
+        query(
+            "Observation",
+            vec![param(
+                "code-value-quantity",
+                ParamType::Composite,
+                Modifier::None,
+                vec![SearchValue::Composite(vec![
+                    tok(Some("http://loinc.org"), code),
+                    SearchValue::Quantity {
+                        prefix,
+                        value,
+                        low: value - 0.5,
+                        high: value + 0.5,
+                        system: None,
+                        code: None,
+                    },
+                ])],
+            )],
+        )
     };
     assert_eq!(ids(store, &q("8480-6", Prefix::Gt, 100.0)), ["bp"]);
-    assert!(ids(store, &q("8462-4", Prefix::Gt, 100.0)).is_empty(), "components must match within the same pair");
+    assert!(
+        ids(store, &q("8462-4", Prefix::Gt, 100.0)).is_empty(),
+        "components must match within the same pair"
+    );
     let mut secondary = q("8462-4", Prefix::Eq, 80.0);
-    secondary.clauses.insert(0, Clause::Param(ParamClause { param: ParamRef::Id, modifier: Modifier::None, values: vec![tok(None, "bp")] }));
+    secondary.clauses.insert(
+        0,
+        Clause::Param(ParamClause {
+            param: ParamRef::Id,
+            modifier: Modifier::None,
+            values: vec![tok(None, "bp")],
+        }),
+    );
     assert_eq!(ids(store, &secondary), ["bp"]);
 }
 
 pub fn sort_and_paging_at_a_snapshot(store: &dyn ResourceStore) {
-    for (id, family, born) in [("a", "Cole", "1990"), ("b", "Adams", "1980"), ("c", "Baker", "1985"), ("d", "Adams", "1970")] {
-        put(store, "Patient", id, 1, vec![string("family", family), date("birthdate", born)]);
+    for (id, family, born) in [
+        ("a", "Cole", "1990"),
+        ("b", "Adams", "1980"),
+        ("c", "Baker", "1985"),
+        ("d", "Adams", "1970"),
+    ] {
+        put(
+            store,
+            "Patient",
+            id,
+            1,
+            vec![string("family", family), date("birthdate", born)],
+        );
     }
     let mut q = query("Patient", vec![]);
     q.sort = vec![
-        Sort { param: ParamRef::Indexed { code: "family".into(), param_type: ParamType::String }, descending: false },
-        Sort { param: ParamRef::Indexed { code: "birthdate".into(), param_type: ParamType::Date }, descending: true },
+        Sort {
+            param: ParamRef::Indexed {
+                code: "family".into(),
+                param_type: ParamType::String,
+            },
+            descending: false,
+        },
+        Sort {
+            param: ParamRef::Indexed {
+                code: "birthdate".into(),
+                param_type: ParamType::Date,
+            },
+            descending: true,
+        },
     ];
     assert_eq!(ids(store, &q), ["b", "d", "c", "a"]);
     q.count = Some(2);
     let first = store.search(&ctx(), &q).unwrap();
-    assert_eq!(first.matches.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["b", "d"]);
+    assert_eq!(
+        first
+            .matches
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "d"]
+    );
     assert_eq!(first.total, Some(4));
     // Someone writes between pages: the next page at the first page's snapshot is unchanged.
     put(store, "Patient", "e", 1, vec![string("family", "Aaron")]);
@@ -401,53 +940,175 @@ pub fn sort_and_paging_at_a_snapshot(store: &dyn ResourceStore) {
     next.offset = 2;
     next.snapshot = Some(first.snapshot);
     let second = store.search(&ctx(), &next).unwrap();
-    assert_eq!(second.matches.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["c", "a"]);
-    assert_eq!(second.matches[0].version_id, 1, "the snapshot sees c as it was");
+    assert_eq!(
+        second
+            .matches
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        ["c", "a"]
+    );
+    assert_eq!(
+        second.matches[0].version_id, 1,
+        "the snapshot sees c as it was"
+    );
     assert_eq!(second.total, Some(4));
     let mut by_id = query("Patient", vec![]);
-    by_id.sort = vec![Sort { param: ParamRef::Id, descending: true }];
+    by_id.sort = vec![Sort {
+        param: ParamRef::Id,
+        descending: true,
+    }];
     assert_eq!(ids(store, &by_id), ["e", "d", "c", "b", "a"]);
 }
 
 pub fn includes_and_revincludes(store: &dyn ResourceStore) {
     put(store, "Organization", "org", 1, vec![]);
-    put(store, "Patient", "p1", 1, vec![reference("organization", "Organization", "org")]);
-    put(store, "Encounter", "e1", 1, vec![reference("subject", "Patient", "p1")]);
-    put(store, "Observation", "o1", 1, vec![reference("subject", "Patient", "p1"), reference("encounter", "Encounter", "e1"), token("code", None, "x")]);
+    put(
+        store,
+        "Patient",
+        "p1",
+        1,
+        vec![reference("organization", "Organization", "org")],
+    );
+    put(
+        store,
+        "Encounter",
+        "e1",
+        1,
+        vec![reference("subject", "Patient", "p1")],
+    );
+    put(
+        store,
+        "Observation",
+        "o1",
+        1,
+        vec![
+            reference("subject", "Patient", "p1"),
+            reference("encounter", "Encounter", "e1"),
+            token("code", None, "x"),
+        ],
+    );
 
-    let mut q = query("Observation", vec![param("code", ParamType::Token, Modifier::None, vec![tok(None, "x")])]);
-    q.includes = vec![Include { source_type: "Observation".into(), param: Some("subject".into()), target_type: None, iterate: false }];
+    let mut q = query(
+        "Observation",
+        vec![param(
+            "code",
+            ParamType::Token,
+            Modifier::None,
+            vec![tok(None, "x")],
+        )],
+    );
+    q.includes = vec![Include {
+        source_type: "Observation".into(),
+        param: Some("subject".into()),
+        target_type: None,
+        iterate: false,
+    }];
     let page = store.search(&ctx(), &q).unwrap();
-    assert_eq!(page.included.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["p1"]);
+    assert_eq!(
+        page.included
+            .iter()
+            .map(|v| v.id.as_str())
+            .collect::<Vec<_>>(),
+        ["p1"]
+    );
 
-    q.includes.push(Include { source_type: "Patient".into(), param: Some("organization".into()), target_type: None, iterate: true });
+    q.includes.push(Include {
+        source_type: "Patient".into(),
+        param: Some("organization".into()),
+        target_type: None,
+        iterate: true,
+    });
     let page = store.search(&ctx(), &q).unwrap();
-    assert_eq!(sorted(page.included.iter().map(|v| v.id.clone()).collect()), ["org", "p1"], ":iterate follows included resources");
+    assert_eq!(
+        sorted(page.included.iter().map(|v| v.id.clone()).collect()),
+        ["org", "p1"],
+        ":iterate follows included resources"
+    );
 
     let mut rev = query("Patient", vec![]);
-    rev.revincludes = vec![Include { source_type: "Observation".into(), param: Some("subject".into()), target_type: None, iterate: false }];
+    rev.revincludes = vec![Include {
+        source_type: "Observation".into(),
+        param: Some("subject".into()),
+        target_type: None,
+        iterate: false,
+    }];
     let page = store.search(&ctx(), &rev).unwrap();
-    assert_eq!(page.included.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["o1"]);
-    rev.revincludes = vec![Include { source_type: "*".into(), param: None, target_type: None, iterate: false }];
+    assert_eq!(
+        page.included
+            .iter()
+            .map(|v| v.id.as_str())
+            .collect::<Vec<_>>(),
+        ["o1"]
+    );
+    rev.revincludes = vec![Include {
+        source_type: "*".into(),
+        param: None,
+        target_type: None,
+        iterate: false,
+    }];
     let page = store.search(&ctx(), &rev).unwrap();
-    assert_eq!(sorted(page.included.iter().map(|v| v.id.clone()).collect()), ["e1", "o1"]);
+    assert_eq!(
+        sorted(page.included.iter().map(|v| v.id.clone()).collect()),
+        ["e1", "o1"]
+    );
 }
 
 pub fn compartment_lists_members(store: &dyn ResourceStore) {
     put(store, "Patient", "p1", 1, vec![]);
-    put(store, "Observation", "o1", 1, vec![reference("subject", "Patient", "p1"), reference("performer", "Patient", "p1")]);
-    put(store, "Observation", "o2", 1, vec![reference("subject", "Patient", "p2")]);
-    put(store, "Encounter", "e1", 1, vec![reference("subject", "Patient", "p1")]);
-    put(store, "Organization", "x", 1, vec![reference("partof", "Patient", "p1")]);
+    put(
+        store,
+        "Observation",
+        "o1",
+        1,
+        vec![
+            reference("subject", "Patient", "p1"),
+            reference("performer", "Patient", "p1"),
+        ],
+    );
+    put(
+        store,
+        "Observation",
+        "o2",
+        1,
+        vec![reference("subject", "Patient", "p2")],
+    );
+    put(
+        store,
+        "Encounter",
+        "e1",
+        1,
+        vec![reference("subject", "Patient", "p1")],
+    );
+    put(
+        store,
+        "Organization",
+        "x",
+        1,
+        vec![reference("partof", "Patient", "p1")],
+    );
     let q = CompartmentQuery {
         owner_type: "Patient".into(),
         owner_id: "p1".into(),
-        members: vec![("Observation".into(), vec!["subject".into(), "performer".into()]), ("Encounter".into(), vec!["subject".into()])],
+        members: vec![
+            (
+                "Observation".into(),
+                vec!["subject".into(), "performer".into()],
+            ),
+            ("Encounter".into(), vec!["subject".into()]),
+        ],
         count: 10,
         ..Default::default()
     };
     let page = store.compartment(&ctx(), &q).unwrap();
-    assert_eq!(page.matches.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["o1", "e1"], "each member once; non-members left out");
+    assert_eq!(
+        page.matches
+            .iter()
+            .map(|v| v.id.as_str())
+            .collect::<Vec<_>>(),
+        ["o1", "e1"],
+        "each member once; non-members left out"
+    );
     assert_eq!(page.total, Some(2));
     delete(store, "Observation", "o1", 2);
     assert_eq!(store.compartment(&ctx(), &q).unwrap().total, Some(1));
@@ -455,9 +1116,23 @@ pub fn compartment_lists_members(store: &dyn ResourceStore) {
 
 pub fn summary_count_and_total(store: &dyn ResourceStore) {
     for i in 0..7 {
-        put(store, "Patient", &format!("p{i}"), 1, vec![token("active", None, "true")]);
+        put(
+            store,
+            "Patient",
+            &format!("p{i}"),
+            1,
+            vec![token("active", None, "true")],
+        );
     }
-    let mut q = query("Patient", vec![param("active", ParamType::Token, Modifier::None, vec![tok(None, "true")])]);
+    let mut q = query(
+        "Patient",
+        vec![param(
+            "active",
+            ParamType::Token,
+            Modifier::None,
+            vec![tok(None, "true")],
+        )],
+    );
     q.summary = Some(Summary::Count);
     let page = store.search(&ctx(), &q).unwrap();
     assert!(page.matches.is_empty());

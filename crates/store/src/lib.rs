@@ -136,7 +136,12 @@ pub struct CompartmentQuery {
 /// The versioned resource store.
 pub trait ResourceStore: Send + Sync {
     /// The current version of a resource (which may be a deletion), or `None` if it never existed.
-    fn read(&self, ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error>;
+    fn read(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, Error>;
 
     /// One version of a resource.
     fn vread(
@@ -154,11 +159,19 @@ pub trait ResourceStore: Send + Sync {
     fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, Error>;
 
     /// Lists the current resources in a compartment (not including the owner itself).
-    fn compartment(&self, ctx: &RequestContext, query: &CompartmentQuery) -> Result<SearchPage, Error>;
+    fn compartment(
+        &self,
+        ctx: &RequestContext,
+        query: &CompartmentQuery,
+    ) -> Result<SearchPage, Error>;
 
     /// Runs `work` as one atomic unit: every write it makes lands, or none does. Reads inside
     /// see the unit's own writes. Writers are serialised, so a read-check-write in `work` is safe.
-    fn write(&self, ctx: &RequestContext, work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>) -> Result<(), Error>;
+    fn write(
+        &self,
+        ctx: &RequestContext,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error>;
 }
 
 /// Reads and writes inside one atomic unit of work.

@@ -1,0 +1,173 @@
+//! The one typed, layered configuration: built-in defaults (`config/defaults.toml`), then an
+//! optional config file, then `CONCORD__SECTION__KEY` environment variables, then command-line
+//! flags. Unknown keys are rejected and values are checked before anything starts.
+//!
+//! This is the only module that reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/defaults.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub store: Store,
+    pub search: Search,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: String,
+    pub base_url: String,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub data_dir: PathBuf,
+    pub synchronous: String,
+    pub readers: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    pub default_count: u32,
+    pub max_count: u32,
+    pub max_bundle_entries: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: String,
+    pub level: String,
+}
+
+/// Overrides from command-line flags, applied last.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads and checks the configuration.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("the config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("CONCORD__").split("__").lowercase(true));
+        let mut config: Config = figment
+            .extract()
+            .context("the configuration is not valid")?;
+        if let Some(listen) = &overrides.listen {
+            config.server.listen = listen.clone();
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.store.data_dir = dir.clone();
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        if !matches!(self.store.synchronous.as_str(), "full" | "normal") {
+            bail!(
+                "store.synchronous must be \"full\" or \"normal\", not {:?}",
+                self.store.synchronous
+            );
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            bail!("server.max_body_bytes must be at least 1024");
+        }
+        if self.search.default_count == 0 || self.search.default_count > self.search.max_count {
+            bail!("search.default_count must be between 1 and search.max_count");
+        }
+        if self.store.readers == 0 {
+            bail!("store.readers must be at least 1");
+        }
+        if !self.server.base_url.is_empty() && !self.server.base_url.starts_with("http") {
+            bail!("server.base_url must be an http(s) URL or empty");
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.server.listen.parse().with_context(|| {
+            format!(
+                "server.listen {:?} is not an address such as 127.0.0.1:8080",
+                self.server.listen
+            )
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.store.data_dir.join("concord.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_flags_win() {
+        let config = Config::load(
+            None,
+            &Overrides {
+                listen: Some("127.0.0.1:9999".into()),
+                data_dir: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9999");
+        assert_eq!(config.server.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nlisen = \"x\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("lisen"), "{err}");
+        std::fs::write(&file, "[store]\nsynchronous = \"sometimes\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("synchronous"), "{err}");
+        assert!(
+            Config::load(
+                Some(&dir.path().join("missing.toml")),
+                &Overrides::default()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! Wiring a node: logging, the store, the node key and the service layer.
+//!
+//! Owns: the order things are opened in and where they live in the data directory
+//! (`concord.db`, `node.key`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use concord_hub::{Hub, HubConfig, SystemClock};
+use concord_rest::auth::NodeKey;
+use concord_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+pub fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("log.level {:?} is not a valid filter", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    let mut options = SqliteOptions::new(config.database_path());
+    options.readers = config.store.readers;
+    options.synchronous = if config.store.synchronous == "normal" {
+        Synchronous::Normal
+    } else {
+        Synchronous::Full
+    };
+    Ok(Arc::new(SqliteStore::open(&options)?))
+}
+
+pub fn hub(config: &Config, store: Arc<SqliteStore>) -> Hub {
+    Hub::new(
+        store,
+        Arc::new(SystemClock),
+        HubConfig {
+            default_count: config.search.default_count,
+            max_count: config.search.max_count,
+            max_bundle_entries: config.search.max_bundle_entries,
+        },
+    )
+}
+
+/// Reads the node key from the data directory, creating it (readable by the owner only) the
+/// first time.
+pub fn node_key(data_dir: &Path) -> anyhow::Result<NodeKey> {
+    let path = data_dir.join("node.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return NodeKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let key = NodeKey::generate().map_err(anyhow::Error::msg)?;
+    write_private(&path, &key.to_hex())?;
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot create {}", path.display()))
+}

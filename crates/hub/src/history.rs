@@ -1,0 +1,88 @@
+//! History: instance, type and system (<https://hl7.org/fhir/R4/http.html#history>).
+//!
+//! Owns: `_since`, `_count` and stable paging (`_offset` with the `_snapshot` of the first page)
+//! for history Bundles.
+
+use concord_fhir::primitive::search_date_range;
+use concord_fhir::{Error, RequestContext};
+use concord_store::HistoryQuery;
+
+use crate::Hub;
+use crate::bundle::{Bundle, Link, history_entry};
+use crate::search::{PageParams, page_links};
+use crate::write::ensure_type;
+
+impl Hub {
+    /// History of one resource (`resource_type` and `id`), a type (`id` is `None`) or the whole
+    /// server (both `None`). `params` are the request's query parameters; `self_path` is the
+    /// request path relative to the base (e.g. `Patient/1/_history`).
+    pub fn history(
+        &self,
+        ctx: &RequestContext,
+        resource_type: Option<&str>,
+        id: Option<&str>,
+        params: &[(String, String)],
+        base: &str,
+        self_path: &str,
+    ) -> Result<Bundle, Error> {
+        if let Some(t) = resource_type {
+            ensure_type(t)?;
+        }
+        let mut since = None;
+        for (name, value) in params {
+            match name.as_str() {
+                "_since" => {
+                    let range = search_date_range(value).ok_or_else(|| {
+                        Error::invalid(format!("_since: '{value}' is not a valid instant"))
+                    })?;
+                    since = Some(range.low);
+                }
+                "_count" | "_offset" | "_snapshot" | "_format" | "_pretty" => {}
+                "_at" | "_list" | "_sort" => {
+                    return Err(Error::not_supported(format!(
+                        "history parameter {name} is not supported"
+                    )));
+                }
+                other => {
+                    return Err(Error::invalid(format!(
+                        "unknown history parameter '{other}'"
+                    )));
+                }
+            }
+        }
+        let page =
+            PageParams::from_params(params, self.config.default_count, self.config.max_count)?;
+        if let (Some(t), Some(i)) = (resource_type, id)
+            && self.store.read(ctx, t, i)?.is_none()
+        {
+            return Err(Error::not_found(format!("{t}/{i} is not known")));
+        }
+        let result = self.store.history(
+            ctx,
+            &HistoryQuery {
+                resource_type: resource_type.map(str::to_string),
+                id: id.map(str::to_string),
+                since,
+                snapshot: page.snapshot,
+                count: page.count,
+                offset: page.offset,
+            },
+        )?;
+        let mut bundle = Bundle::new("history", self.clock.now_ms());
+        bundle.total = Some(result.total);
+        bundle.link = page_links(
+            base,
+            self_path,
+            params,
+            &page,
+            result.snapshot,
+            Some(result.total),
+            result.versions.len(),
+        );
+        for version in &result.versions {
+            bundle.entry.push(history_entry(base, version)?);
+        }
+        let _: &[Link] = &bundle.link;
+        Ok(bundle)
+    }
+}

@@ -1,0 +1,602 @@
+//! Batch and transaction Bundles (<https://hl7.org/fhir/R4/http.html#transaction>).
+//!
+//! Owns: processing order (DELETE, POST, PUT/PATCH, GET/HEAD, as the specification requires),
+//! `urn:uuid:` / `urn:oid:` fullUrls and conditional references resolved to the resources they
+//! name, all-or-nothing transactions (one store unit of work) and independent batch entries. An
+//! error in a transaction names the entry it came from.
+
+use std::collections::HashMap;
+
+use concord_fhir::outcome::from_error;
+use concord_fhir::primitive::format_instant;
+use concord_fhir::reference::{Reference, parse as parse_reference};
+use concord_fhir::{Error, ErrorKind, RequestContext};
+use concord_store::{Method, StoreTx, StoredVersion};
+use serde_json::Value;
+
+use crate::Hub;
+use crate::bundle::{Bundle, Entry, EntryResponse, etag, location, raw};
+use crate::write::{
+    WriteOutcome, conditional_matches, tx_conditional_delete, tx_conditional_update, tx_create,
+    tx_delete, tx_patch, tx_update,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verb {
+    Delete,
+    Post,
+    Put,
+    Patch,
+    Get,
+}
+
+/// One request entry, checked.
+#[derive(Debug, Clone)]
+struct Request {
+    index: usize,
+    verb: Verb,
+    /// `request.url`, relative to the base.
+    url: String,
+    full_url: Option<String>,
+    resource: Option<Value>,
+    if_none_exist: Option<String>,
+    if_match: Option<u64>,
+    /// For POST entries: the type and id the new (or conditionally matched) resource has.
+    post_target: Option<(String, String)>,
+    /// For POST entries: true when `ifNoneExist` matched an existing resource.
+    existing: bool,
+}
+
+/// What one entry produced.
+enum Outcome {
+    Written(WriteOutcome),
+    Deleted,
+    Read(StoredVersion),
+}
+
+impl Hub {
+    /// Processes a `batch` or `transaction` Bundle and returns the response Bundle.
+    pub fn process_bundle(
+        &self,
+        ctx: &RequestContext,
+        bundle: &Value,
+        base: &str,
+    ) -> Result<Bundle, Error> {
+        let bundle_type = match bundle.get("resourceType").and_then(Value::as_str) {
+            Some("Bundle") => bundle
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            _ => return Err(Error::invalid("POST to the base takes a Bundle").at("resourceType")),
+        };
+        let requests = self.requests(bundle)?;
+        match bundle_type {
+            "transaction" => self.transaction(ctx, requests, base),
+            "batch" => self.batch(ctx, requests, base),
+            other => Err(Error::invalid(format!(
+                "Bundle.type must be 'transaction' or 'batch' to be processed, not '{other}'"
+            ))
+            .at("Bundle.type")),
+        }
+    }
+
+    fn requests(&self, bundle: &Value) -> Result<Vec<Request>, Error> {
+        let entries = match bundle.get("entry") {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(entries)) => entries,
+            Some(_) => {
+                return Err(Error::invalid("Bundle.entry must be an array").at("Bundle.entry"));
+            }
+        };
+        if entries.len() > self.config.max_bundle_entries {
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "a Bundle may hold at most {} entries",
+                    self.config.max_bundle_entries
+                ),
+            ));
+        }
+        entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| parse_request(index, entry))
+            .collect()
+    }
+
+    fn transaction(
+        &self,
+        ctx: &RequestContext,
+        mut requests: Vec<Request>,
+        base: &str,
+    ) -> Result<Bundle, Error> {
+        // Two entries may not address the same resource (the result would depend on order).
+        let mut seen = HashMap::new();
+        for r in &requests {
+            if matches!(r.verb, Verb::Put | Verb::Delete | Verb::Patch)
+                && !r.url.contains('?')
+                && let Some(previous) = seen.insert(r.url.clone(), r.index)
+            {
+                return Err(Error::invalid(format!(
+                    "entries {previous} and {} both change {}",
+                    r.index, r.url
+                )));
+            }
+        }
+        let mut results: Vec<Option<Outcome>> = Vec::new();
+        self.store.write(ctx, &mut |tx| {
+            results = (0..requests.len()).map(|_| None).collect();
+            let ids = assign_ids(self, tx, &mut requests)?;
+            let mut order: Vec<usize> = (0..requests.len()).collect();
+            order.sort_by_key(|&i| (requests[i].verb, i));
+            for i in order {
+                let request = &requests[i];
+                let mut resource = request.resource.clone();
+                if let Some(resource) = resource.as_mut() {
+                    resolve_references(self, tx, resource, &ids)
+                        .map_err(|e| e.in_context(&format!("Bundle.entry[{}]", request.index)))?;
+                }
+                let outcome = execute(self, tx, request, resource)
+                    .map_err(|e| e.in_context(&format!("Bundle.entry[{}]", request.index)))?;
+                results[i] = Some(outcome);
+            }
+            Ok(())
+        })?;
+        let mut bundle = Bundle::new("transaction-response", self.clock.now_ms());
+        for outcome in results {
+            let outcome = outcome.ok_or_else(Error::internal)?;
+            bundle.entry.push(response_entry(base, &outcome)?);
+        }
+        Ok(bundle)
+    }
+
+    fn batch(
+        &self,
+        ctx: &RequestContext,
+        requests: Vec<Request>,
+        base: &str,
+    ) -> Result<Bundle, Error> {
+        let mut bundle = Bundle::new("batch-response", self.clock.now_ms());
+        let mut entries: Vec<Option<Entry>> = (0..requests.len()).map(|_| None).collect();
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by_key(|&i| (requests[i].verb, i));
+        for i in order {
+            let mut request = requests[i].clone();
+            let mut outcome = None;
+            let result = self.store.write(ctx, &mut |tx| {
+                // Batch entries are independent: a fullUrl names nothing outside its own entry.
+                let ids = assign_ids(self, tx, std::slice::from_mut(&mut request))?;
+                let mut resource = request.resource.clone();
+                if let Some(resource) = resource.as_mut() {
+                    resolve_references(self, tx, resource, &ids)?;
+                }
+                outcome = Some(execute(self, tx, &request, resource)?);
+                Ok(())
+            });
+            entries[i] = Some(match (result, outcome) {
+                (Ok(()), Some(outcome)) => response_entry(base, &outcome)?,
+                (Err(error), _) => error_entry(&error)?,
+                (Ok(()), None) => error_entry(&Error::internal())?,
+            });
+        }
+        bundle.entry = entries
+            .into_iter()
+            .map(|e| e.ok_or_else(Error::internal))
+            .collect::<Result<_, _>>()?;
+        Ok(bundle)
+    }
+}
+
+fn parse_request(index: usize, entry: &Value) -> Result<Request, Error> {
+    let at = |field: &str| format!("Bundle.entry[{index}].{field}");
+    let request = entry
+        .get("request")
+        .ok_or_else(|| Error::invalid("the entry has no request").at(at("request")))?;
+    let method = request
+        .get("method")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::invalid("the entry's request has no method").at(at("request.method"))
+        })?;
+    let verb = match method {
+        "DELETE" => Verb::Delete,
+        "POST" => Verb::Post,
+        "PUT" => Verb::Put,
+        "PATCH" => Verb::Patch,
+        "GET" | "HEAD" => Verb::Get,
+        other => {
+            return Err(Error::invalid(format!(
+                "'{other}' is not an HTTP method a Bundle entry may use"
+            ))
+            .at(at("request.method")));
+        }
+    };
+    let url = request
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("the entry's request has no url").at(at("request.url")))?;
+    let url = url.trim_start_matches('/').to_string();
+    let resource = entry.get("resource").cloned();
+    if matches!(verb, Verb::Post | Verb::Put | Verb::Patch) && resource.is_none() {
+        return Err(Error::invalid(format!("a {method} entry needs a resource")).at(at("resource")));
+    }
+    let if_match = match request.get("ifMatch").and_then(Value::as_str) {
+        Some(tag) => Some(parse_etag(tag).ok_or_else(|| {
+            Error::invalid(format!("'{tag}' is not an ETag such as W/\"1\""))
+                .at(at("request.ifMatch"))
+        })?),
+        None => None,
+    };
+    Ok(Request {
+        index,
+        verb,
+        url,
+        full_url: entry
+            .get("fullUrl")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resource,
+        if_none_exist: request
+            .get("ifNoneExist")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        if_match,
+        post_target: None,
+        existing: false,
+    })
+}
+
+/// Parses `W/"3"` or `"3"` into 3.
+pub fn parse_etag(tag: &str) -> Option<u64> {
+    tag.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// Gives every POST entry its new id (or, for a conditional create that matches, the existing
+/// one), and maps each entry's fullUrl to the `Type/id` it will have.
+fn assign_ids(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    requests: &mut [Request],
+) -> Result<HashMap<String, String>, Error> {
+    let mut ids = HashMap::new();
+    for request in requests.iter_mut() {
+        let target = match request.verb {
+            Verb::Post => {
+                let resource_type = request
+                    .url
+                    .split(['/', '?'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                crate::write::ensure_type(&resource_type)
+                    .map_err(|e| e.in_context(&format!("Bundle.entry[{}]", request.index)))?;
+                let existing = match &request.if_none_exist {
+                    Some(condition) => {
+                        match conditional_matches(hub, tx, &resource_type, condition)?.as_slice() {
+                            [] => None,
+                            [one] => Some(one.id.clone()),
+                            _ => {
+                                return Err(Error::new(
+                                    ErrorKind::MultipleMatches,
+                                    format!(
+                                        "Bundle.entry[{}]: ifNoneExist matched more than one resource",
+                                        request.index
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                request.existing = existing.is_some();
+                let id = existing.unwrap_or_else(Hub::new_id);
+                let target = format!("{resource_type}/{id}");
+                request.post_target = Some((resource_type, id));
+                Some(target)
+            }
+            Verb::Put | Verb::Patch if !request.url.contains('?') => Some(request.url.clone()),
+            _ => None,
+        };
+        if let (Some(full_url), Some(target)) = (&request.full_url, target) {
+            ids.insert(full_url.clone(), target);
+        }
+    }
+    Ok(ids)
+}
+
+/// Rewrites every reference to a Bundle fullUrl into the `Type/id` it was given, and resolves
+/// conditional references (`Patient?identifier=...`) to the one resource they match.
+fn resolve_references(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    value: &mut Value,
+    ids: &HashMap<String, String>,
+) -> Result<(), Error> {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "reference"
+                    && let Value::String(reference) = child
+                {
+                    if let Some(target) = ids.get(reference.as_str()) {
+                        *reference = target.clone();
+                        continue;
+                    }
+                    match parse_reference(reference) {
+                        Ok(Reference::Conditional {
+                            resource_type,
+                            query,
+                        }) => {
+                            let (resource_type, query) =
+                                (resource_type.to_string(), query.to_string());
+                            let found = conditional_matches(hub, tx, &resource_type, &query)?;
+                            match found.as_slice() {
+                                [one] => *reference = format!("{resource_type}/{}", one.id),
+                                [] => {
+                                    return Err(Error::new(
+                                        ErrorKind::Unprocessable,
+                                        format!(
+                                            "the conditional reference {resource_type}?{query} matches no resource"
+                                        ),
+                                    ));
+                                }
+                                _ => {
+                                    return Err(Error::new(
+                                        ErrorKind::MultipleMatches,
+                                        format!(
+                                            "the conditional reference {resource_type}?{query} matches more than one resource"
+                                        ),
+                                    ));
+                                }
+                            }
+                        }
+                        Ok(Reference::Urn(urn)) => {
+                            return Err(Error::new(
+                                ErrorKind::Unprocessable,
+                                format!("the reference {urn} names no entry of this Bundle"),
+                            ));
+                        }
+                        _ => {}
+                    }
+                } else {
+                    resolve_references(hub, tx, child, ids)?;
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                resolve_references(hub, tx, item, ids)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn execute(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    request: &Request,
+    resource: Option<Value>,
+) -> Result<Outcome, Error> {
+    let (path, query) = match request.url.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (request.url.as_str(), None),
+    };
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match request.verb {
+        Verb::Post => {
+            let (resource_type, id) = request.post_target.as_ref().ok_or_else(Error::internal)?;
+            if request.existing {
+                let version = tx.read(resource_type, id)?.ok_or_else(Error::internal)?;
+                return Ok(Outcome::Written(WriteOutcome {
+                    version,
+                    created: false,
+                    existing: true,
+                }));
+            }
+            let version = tx_create(
+                hub,
+                tx,
+                resource_type,
+                resource.ok_or_else(Error::internal)?,
+                id.clone(),
+                Method::Post,
+            )?;
+            Ok(Outcome::Written(WriteOutcome {
+                version,
+                created: true,
+                existing: false,
+            }))
+        }
+        Verb::Put => {
+            let resource = resource.ok_or_else(Error::internal)?;
+            match (segments.as_slice(), query) {
+                ([resource_type], Some(condition)) => {
+                    crate::write::ensure_type(resource_type)?;
+                    Ok(Outcome::Written(tx_conditional_update(
+                        hub,
+                        tx,
+                        resource_type,
+                        condition,
+                        resource,
+                        request.if_match,
+                    )?))
+                }
+                ([resource_type, id], None) => {
+                    crate::write::ensure_type(resource_type)?;
+                    Ok(Outcome::Written(tx_update(
+                        hub,
+                        tx,
+                        resource_type,
+                        id,
+                        resource,
+                        request.if_match,
+                        Method::Put,
+                    )?))
+                }
+                _ => Err(Error::invalid(format!(
+                    "'{}' is not a URL a PUT entry may use (Type/id or Type?search)",
+                    request.url
+                ))),
+            }
+        }
+        Verb::Patch => match segments.as_slice() {
+            [resource_type, id] if query.is_none() => {
+                crate::write::ensure_type(resource_type)?;
+                let patch = resource.ok_or_else(Error::internal)?;
+                let patch = binary_patch(patch)?;
+                Ok(Outcome::Written(tx_patch(
+                    hub,
+                    tx,
+                    resource_type,
+                    id,
+                    &patch,
+                    request.if_match,
+                )?))
+            }
+            _ => Err(Error::invalid(format!(
+                "'{}' is not a URL a PATCH entry may use (Type/id)",
+                request.url
+            ))),
+        },
+        Verb::Delete => {
+            match (segments.as_slice(), query) {
+                ([resource_type], Some(condition)) => {
+                    crate::write::ensure_type(resource_type)?;
+                    tx_conditional_delete(hub, tx, resource_type, condition)?;
+                }
+                ([resource_type, id], None) => {
+                    crate::write::ensure_type(resource_type)?;
+                    tx_delete(hub, tx, resource_type, id)?;
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "'{}' is not a URL a DELETE entry may use",
+                        request.url
+                    )));
+                }
+            }
+            Ok(Outcome::Deleted)
+        }
+        Verb::Get => match segments.as_slice() {
+            [resource_type, id] if query.is_none() => {
+                crate::write::ensure_type(resource_type)?;
+                match tx.read(resource_type, id)? {
+                    Some(v) if !v.is_deleted() => Ok(Outcome::Read(v)),
+                    Some(_) => Err(Error::new(
+                        ErrorKind::Gone,
+                        format!("{resource_type}/{id} was deleted"),
+                    )),
+                    None => Err(Error::not_found(format!(
+                        "{resource_type}/{id} is not known"
+                    ))),
+                }
+            }
+            _ => Err(Error::not_supported(
+                "GET entries in a Bundle may only read by id (Type/id)",
+            )),
+        },
+    }
+}
+
+/// A PATCH entry carries its JSON Patch as a Binary resource (base64 `data`), per the spec.
+fn binary_patch(resource: Value) -> Result<Value, Error> {
+    if resource.get("resourceType").and_then(Value::as_str) != Some("Binary") {
+        return Err(Error::invalid(
+            "a PATCH entry carries its JSON Patch document in a Binary resource",
+        ));
+    }
+    let data = resource
+        .get("data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("the PATCH entry's Binary has no data"))?;
+    let bytes = base64_decode(data)
+        .ok_or_else(|| Error::invalid("the PATCH entry's Binary.data is not base64"))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::invalid(format!(
+            "the PATCH entry's Binary.data is not a JSON Patch document: {e}"
+        ))
+    })
+}
+
+/// Decodes standard base64. Hand-written because this one call does not justify a dependency.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn response_entry(base: &str, outcome: &Outcome) -> Result<Entry, Error> {
+    Ok(match outcome {
+        Outcome::Written(written) => {
+            let status = if written.created {
+                "201 Created"
+            } else {
+                "200 OK"
+            };
+            Entry {
+                full_url: Some(crate::bundle::full_url(base, &written.version)),
+                response: Some(EntryResponse {
+                    status: status.to_string(),
+                    location: Some(location(&written.version)),
+                    etag: Some(etag(&written.version)),
+                    last_modified: Some(format_instant(written.version.last_updated)),
+                    outcome: None,
+                }),
+                ..Entry::default()
+            }
+        }
+        Outcome::Deleted => Entry {
+            response: Some(EntryResponse {
+                status: "204 No Content".into(),
+                ..EntryResponse::default()
+            }),
+            ..Entry::default()
+        },
+        Outcome::Read(version) => Entry {
+            full_url: Some(crate::bundle::full_url(base, version)),
+            resource: version.body.clone().map(raw).transpose()?,
+            response: Some(EntryResponse {
+                status: "200 OK".into(),
+                etag: Some(etag(version)),
+                last_modified: Some(format_instant(version.last_updated)),
+                ..EntryResponse::default()
+            }),
+            ..Entry::default()
+        },
+    })
+}
+
+fn error_entry(error: &Error) -> Result<Entry, Error> {
+    let status = error.http_status();
+    Ok(Entry {
+        response: Some(EntryResponse {
+            status: status.to_string(),
+            outcome: Some(raw(from_error(error).to_string())?),
+            ..EntryResponse::default()
+        }),
+        ..Entry::default()
+    })
+}

@@ -1,0 +1,475 @@
+//! Writes: create, update (also as create), conditional create/update/delete, JSON Patch and
+//! delete (<https://hl7.org/fhir/R4/http.html#create>, `#update`, `#patch`, `#delete`, `#ccreate`,
+//! `#cond-update`, `#3.1.0.7.1`).
+//!
+//! Owns: assigning ids and `meta`, validating every version before it is stored, extracting its
+//! index entries, and the version rules (`If-Match`, lost-update conflicts). The `tx_*` functions
+//! work inside a store unit of work so transactions reuse them.
+
+use concord_fhir::primitive::format_instant;
+use concord_fhir::resource::{is_resource_type, set_id, set_meta_version};
+use concord_fhir::validate::validate_resource;
+use concord_fhir::{Error, ErrorKind, Issue, IssueType, RequestContext};
+use concord_search::query::SearchQuery;
+use concord_store::{Method, NewVersion, StoreTx, StoredVersion};
+use serde_json::Value;
+
+use crate::Hub;
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOutcome {
+    pub version: StoredVersion,
+    /// True when a new resource came into being (201), false for a new version of one (200).
+    pub created: bool,
+    /// True when a conditional create found the resource already there and wrote nothing.
+    pub existing: bool,
+}
+
+/// Fails unless `resource_type` is an R4 resource type (used for URL path segments).
+pub fn ensure_type(resource_type: &str) -> Result<(), Error> {
+    if is_resource_type(resource_type) {
+        Ok(())
+    } else {
+        Err(Error::not_found(format!(
+            "'{resource_type}' is not a FHIR R4 resource type"
+        )))
+    }
+}
+
+impl Hub {
+    /// `POST [base]/[type]`, with `If-None-Exist` for conditional create.
+    pub fn create(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        body: Value,
+        if_none_exist: Option<&str>,
+    ) -> Result<WriteOutcome, Error> {
+        ensure_type(resource_type)?;
+        let mut outcome = None;
+        self.store.write(ctx, &mut |tx| {
+            if let Some(condition) = if_none_exist {
+                let found = conditional_matches(self, tx, resource_type, condition)?;
+                match found.as_slice() {
+                    [] => {}
+                    [one] => {
+                        outcome = Some(WriteOutcome {
+                            version: one.clone(),
+                            created: false,
+                            existing: true,
+                        });
+                        return Ok(());
+                    }
+                    _ => return Err(multiple_matches("If-None-Exist")),
+                }
+            }
+            let version = tx_create(
+                self,
+                tx,
+                resource_type,
+                body.clone(),
+                Hub::new_id(),
+                Method::Post,
+            )?;
+            outcome = Some(WriteOutcome {
+                version,
+                created: true,
+                existing: false,
+            });
+            Ok(())
+        })?;
+        outcome.ok_or_else(Error::internal)
+    }
+
+    /// `PUT [base]/[type]/[id]`: update, or create with the client's id when it does not exist.
+    pub fn update(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        body: Value,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, Error> {
+        ensure_type(resource_type)?;
+        let mut outcome = None;
+        self.store.write(ctx, &mut |tx| {
+            outcome = Some(tx_update(
+                self,
+                tx,
+                resource_type,
+                id,
+                body.clone(),
+                if_match,
+                Method::Put,
+            )?);
+            Ok(())
+        })?;
+        outcome.ok_or_else(Error::internal)
+    }
+
+    /// `PUT [base]/[type]?[search]`: conditional update.
+    pub fn conditional_update(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        condition: &str,
+        body: Value,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, Error> {
+        ensure_type(resource_type)?;
+        let mut outcome = None;
+        self.store.write(ctx, &mut |tx| {
+            outcome = Some(tx_conditional_update(
+                self,
+                tx,
+                resource_type,
+                condition,
+                body.clone(),
+                if_match,
+            )?);
+            Ok(())
+        })?;
+        outcome.ok_or_else(Error::internal)
+    }
+
+    /// `PATCH [base]/[type]/[id]` with a JSON Patch document (RFC 6902).
+    pub fn patch(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        patch: &Value,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, Error> {
+        ensure_type(resource_type)?;
+        let mut outcome = None;
+        self.store.write(ctx, &mut |tx| {
+            outcome = Some(tx_patch(self, tx, resource_type, id, patch, if_match)?);
+            Ok(())
+        })?;
+        outcome.ok_or_else(Error::internal)
+    }
+
+    /// `DELETE [base]/[type]/[id]`. Deleting what does not exist, or is already deleted, succeeds
+    /// and writes nothing (`None`), as the specification allows.
+    pub fn delete(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, Error> {
+        ensure_type(resource_type)?;
+        let mut outcome = None;
+        self.store.write(ctx, &mut |tx| {
+            outcome = tx_delete(self, tx, resource_type, id)?;
+            Ok(())
+        })?;
+        Ok(outcome)
+    }
+
+    /// `DELETE [base]/[type]?[search]`: deletes the one match; several matches are an error.
+    pub fn conditional_delete(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        condition: &str,
+    ) -> Result<Option<StoredVersion>, Error> {
+        ensure_type(resource_type)?;
+        let mut outcome = None;
+        self.store.write(ctx, &mut |tx| {
+            outcome = tx_conditional_delete(self, tx, resource_type, condition)?;
+            Ok(())
+        })?;
+        Ok(outcome)
+    }
+}
+
+fn multiple_matches(what: &str) -> Error {
+    Error::new(
+        ErrorKind::MultipleMatches,
+        format!("{what} matched more than one resource; make the criteria more specific"),
+    )
+}
+
+/// The current resources matching a conditional interaction's search (at most two are fetched:
+/// the caller only needs to know none, one or several).
+pub(crate) fn conditional_matches(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    condition: &str,
+) -> Result<Vec<StoredVersion>, Error> {
+    let params = crate::search::parse_query_string(condition);
+    if params.is_empty() {
+        return Err(Error::invalid(
+            "the condition of a conditional interaction has no search parameters",
+        ));
+    }
+    let parsed = concord_search::parse::parse_search(Some(resource_type), &params)?;
+    if !parsed.unknown.is_empty() {
+        // A condition that silently ignored a parameter could match the wrong resource.
+        return Err(Error::invalid(format!(
+            "the condition uses unknown or unsupported parameters: {}",
+            parsed.unknown.join(", ")
+        )));
+    }
+    let query = SearchQuery {
+        count: Some(2),
+        total: Some(concord_search::query::Total::None),
+        ..parsed.query
+    };
+    let _ = hub;
+    Ok(tx.search(&query)?.matches)
+}
+
+/// Validates and stores a new resource under `id`.
+pub(crate) fn tx_create(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    mut body: Value,
+    id: String,
+    method: Method,
+) -> Result<StoredVersion, Error> {
+    check_body(resource_type, &body)?;
+    set_id(&mut body, &id);
+    let version = prepare(hub, resource_type, &id, body, 1, method)?;
+    tx.put(version)
+}
+
+/// Update or update-as-create.
+pub(crate) fn tx_update(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    id: &str,
+    body: Value,
+    if_match: Option<u64>,
+    method: Method,
+) -> Result<WriteOutcome, Error> {
+    check_body(resource_type, &body)?;
+    match body.get("id") {
+        Some(Value::String(body_id)) if body_id == id => {}
+        Some(Value::String(body_id)) => {
+            return Err(Error::invalid(format!(
+                "the resource's id '{body_id}' does not match the id '{id}' in the URL"
+            ))
+            .at(format!("{resource_type}.id")));
+        }
+        Some(_) => {
+            return Err(Error::invalid("the resource's id must be a string")
+                .at(format!("{resource_type}.id")));
+        }
+        None => {
+            return Err(
+                Error::invalid("an update must carry the resource's id in the body")
+                    .at(format!("{resource_type}.id")),
+            );
+        }
+    }
+    if !concord_fhir::primitive::is_id(id) {
+        return Err(Error::invalid(format!(
+            "'{id}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)"
+        )));
+    }
+    let current = tx.read(resource_type, id)?;
+    let current_version = current.as_ref().map_or(0, |c| c.version_id);
+    if let Some(expected) = if_match
+        && expected != current_version
+    {
+        return Err(Error::new(
+            ErrorKind::PreconditionFailed,
+            format!(
+                "If-Match asked for version {expected} but {resource_type}/{id} is at version {current_version}"
+            ),
+        ));
+    }
+    let created = current.as_ref().is_none_or(StoredVersion::is_deleted);
+    let version = prepare(hub, resource_type, id, body, current_version + 1, method)?;
+    let version = tx.put(version)?;
+    Ok(WriteOutcome {
+        version,
+        created,
+        existing: false,
+    })
+}
+
+pub(crate) fn tx_conditional_update(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    condition: &str,
+    mut body: Value,
+    if_match: Option<u64>,
+) -> Result<WriteOutcome, Error> {
+    let found = conditional_matches(hub, tx, resource_type, condition)?;
+    let body_id = body.get("id").and_then(Value::as_str).map(str::to_string);
+    match found.as_slice() {
+        [] => {
+            let id = body_id.unwrap_or_else(Hub::new_id);
+            set_id(&mut body, &id);
+            tx_update(hub, tx, resource_type, &id, body, if_match, Method::Put)
+        }
+        [one] => {
+            if let Some(body_id) = body_id
+                && body_id != one.id
+            {
+                return Err(Error::invalid(format!(
+                    "the resource's id '{body_id}' differs from the id of the resource the condition matched"
+                )));
+            }
+            let id = one.id.clone();
+            set_id(&mut body, &id);
+            tx_update(hub, tx, resource_type, &id, body, if_match, Method::Put)
+        }
+        _ => Err(multiple_matches("the conditional update's search")),
+    }
+}
+
+pub(crate) fn tx_patch(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    id: &str,
+    patch: &Value,
+    if_match: Option<u64>,
+) -> Result<WriteOutcome, Error> {
+    let current = tx.read(resource_type, id)?;
+    let Some(current) = current else {
+        return Err(Error::not_found(format!(
+            "{resource_type}/{id} is not known"
+        )));
+    };
+    let Some(text) = &current.body else {
+        return Err(Error::new(
+            ErrorKind::Gone,
+            format!("{resource_type}/{id} was deleted"),
+        ));
+    };
+    let operations: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| Error::invalid(format!("the body is not a JSON Patch document: {e}")))?;
+    let mut resource: Value = serde_json::from_str(text).map_err(|_| Error::internal())?;
+    json_patch::patch(&mut resource, &operations).map_err(|e| {
+        Error::with_issues(
+            ErrorKind::Unprocessable,
+            vec![Issue::error(
+                IssueType::Processing,
+                format!("the patch could not be applied: {e}"),
+            )],
+        )
+    })?;
+    if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type) {
+        return Err(Error::new(
+            ErrorKind::Unprocessable,
+            "a patch may not change resourceType",
+        ));
+    }
+    if resource.get("id").and_then(Value::as_str) != Some(id) {
+        return Err(Error::new(
+            ErrorKind::Unprocessable,
+            "a patch may not change or remove the id",
+        ));
+    }
+    tx_update(
+        hub,
+        tx,
+        resource_type,
+        id,
+        resource,
+        if_match,
+        Method::Patch,
+    )
+}
+
+pub(crate) fn tx_delete(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<StoredVersion>, Error> {
+    let Some(current) = tx.read(resource_type, id)? else {
+        return Ok(None);
+    };
+    if current.is_deleted() {
+        return Ok(None);
+    }
+    let version = tx.put(NewVersion {
+        resource_type: resource_type.to_string(),
+        id: id.to_string(),
+        version_id: current.version_id + 1,
+        last_updated: hub.clock.now_ms(),
+        method: Method::Delete,
+        body: None,
+        index: Vec::new(),
+    })?;
+    Ok(Some(version))
+}
+
+pub(crate) fn tx_conditional_delete(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    condition: &str,
+) -> Result<Option<StoredVersion>, Error> {
+    let found = conditional_matches(hub, tx, resource_type, condition)?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => {
+            let id = one.id.clone();
+            tx_delete(hub, tx, resource_type, &id)
+        }
+        _ => Err(multiple_matches("the conditional delete's search")),
+    }
+}
+
+/// The body must be a JSON object whose resourceType is the URL's type.
+pub(crate) fn check_body(resource_type: &str, body: &Value) -> Result<(), Error> {
+    let Value::Object(map) = body else {
+        return Err(Error::invalid(format!(
+            "the body must be a JSON object, found {}",
+            concord_fhir::primitive::json_kind(body)
+        )));
+    };
+    match map.get("resourceType") {
+        Some(Value::String(t)) if t == resource_type => Ok(()),
+        Some(Value::String(t)) if !is_resource_type(t) => {
+            Err(Error::invalid(format!("'{t}' is not a FHIR R4 resource type")).at("resourceType"))
+        }
+        Some(Value::String(t)) => Err(Error::invalid(format!(
+            "the body is a {t} but the URL is for {resource_type}"
+        ))
+        .at("resourceType")),
+        Some(_) => Err(Error::invalid("resourceType must be a string").at("resourceType")),
+        None => Err(Error::invalid("the body has no resourceType").at("resourceType")),
+    }
+}
+
+/// Validates a resource and turns it into a new version: `meta` set, JSON serialised, index
+/// entries extracted.
+pub(crate) fn prepare(
+    hub: &Hub,
+    resource_type: &str,
+    id: &str,
+    mut body: Value,
+    version_id: u64,
+    method: Method,
+) -> Result<NewVersion, Error> {
+    let now = hub.clock.now_ms();
+    set_meta_version(&mut body, &version_id.to_string(), &format_instant(now));
+    let issues = validate_resource(&body);
+    if issues.iter().any(Issue::is_error) {
+        return Err(Error::with_issues(ErrorKind::Unprocessable, issues));
+    }
+    let index = concord_search::extract::index_entries(&body);
+    let text = serde_json::to_string(&body).map_err(|_| Error::internal())?;
+    Ok(NewVersion {
+        resource_type: resource_type.to_string(),
+        id: id.to_string(),
+        version_id,
+        last_updated: now,
+        method,
+        body: Some(text),
+        index,
+    })
+}

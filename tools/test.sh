@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README.md): formatting, lints, every Rust test, and the end-to-end
+# test that drives the real binary with a third-party FHIR client (Python fhirpy).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+echo "== test data"
+./tools/fetch-testdata.sh
+
+echo "== rustfmt"
+cargo fmt --all --check
+
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== end-to-end (fhirpy against the real binary)"
+./tools/e2e.sh
