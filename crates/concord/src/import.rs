@@ -202,8 +202,7 @@ fn import_file(hub: &Hub, path: &Path, name: &str, report: &mut Report) -> anyho
                         .response
                         .as_ref()
                         .and_then(|r| r.outcome.as_ref())
-                        .map(|o| o.get().to_string())
-                        .unwrap_or_else(|| status.to_string());
+                        .map_or_else(|| status.to_string(), |o| outcome_text(o.get()));
                     report.failures.push(Failure {
                         file: name.into(),
                         entry: format!("entry {i}"),
@@ -283,4 +282,36 @@ fn transaction_of<'a>(resources: impl Iterator<Item = &'a Value>) -> Value {
         })
         .collect();
     json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
+}
+
+/// A one-line reading of an OperationOutcome: each issue's diagnostics and where it applies, so
+/// batch failures read like the others in the report.
+fn outcome_text(outcome_json: &str) -> String {
+    let Ok(outcome) = serde_json::from_str::<Value>(outcome_json) else {
+        return outcome_json.to_string();
+    };
+    let issues = outcome
+        .get("issue")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    issues
+        .iter()
+        .map(|issue| {
+            let text = issue
+                .get("diagnostics")
+                .and_then(Value::as_str)
+                .unwrap_or("error");
+            match issue
+                .get("expression")
+                .and_then(Value::as_array)
+                .and_then(|e| e.first())
+                .and_then(Value::as_str)
+            {
+                Some(at) => format!("{text} (at {at})"),
+                None => text.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

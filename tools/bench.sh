@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The fixed benchmark workload of docs/performance.md. Run on an otherwise idle machine:
+#   tools/bench.sh            # full run (about 10 minutes)
+# It builds the release binary, loads the 62 Synthea bundles of ../shared/testdata plus 600 people
+# from carebundle (seed 7) through `concord import` and over HTTP, then measures reads and typical
+# searches under concurrent load with wrk. Figures go to target/bench/results.txt.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+out=target/bench
+mkdir -p "$out"
+duration=${BENCH_SECONDS:-10}
+connections=${BENCH_CONNECTIONS:-16}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
+if [ ! -d "$out/carebundle-600" ]; then
+  [ -d "$out/venv" ] || python3 -m venv "$out/venv"
+  "$out/venv/bin/pip" install -q carebundle==0.5.0
+  "$out/venv/bin/carebundle" generate --profile mixed --count 600 --seed 7 --out "$out/carebundle-600"
+fi
+cargo build --release -p concord --locked
+bin="$root/target/release/concord"
+synthea="$root/../shared/testdata/synthea"
+results="$out/results.txt"
+: > "$results"
+say() { echo "$*" | tee -a "$results"; }
+
+say "== concord import (CLI), $(nproc) cores"
+rm -rf "$out/data-cli"
+/usr/bin/time -f "peak RSS %M KiB" -o "$out/import-time.txt" "$bin" import --quiet --data "$out/data-cli" "$synthea" "$out/carebundle-600" | tee -a "$results"
+say "cli-import $(cat "$out/import-time.txt")"
+
+say "== HTTP import and load"
+rm -rf "$out/data-http"
+port=18480
+"$bin" serve --data "$out/data-http" --listen 127.0.0.1:$port 2> "$out/serve.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.2; done
+token=$("$bin" token issue --data "$out/data-http" --sub bench --role clinician --ttl-minutes 120)
+python3 tools/bench/post_bundles.py "http://127.0.0.1:$port/fhir" "$token" 2 "$synthea"/*.json "$out"/carebundle-600/*.json | tee -a "$results"
+say "server peak RSS after HTTP import: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"
+python3 tools/bench/make_paths.py "http://127.0.0.1:$port/fhir" "$token" "$out/paths" | tee -a "$results"
+
+for workload in read identifier patient_name obs_code_date encounter_sorted chained; do
+  PATHS_FILE="$out/paths/$workload.txt" wrk -t2 -c"$connections" -d"${duration}s" --latency \
+    -H "Authorization: Bearer $token" -s tools/bench/paths.lua "http://127.0.0.1:$port" > "$out/wrk-$workload.txt"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk-$workload.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$out/wrk-$workload.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$out/wrk-$workload.txt")
+  errors=$(grep -E "Non-2xx|Socket errors" "$out/wrk-$workload.txt" || true)
+  say "$workload: $rps req/s, p50 $p50, p99 $p99 ${errors}"
+done
+say "server peak RSS after load: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"
+kill -TERM $pid; wait $pid || true
