@@ -6,7 +6,7 @@
 //! snapshot so they stay correct while others write, and `_summary` / `_elements` shaping.
 
 use concord_fhir::outcome::operation_outcome;
-use concord_fhir::{Error, ErrorKind, Issue, RequestContext};
+use concord_fhir::{Error, ErrorKind, Issue, IssueType, RequestContext};
 use concord_search::parse::parse_search;
 use concord_search::query::{SearchQuery, Summary};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -112,9 +112,10 @@ pub fn page_links(
     }];
     let has_more = match total {
         Some(total) => u64::from(page.offset) + u64::from(page.count) < total,
-        None => returned >= page.count as usize && page.count > 0,
+        None => returned >= page.count as usize,
     };
-    if has_more {
+    // With `_count=0` the next page would be this one again: a client following it would loop.
+    if has_more && page.count > 0 {
         links.push(Link {
             relation: "next",
             url: url(page.offset + page.count),
@@ -159,10 +160,20 @@ impl Hub {
         }
         let parsed = parse_search(resource_type, params)?;
         if handling == Handling::Strict && !parsed.unknown.is_empty() {
-            return Err(Error::with_issues(
-                ErrorKind::Invalid,
-                parsed.issues.clone(),
-            ));
+            // The lenient warnings say "ignored"; under strict handling they are errors.
+            let issues = parsed
+                .unknown
+                .iter()
+                .map(|name| {
+                    Issue::error(
+                        IssueType::NotSupported,
+                        format!(
+                            "the search parameter '{name}' is not known or not supported here (Prefer: handling=strict)"
+                        ),
+                    )
+                })
+                .collect();
+            return Err(Error::with_issues(ErrorKind::Invalid, issues));
         }
         let page =
             PageParams::from_params(params, self.config.default_count, self.config.max_count)?;
@@ -185,6 +196,10 @@ impl Hub {
             result.total,
             result.matches.len(),
         );
+        if query.summary == Some(Summary::Count) {
+            // `_summary=count` returns no entries, so there are no pages to follow.
+            bundle.link.retain(|l| l.relation == "self");
+        }
         let shape = Shape::of(&query);
         for version in &result.matches {
             bundle

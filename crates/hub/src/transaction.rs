@@ -299,6 +299,40 @@ fn assign_ids(
                 Some(target)
             }
             Verb::Put | Verb::Patch if !request.url.contains('?') => Some(request.url.clone()),
+            // A conditional update others reference by its fullUrl: find (or choose) its id now,
+            // so the references can be rewritten; the id goes into the body so the update
+            // itself lands on the same one.
+            Verb::Put if request.full_url.is_some() => {
+                let (resource_type, condition) = request.url.split_once('?').unwrap_or_default();
+                let (resource_type, condition) = (resource_type.to_string(), condition.to_string());
+                let in_entry = |e: Error| e.in_context(&format!("Bundle.entry[{}]", request.index));
+                crate::write::ensure_type(&resource_type).map_err(in_entry)?;
+                let found =
+                    conditional_matches(hub, tx, &resource_type, &condition).map_err(in_entry)?;
+                let body_id = request
+                    .resource
+                    .as_ref()
+                    .and_then(|r| r.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let id = match found.as_slice() {
+                    [] => body_id.unwrap_or_else(Hub::new_id),
+                    [one] => one.id.clone(),
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::MultipleMatches,
+                            format!(
+                                "Bundle.entry[{}]: the conditional update matched more than one resource",
+                                request.index
+                            ),
+                        ));
+                    }
+                };
+                if let Some(Value::Object(map)) = request.resource.as_mut() {
+                    map.entry("id").or_insert_with(|| Value::String(id.clone()));
+                }
+                Some(format!("{resource_type}/{id}"))
+            }
             _ => None,
         };
         if let (Some(full_url), Some(target)) = (&request.full_url, target) {

@@ -214,6 +214,13 @@ pub(crate) fn conditional_matches(
             parsed.unknown.join(", ")
         )));
     }
+    if parsed.query.clauses.is_empty() {
+        // Only control parameters (`_format`, `_count`, ...) or empty values: such a condition
+        // would match every resource of the type.
+        return Err(Error::invalid(
+            "the condition of a conditional interaction has no search criteria",
+        ));
+    }
     let query = SearchQuery {
         count: Some(2),
         total: Some(concord_search::query::Total::None),
@@ -437,7 +444,7 @@ pub(crate) fn check_body(resource_type: &str, body: &Value) -> Result<(), Error>
             Err(Error::invalid(format!("'{t}' is not a FHIR R4 resource type")).at("resourceType"))
         }
         Some(Value::String(t)) => Err(Error::invalid(format!(
-            "the body is a {t} but the URL is for {resource_type}"
+            "the body's resourceType is {t} but the URL is for {resource_type}"
         ))
         .at("resourceType")),
         Some(_) => Err(Error::invalid("resourceType must be a string").at("resourceType")),

@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))
         .layer(middleware::from_fn(record_metrics))
         .layer(
@@ -126,6 +127,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn not_found() -> ApiError {
     ApiError(Error::not_found(
         "there is nothing at this URL; the FHIR API is under /fhir",
+    ))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(Error::new(
+        concord_fhir::ErrorKind::MethodNotAllowed,
+        "this HTTP method is not allowed on this URL",
     ))
 }
 

@@ -28,8 +28,10 @@ pub(crate) async fn conditional(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Path(resource_type): Path<String>,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    super::query_params(&headers, raw.as_deref())?;
     let condition = raw.unwrap_or_default();
     if condition.is_empty() {
         return Err(Error::new(

@@ -2,7 +2,7 @@
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use concord_fhir::RequestContext;
@@ -16,8 +16,10 @@ pub(crate) async fn patch(
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
     body: Body,
 ) -> ApiResult<Response> {
+    super::query_params(&headers, raw.as_deref())?;
     let expected = if_match(&headers)?;
     let bytes = read_body(&headers, body, state.max_body_bytes, BodyKind::JsonPatch).await?;
     let document = parse_json(&bytes)?;

@@ -38,6 +38,7 @@ pub(crate) async fn conditional(
     RawQuery(raw): RawQuery,
     body: Body,
 ) -> ApiResult<Response> {
+    super::query_params(&headers, raw.as_deref())?;
     let condition = raw.unwrap_or_default();
     if condition.is_empty() {
         return Err(Error::new(
