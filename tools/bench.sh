@@ -19,8 +19,10 @@ if [ ! -d "$out/carebundle-600" ]; then
   "$out/venv/bin/pip" install -q carebundle==0.5.0
   "$out/venv/bin/carebundle" generate --profile mixed --count 600 --seed 7 --out "$out/carebundle-600"
 fi
-cargo build --release -p concord --locked
-bin="$root/target/release/concord"
+if [ -z "${CONCORD_BIN:-}" ]; then
+  cargo build --release -p concord --locked
+fi
+bin="${CONCORD_BIN:-$root/target/release/concord}"
 synthea="$root/../shared/testdata/synthea"
 results="$out/results.txt"
 : > "$results"

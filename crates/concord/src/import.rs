@@ -60,22 +60,54 @@ pub fn import(config: &Config, paths: &[PathBuf], progress: bool) -> anyhow::Res
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
+    // Files are parsed, validated and indexed by parallel workers; their writes still go one at a
+    // time through the store's single writer.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let loaded = std::sync::atomic::AtomicUsize::new(0);
+    let partial: Vec<Report> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut report = Report::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(file) = files.get(i) else { break };
+                        let name = file.display().to_string();
+                        let before = report.resources;
+                        if let Err(e) = import_file(&hub, file, &name, &mut report) {
+                            report.failures.push(Failure {
+                                file: name,
+                                entry: "-".into(),
+                                reason: format!("{e:#}"),
+                            });
+                        }
+                        report.files += 1;
+                        let total = loaded.fetch_add(
+                            report.resources - before,
+                            std::sync::atomic::Ordering::Relaxed,
+                        ) + report.resources
+                            - before;
+                        bar.inc(1);
+                        bar.set_message(format!("{total} resources"));
+                    }
+                    report
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
     let mut report = Report::default();
-    for file in &files {
-        let name = file.display().to_string();
-        let before = report.resources;
-        if let Err(e) = import_file(&hub, file, &name, &mut report) {
-            report.failures.push(Failure {
-                file: name.clone(),
-                entry: "-".into(),
-                reason: format!("{e:#}"),
-            });
-        }
-        report.files += 1;
-        bar.inc(1);
-        bar.set_message(format!("{} resources", report.resources));
-        let _ = before;
+    for part in partial {
+        report.files += part.files;
+        report.resources += part.resources;
+        report.failures.extend(part.failures);
     }
+    report
+        .failures
+        .sort_by(|a, b| (&a.file, &a.entry).cmp(&(&b.file, &b.entry)));
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     println!(

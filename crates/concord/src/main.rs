@@ -17,6 +17,12 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
+/// mimalloc instead of the system allocator: the request and import paths allocate many small
+/// JSON values, and glibc malloc showed up as a fifth of CPU time in profiles
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "concord",

@@ -11,7 +11,7 @@ use concord_fhir::outcome::from_error;
 use concord_fhir::primitive::format_instant;
 use concord_fhir::reference::{Reference, parse as parse_reference};
 use concord_fhir::{Error, ErrorKind, RequestContext};
-use concord_store::{Method, StoreTx, StoredVersion};
+use concord_store::{Method, NewVersion, StoreTx, StoredVersion};
 use serde_json::Value;
 
 use crate::Hub;
@@ -45,6 +45,8 @@ struct Request {
     post_target: Option<(String, String)>,
     /// For POST entries: true when `ifNoneExist` matched an existing resource.
     existing: bool,
+    /// For POST entries prepared before the write lock (see [`prepare_posts`]): the version to put.
+    prepared: Option<NewVersion>,
 }
 
 /// What one entry produced.
@@ -123,6 +125,7 @@ impl Hub {
                 )));
             }
         }
+        prepare_posts(self, &mut requests)?;
         let mut results: Vec<Option<Outcome>> = Vec::new();
         self.store.write(ctx, &mut |tx| {
             results = (0..requests.len()).map(|_| None).collect();
@@ -130,6 +133,17 @@ impl Hub {
             let mut order: Vec<usize> = (0..requests.len()).collect();
             order.sort_by_key(|&i| (requests[i].verb, i));
             for i in order {
+                if let Some(prepared) = requests[i].prepared.take() {
+                    let version = tx.put(prepared).map_err(|e| {
+                        e.in_context(&format!("Bundle.entry[{}]", requests[i].index))
+                    })?;
+                    results[i] = Some(Outcome::Written(WriteOutcome {
+                        version,
+                        created: true,
+                        existing: false,
+                    }));
+                    continue;
+                }
                 let request = &requests[i];
                 let mut resource = request.resource.clone();
                 if let Some(resource) = resource.as_mut() {
@@ -243,6 +257,7 @@ fn parse_request(index: usize, entry: &Value) -> Result<Request, Error> {
         if_match,
         post_target: None,
         existing: false,
+        prepared: None,
     })
 }
 
@@ -255,6 +270,82 @@ pub fn parse_etag(tag: &str) -> Option<u64> {
         .ok()
 }
 
+/// Prepares plain POST entries (no `ifNoneExist`) before the write lock is taken: gives each its
+/// new id, rewrites references to other entries' fullUrls where those are already known, and, when
+/// no reference still needs the store (a conditional reference, or the fullUrl of a conditional
+/// entry), validates it, extracts its index entries and serialises it. That is most of the work of
+/// a transaction, and done here it runs in parallel with other requests instead of inside the
+/// store's single writer.
+fn prepare_posts(hub: &Hub, requests: &mut [Request]) -> Result<(), Error> {
+    let mut ids = HashMap::new();
+    for request in requests.iter_mut() {
+        let in_entry = |e: Error| e.in_context(&format!("Bundle.entry[{}]", request.index));
+        match request.verb {
+            Verb::Post if request.if_none_exist.is_none() => {
+                let resource_type = request
+                    .url
+                    .split(['/', '?'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                crate::write::ensure_type(&resource_type).map_err(in_entry)?;
+                let id = Hub::new_id();
+                if let Some(full_url) = &request.full_url {
+                    ids.insert(full_url.clone(), format!("{resource_type}/{id}"));
+                }
+                request.post_target = Some((resource_type, id));
+            }
+            Verb::Put | Verb::Patch if !request.url.contains('?') => {
+                if let Some(full_url) = &request.full_url {
+                    ids.insert(full_url.clone(), request.url.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    for request in requests.iter_mut() {
+        let Some((resource_type, id)) = request.post_target.clone() else {
+            continue;
+        };
+        let Some(mut resource) = request.resource.clone() else {
+            continue;
+        };
+        if !rewrite_known_references(&mut resource, &ids) {
+            continue;
+        }
+        let in_entry = |e: Error| e.in_context(&format!("Bundle.entry[{}]", request.index));
+        crate::write::check_body(&resource_type, &resource).map_err(in_entry)?;
+        concord_fhir::resource::set_id(&mut resource, &id);
+        request.prepared = Some(
+            crate::write::prepare(hub, &resource_type, &id, resource, 1, Method::Post)
+                .map_err(in_entry)?,
+        );
+    }
+    Ok(())
+}
+
+/// Rewrites references to known fullUrls; false when a reference is left that only the store can
+/// resolve (a conditional reference, or a urn of an entry whose id is not known yet).
+fn rewrite_known_references(value: &mut Value, ids: &HashMap<String, String>) -> bool {
+    match value {
+        Value::Object(map) => map.iter_mut().all(|(key, child)| match child {
+            Value::String(reference) if key == "reference" => {
+                if let Some(target) = ids.get(reference.as_str()) {
+                    *reference = target.clone();
+                    true
+                } else {
+                    !(reference.starts_with("urn:") || reference.contains('?'))
+                }
+            }
+            _ => rewrite_known_references(child, ids),
+        }),
+        Value::Array(items) => items
+            .iter_mut()
+            .all(|item| rewrite_known_references(item, ids)),
+        _ => true,
+    }
+}
+
 /// Gives every POST entry its new id (or, for a conditional create that matches, the existing
 /// one), and maps each entry's fullUrl to the `Type/id` it will have.
 fn assign_ids(
@@ -265,6 +356,10 @@ fn assign_ids(
     let mut ids = HashMap::new();
     for request in requests.iter_mut() {
         let target = match request.verb {
+            Verb::Post if request.post_target.is_some() => request
+                .post_target
+                .as_ref()
+                .map(|(resource_type, id)| format!("{resource_type}/{id}")),
             Verb::Post => {
                 let resource_type = request
                     .url
