@@ -8,6 +8,7 @@ target/testdata/fhir-r4-examples/package (fetched by tools/fetch-testdata.sh). W
 
   crates/fhir/src/resource_types.rs      the sorted list of concrete resource types
   crates/fhir/src/structure_generated.rs the element table read by crates/fhir/src/structure.rs
+  crates/fhir/src/valuesets_generated.rs the code lists of the required bindings it links to
 
 Only the standard library is used, and the output depends only on the package contents, so running
 the script twice gives byte-identical files.
@@ -18,6 +19,10 @@ children of its own (the roots, inline BackboneElement/Element children, and con
 elements, which borrow the children of the element they point at) names a contiguous range of the
 slice holding its direct children sorted by JSON property name. So does every other non-choice
 element whose one type is a complex datatype: it names its datatype's range.
+
+Every element of type `code` with a `required` binding links to the code list of its ValueSet when
+that ValueSet is enumerable from the package alone (see `enumerate_value_set`); each list is
+emitted once, as a named static, in the ValueSet's own order and sorted for binary search.
 """
 
 import json
@@ -54,6 +59,107 @@ def load_definitions(package_dir):
     return specializations, aliases
 
 
+def load_terminology(package_dir):
+    """Returns (value_sets, code_systems): the package's ValueSet and CodeSystem resources by
+    canonical URL."""
+    value_sets, code_systems = {}, {}
+    for name in sorted(os.listdir(package_dir)):
+        for prefix, into in (("ValueSet-", value_sets), ("CodeSystem-", code_systems)):
+            if name.startswith(prefix) and name.endswith(".json"):
+                with open(os.path.join(package_dir, name), encoding="utf-8") as f:
+                    resource = json.load(f)
+                if resource.get("url"):
+                    into.setdefault(resource["url"], resource)
+    return value_sets, code_systems
+
+
+def flatten_concepts(concepts):
+    """The codes of a CodeSystem's concepts, nested (hierarchical) ones included, in order."""
+    for concept in concepts:
+        yield concept["code"]
+        yield from flatten_concepts(concept.get("concept", []))
+
+
+def enumerate_value_set(url, value_sets, code_systems):
+    """Returns (codes, None) for a ValueSet whose members can be listed from the package alone, the
+    codes in the order the definitions give them, or (None, reason) for one that cannot.
+
+    Enumerable: a `compose` whose includes each either list their concepts (from any system, UCUM
+    included: the list is the membership) or name a whole CodeSystem that is in the package with
+    `content: complete`, whose concepts are flattened including nested ones. Abstract
+    (`notSelectable`) concepts stay in: they are members of the value set, and rejecting them is a
+    rule about their use that this table does not encode.
+
+    Skipped, because membership is not a finite list the package holds: a ValueSet not in the
+    package or without a compose; an include of a whole system the package does not define
+    (urn:ietf:bcp:13 mime types, urn:iso:std:iso:4217 currencies, BCP-47 languages, UCUM) or
+    defines only partly (`content` not-present, example, fragment or supplement); includes with a
+    `filter` (is-a and regex need the system's semantics) or that import other ValueSets; and any
+    `exclude`. Skipped elements simply keep only the lexical `code` check."""
+    vs = value_sets.get(url)
+    if vs is None:
+        return None, "not in the package"
+    compose = vs.get("compose")
+    if not compose or not compose.get("include"):
+        return None, "no compose"
+    if compose.get("exclude"):
+        return None, "has an exclude"
+    codes = []
+    for include in compose["include"]:
+        if include.get("filter"):
+            return None, f"filters {include.get('system')}"
+        if include.get("valueSet"):
+            return None, "imports other ValueSets"
+        system = include.get("system")
+        if not system:
+            return None, "an include without a system"
+        if include.get("concept"):
+            codes += [c["code"] for c in include["concept"]]
+            continue
+        cs = code_systems.get(system)
+        if cs is None:
+            return None, f"includes all of {system}, which the package does not define"
+        if cs.get("content") != "complete":
+            return None, f"includes all of {system}, whose content is {cs.get('content')}"
+        codes += list(flatten_concepts(cs.get("concept", [])))
+    codes = list(dict.fromkeys(codes))
+    if not codes:
+        return None, "no codes"
+    return codes, None
+
+
+def resolve_bindings(nodes, value_sets, code_systems):
+    """Links every `code` element with a required binding to its enumerable ValueSet, setting
+    node["binding"] to the ValueSet's URL. Returns (enumerable, skipped): the code lists by URL and
+    the reasons of the ValueSets left out, by URL."""
+    enumerable, skipped = {}, {}
+    for node in nodes.values():
+        url = node.pop("required_vs", None)
+        if url is None:
+            continue
+        if url not in enumerable and url not in skipped:
+            codes, reason = enumerate_value_set(url, value_sets, code_systems)
+            if codes is None:
+                skipped[url] = reason
+            else:
+                enumerable[url] = codes
+        if url in enumerable:
+            node["binding"] = url
+    return enumerable, skipped
+
+
+def rust_ident(url, taken):
+    """A SCREAMING_SNAKE static name for a ValueSet, from the last segment of its URL."""
+    base = re.sub(r"[^A-Za-z0-9]+", "_", url.rstrip("/").rsplit("/", 1)[-1]).strip("_").upper() or "VS"
+    if base[0].isdigit():
+        base = "VS_" + base
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
 def type_codes(element, resource_names):
     """The FHIR type codes of an element, with the FHIRPath system types of the R4 snapshots mapped
     back to the FHIR primitive they stand for."""
@@ -78,7 +184,7 @@ def rust_str(s):
     return json.dumps(s)
 
 
-def build(specializations, aliases):
+def build(specializations, aliases, value_sets, code_systems):
     resource_names = {n for n, sd in specializations.items() if sd["kind"] == "resource"}
     # Per type: the snapshot elements by path, and each path's direct children in snapshot order.
     nodes = {}  # path -> dict
@@ -93,15 +199,22 @@ def build(specializations, aliases):
             if mx not in ("1", "*"):
                 raise SystemExit(f"{path}: unexpected max {mx!r}")
             cref = el.get("contentReference")
+            binding = el.get("binding", {})
+            node_types = type_codes(el, resource_names) if "." in path else []
+            required_vs = None
+            if node_types == ["code"] and binding.get("strength") == "required" and binding.get("valueSet"):
+                required_vs = binding["valueSet"].split("|", 1)[0]
             nodes[path] = {
                 "path": path,
                 "name": path.rsplit(".", 1)[-1].removesuffix("[x]"),
                 "min": int(el.get("min", 0)),
                 "many": mx == "*",
                 "summary": bool(el.get("isSummary", False)),
-                "types": type_codes(el, resource_names) if "." in path else [],
+                "types": node_types,
                 "cref": cref[1:] if cref else None,
                 "children": [],
+                "required_vs": required_vs,
+                "binding": None,
             }
             order.append(path)
             if "." in path:
@@ -109,6 +222,7 @@ def build(specializations, aliases):
                 if parent not in nodes:
                     raise SystemExit(f"{path}: parent {parent} not defined before it")
                 nodes[parent]["children"].append(path)
+    enumerable, skipped = resolve_bindings(nodes, value_sets, code_systems)
     for path, node in nodes.items():
         if node["cref"] and node["cref"] not in nodes:
             raise SystemExit(f"{path}: contentReference to unknown {node['cref']}")
@@ -152,14 +266,54 @@ def build(specializations, aliases):
         names = [nodes[c]["name"] for c in node["children"]]
         if len(names) != len(set(names)):
             raise SystemExit(f"{node['path']}: duplicate child names")
-    return roots, table, children_of, resource_names
+    return roots, table, children_of, resource_names, enumerable, skipped
 
 
-def write_structure(path, roots, table, children_of):
+def write_value_sets(path, enumerable, skipped):
+    """Writes one static per enumerable ValueSet; returns the static names by URL."""
+    taken = set()
+    names = {url: rust_ident(url, taken) for url in sorted(enumerable)}
+    lines = [
+        "//! Generated by `tools/gen_fhir_tables.py` from the FHIR R4 4.0.1 ValueSets and CodeSystems;",
+        "//! do not edit. Owns: the code lists of the enumerable ValueSets that `code` elements are bound",
+        "//! to with strength `required` (see [`super::ValueSet`]). Does not: interpret them.",
+        "//!",
+        f"//! {len(enumerable)} ValueSets are listed. Skipped, as not enumerable from the package alone:",
+    ]
+    for url in sorted(skipped):
+        lines.append(f"//! - {url}: {skipped[url]}")
+    lines += [
+        "",
+        "use super::ValueSet;",
+        "",
+        "/// Every ValueSet below, sorted by URL.",
+        "#[rustfmt::skip]",
+        "pub(super) static ALL: &[&ValueSet] = &[",
+    ]
+    lines += [f"    &{names[url]}," for url in sorted(enumerable)]
+    lines.append("];")
+    for url in sorted(enumerable):
+        codes = enumerable[url]
+        listed = ", ".join(rust_str(c) for c in codes)
+        by_bytes = ", ".join(rust_str(c) for c in sorted(codes, key=lambda c: c.encode("utf-8")))
+        lines += [
+            "",
+            "#[rustfmt::skip]",
+            f"pub(super) static {names[url]}: ValueSet = ValueSet {{ url: {rust_str(url)},",
+            f"    codes: &[{listed}],",
+            f"    sorted: &[{by_bytes}] }};",
+        ]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return names
+
+
+def write_structure(path, roots, table, children_of, vs_names):
     lines = [
         "//! Generated by `tools/gen_fhir_tables.py` from the FHIR R4 4.0.1 base StructureDefinitions;",
         "//! do not edit. Owns: the element table described in [`super`]. Does not: interpret it.",
         "",
+        "use super::valuesets as vs;",
         "use super::{ElementDef, def};",
         "",
         f"/// The number of type roots at the start of [`ELEMENTS`], sorted by type name.",
@@ -173,9 +327,10 @@ def write_structure(path, roots, table, children_of):
         start, count = children_of(node)
         types = ", ".join(rust_str(t) for t in node["types"])
         cref = f"Some({rust_str(node['cref'])})" if node["cref"] else "None"
+        binding = f"Some(&vs::{vs_names[node['binding']]})" if node.get("binding") else "None"
         lines.append(
             f"    def({rust_str(node['path'])}, {rust_str(node['name'])}, {node['min']}, {str(node['many']).lower()}, {str(node['summary']).lower()}, "
-            f"&[{types}], {cref}, {start}, {count}),"
+            f"&[{types}], {cref}, {start}, {count}, {binding}),"
         )
     lines.append("];")
     with open(path, "w", encoding="utf-8") as f:
@@ -203,11 +358,20 @@ def main():
     specializations, aliases = load_definitions(sys.argv[1])
     if not specializations:
         raise SystemExit(f"no StructureDefinitions found in {sys.argv[1]}")
-    roots, table, children_of, resource_names = build(specializations, aliases)
+    value_sets, code_systems = load_terminology(sys.argv[1])
+    roots, table, children_of, resource_names, enumerable, skipped = build(
+        specializations, aliases, value_sets, code_systems
+    )
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "fhir", "src")
-    write_structure(os.path.join(src, "structure_generated.rs"), roots, table, children_of)
+    vs_names = write_value_sets(os.path.join(src, "valuesets_generated.rs"), enumerable, skipped)
+    write_structure(os.path.join(src, "structure_generated.rs"), roots, table, children_of, vs_names)
     write_resource_types(os.path.join(src, "resource_types.rs"), resource_names, specializations)
-    print(f"{len(roots)} types, {len(table)} table entries", file=sys.stderr)
+    bound = sum(1 for node in table if node.get("binding"))
+    print(
+        f"{len(roots)} types, {len(table)} table entries, {bound} with a required code binding; "
+        f"{len(enumerable)} ValueSets enumerable, {len(skipped)} skipped",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -7,10 +7,15 @@
 //! datatypes (`Patient.name.given` is `HumanName.given`) and `contentReference`
 //! (`Questionnaire.item.item` has the children of `Questionnaire.item`). The snapshots already list
 //! the Element and BackboneElement base elements (`id`, `extension`, `modifierExtension`) wherever
-//! they belong, so they need no special case here.
+//! they belong, so they need no special case here. Also the code lists of the required bindings
+//! ([`ValueSet`], generated into `valuesets_generated.rs`): every `code` element bound with
+//! strength `required` to a ValueSet the package defines completely links to its codes.
 //!
-//! Does not: validate instances (see [`crate::validate`]), know about profiles, slicing, invariants
-//! or terminology bindings, or describe the primitive types' internals (see [`crate::primitive`]).
+//! Does not: validate instances (see [`crate::validate`]), know about profiles, slicing,
+//! invariants, bindings of other strengths or to CodeableConcept/Coding, ValueSets that need a
+//! terminology server (filters, external systems such as mime types or currencies; the generator
+//! lists those it skipped and why), or describe the primitive types' internals (see
+//! [`crate::primitive`]).
 //!
 //! The table is a static slice rather than a map built at startup: lookups are binary searches over
 //! sorted ranges, so the validator reads it on every element of every write without allocating, and
@@ -20,6 +25,8 @@ use crate::primitive::Primitive;
 
 #[path = "structure_generated.rs"]
 mod generated;
+#[path = "valuesets_generated.rs"]
+mod valuesets;
 
 use generated::{ELEMENTS, ROOTS};
 
@@ -48,8 +55,32 @@ pub struct ElementDef {
     /// For elements defined by reference to another element (`Questionnaire.item.item`), the path
     /// of that element (`Questionnaire.item`), whose children this element shares.
     pub content_reference: Option<&'static str>,
+    /// For `code` elements with a `required` binding to an enumerable ValueSet
+    /// (`Patient.gender`), that ValueSet's codes: the value must be one of them.
+    pub binding: Option<&'static ValueSet>,
     children_start: u32,
     children_len: u32,
+}
+
+/// The codes of a ValueSet that a `code` element is bound to with strength `required`, listed by
+/// the generator from the ValueSet's compose and the CodeSystems it includes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ValueSet {
+    /// The canonical URL, without version: `http://hl7.org/fhir/ValueSet/administrative-gender`.
+    pub url: &'static str,
+    /// The codes in the order the definitions list them (`male, female, other, unknown`), for
+    /// messages.
+    pub codes: &'static [&'static str],
+    /// The same codes sorted bytewise, for [`ValueSet::contains`].
+    sorted: &'static [&'static str],
+}
+
+impl ValueSet {
+    /// True when `code` is one of the ValueSet's codes (compared exactly: the FHIR code systems
+    /// are case-sensitive).
+    pub fn contains(&self, code: &str) -> bool {
+        self.sorted.binary_search(&code).is_ok()
+    }
 }
 
 /// Builds a table entry; used by the generated table, which keeps each entry on one short line.
@@ -64,6 +95,7 @@ const fn def(
     content_reference: Option<&'static str>,
     children_start: u32,
     children_len: u32,
+    binding: Option<&'static ValueSet>,
 ) -> ElementDef {
     let b = path.as_bytes();
     let choice =
@@ -77,6 +109,7 @@ const fn def(
         choice,
         types,
         content_reference,
+        binding,
         children_start,
         children_len,
     }
@@ -261,6 +294,11 @@ pub fn all_elements() -> &'static [ElementDef] {
     ELEMENTS
 }
 
+/// Every ValueSet some element is bound to, sorted by URL. For tests and tools.
+pub fn value_sets() -> &'static [&'static ValueSet] {
+    valuesets::ALL
+}
+
 /// True when the top-level element `name` of `resource_type` is in the summary view
 /// (`isSummary`); `name` may be a choice element's JSON name (`valueQuantity`).
 pub fn is_summary(resource_type: &str, name: &str) -> bool {
@@ -383,6 +421,66 @@ mod tests {
         assert_eq!(
             element_base().iter().map(|d| d.name).collect::<Vec<_>>(),
             ["extension", "id"]
+        );
+    }
+
+    #[test]
+    fn value_sets_are_sorted_and_list_the_same_codes() {
+        let all = value_sets();
+        assert!(all.windows(2).all(|w| w[0].url < w[1].url));
+        for vs in all {
+            assert!(!vs.codes.is_empty(), "{}", vs.url);
+            assert!(vs.sorted.windows(2).all(|w| w[0] < w[1]), "{}", vs.url);
+            let mut codes = vs.codes.to_vec();
+            codes.sort_unstable();
+            assert_eq!(codes, vs.sorted, "{}", vs.url);
+            assert!(vs.codes.iter().all(|c| vs.contains(c)), "{}", vs.url);
+        }
+        for def in ELEMENTS.iter().filter(|d| d.binding.is_some()) {
+            assert_eq!(def.types, ["code"], "{}", def.path);
+        }
+    }
+
+    #[test]
+    fn code_elements_link_their_required_value_sets() {
+        let gender = element("Patient.gender").unwrap().def.binding.unwrap();
+        assert_eq!(
+            gender.url,
+            "http://hl7.org/fhir/ValueSet/administrative-gender"
+        );
+        assert_eq!(gender.codes, ["male", "female", "other", "unknown"]);
+        assert!(gender.contains("female") && !gender.contains("Female"));
+        assert!(std::ptr::eq(
+            element("Patient.contact.gender")
+                .unwrap()
+                .def
+                .binding
+                .unwrap(),
+            gender
+        ));
+        // Nested concepts of a hierarchical CodeSystem are members too.
+        let status = element("Observation.status").unwrap().def.binding.unwrap();
+        assert!(status.contains("final") && status.contains("corrected"));
+        // Enumerated UCUM concepts are a finite list.
+        let unit = element("Timing.repeat.durationUnit").unwrap().def.binding;
+        assert_eq!(unit.unwrap().codes, ["s", "min", "h", "d", "wk", "mo", "a"]);
+        // Mime types and currencies need a terminology service; Quantity.code is not required.
+        assert!(
+            element("Attachment.contentType")
+                .unwrap()
+                .def
+                .binding
+                .is_none()
+        );
+        assert!(element("Money.currency").unwrap().def.binding.is_none());
+        assert!(element("Quantity.code").unwrap().def.binding.is_none());
+        // Required bindings of CodeableConcept are not code lists checked here.
+        assert!(
+            element("Condition.clinicalStatus")
+                .unwrap()
+                .def
+                .binding
+                .is_none()
         );
     }
 

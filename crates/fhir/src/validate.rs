@@ -9,11 +9,14 @@
 //! suffix, at most one per element); resources nested in `contained`, `Bundle.entry.resource` and
 //! every other Resource-typed element, each against its own type; the syntax of
 //! `Reference.reference` (via [`crate::reference`]); `Extension.url`, and `Narrative.div` being a
-//! string.
+//! string; and that a `code` with a required binding is one of its ValueSet's codes
+//! (`Patient.gender`), where the ValueSet is enumerable ([`crate::structure::ValueSet`]).
 //!
 //! Does not: check invariants (FHIRPath constraints such as `ext-1` or `dom-2`), profiles, slicing,
-//! terminology bindings, whether references resolve, or the content of the XHTML narrative. Those
-//! need a FHIRPath engine, terminology or a store; structure is what every write can afford.
+//! other terminology bindings (extensible or weaker ones, CodeableConcept and Coding, ValueSets
+//! that need a terminology server), whether references resolve, or the content of the XHTML
+//! narrative. Those need a FHIRPath engine, terminology or a store; structure is what every write
+//! can afford.
 //!
 //! The walk is bounded: it stops after [`MAX_ISSUES`] issues and does not descend deeper than
 //! [`MAX_DEPTH`] objects, so neither a huge nor a deeply nested body can make it slow or overflow
@@ -25,7 +28,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Issue, IssueType};
 use crate::primitive::{Primitive, json_kind};
-use crate::structure::{self, Content, ElementDef, Resolved};
+use crate::structure::{self, Content, ElementDef, Resolved, ValueSet};
 
 /// The most issues one validation reports; one more says that the list was cut short.
 pub const MAX_ISSUES: usize = 100;
@@ -397,6 +400,12 @@ impl Walk {
         {
             self.report(IssueType::Value, format!("Invalid reference: {}.", error.0));
         }
+        if let Some(value_set) = def.binding
+            && let Value::String(code) = value
+            && !value_set.contains(code)
+        {
+            self.report(IssueType::CodeInvalid, not_in_value_set(code, value_set));
+        }
     }
 
     /// Checks `_name`, which holds the id and extensions of the primitive `name`: an object, or
@@ -537,6 +546,30 @@ fn unknown_element(children: &'static [ElementDef], key: &str, name: &str) -> St
         ),
         None => format!("Unknown element '{}'.", excerpt_str(key)),
     }
+}
+
+/// How many of a ValueSet's codes a message lists before summarising the rest.
+const LISTED_CODES: usize = 10;
+
+/// Explains that `code` is not in `value_set`, listing the allowed codes (the first
+/// [`LISTED_CODES`] of long lists).
+fn not_in_value_set(code: &str, value_set: &ValueSet) -> String {
+    let shown = value_set
+        .codes
+        .get(..LISTED_CODES)
+        .unwrap_or(value_set.codes);
+    let rest = value_set.codes.len() - shown.len();
+    let more = if rest > 0 {
+        format!(", ... and {rest} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "'{}' is not a code of {} ({}{more}).",
+        excerpt_str(code),
+        value_set.url,
+        shown.join(", ")
+    )
 }
 
 /// The types of a choice for a message; Extension.value[x]'s fifty are summarised.

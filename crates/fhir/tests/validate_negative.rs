@@ -56,6 +56,35 @@ fn assert_valid(resource: Value) {
 }
 
 #[test]
+fn valid_codes_of_required_bindings_have_no_issues() {
+    // A nested concept of a hierarchical CodeSystem (amended > corrected), a resource type, an
+    // enumerated UCUM unit, a mime type (not checked: not enumerable) and a code given only by its
+    // extensions.
+    assert_valid(json!({
+        "resourceType": "Observation",
+        "status": "corrected",
+        "code": {"text": "x"},
+        "effectiveTiming": {"repeat": {"duration": 1, "durationUnit": "h"}},
+        "dataAbsentReason": {"text": "y"}
+    }));
+    assert_valid(json!({
+        "resourceType": "Patient",
+        "_gender": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]},
+        "contact": [{"gender": "other"}],
+        "photo": [{"contentType": "application/x-anything"}]
+    }));
+    assert_valid(json!({
+        "resourceType": "Subscription", "status": "active", "reason": "r", "criteria": "Patient?",
+        "channel": {"type": "rest-hook", "payload": "application/fhir+json"}
+    }));
+    assert_valid(json!({
+        "resourceType": "SearchParameter", "url": "http://example.org/sp", "name": "n",
+        "status": "draft", "description": "d", "code": "c", "base": ["Patient", "Observation"],
+        "type": "token"
+    }));
+}
+
+#[test]
 fn valid_resources_have_no_issues() {
     assert_valid(json!({
         "resourceType": "Observation",
@@ -154,6 +183,51 @@ fn resource_type_problems() {
         json!({"resourceType": ["Patient"]}),
     );
     check("not_an_object", json!(["Patient"]));
+}
+
+#[test]
+fn required_bindings() {
+    check(
+        "gender_not_in_value_set",
+        json!({"resourceType": "Patient", "gender": "nonsense"}),
+    );
+    // Codes are case-sensitive.
+    check(
+        "gender_wrong_case",
+        json!({"resourceType": "Patient", "gender": "Female"}),
+    );
+    check(
+        "observation_status_not_in_value_set",
+        json!({"resourceType": "Observation", "status": "done", "code": {"text": "x"}}),
+    );
+    check(
+        "bundle_type_not_in_value_set",
+        json!({"resourceType": "Bundle", "type": "bag"}),
+    );
+    // In a BackboneElement, in a datatype, and in a resource nested in a Bundle.
+    check(
+        "nested_code_not_in_value_set",
+        json!({"resourceType": "Patient",
+        "contact": [{"gender": "M"}],
+        "name": [{"use": "common", "family": "Doe"}]}),
+    );
+    check(
+        "code_in_bundle_entry_not_in_value_set",
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": {"resourceType": "Patient", "gender": "f"},
+            "request": {"method": "GET", "url": "Patient"}
+        }, {
+            "resource": {"resourceType": "Patient"},
+            "request": {"method": "FETCH", "url": "Patient"}
+        }]}),
+    );
+    // A long list is cut short in the message.
+    check(
+        "long_value_set_is_summarised",
+        json!({"resourceType": "CapabilityStatement", "status": "active", "date": "2020-01-01",
+        "kind": "instance", "fhirVersion": "4.0.1", "format": ["json"],
+        "rest": [{"mode": "server", "resource": [{"type": "Patients"}]}]}),
+    );
 }
 
 #[test]

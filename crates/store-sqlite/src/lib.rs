@@ -175,7 +175,7 @@ impl SqliteStore {
 fn configure_reader(conn: &mut Connection, _synchronous: Synchronous) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -32768;
+         PRAGMA cache_size = -16384;
          PRAGMA mmap_size = 268435456;
          PRAGMA temp_store = MEMORY;",
     )?;

@@ -3,11 +3,12 @@
 //! Every version keeps its own index rows (keyed by the version's `seq`), so a search can be run
 //! as of any earlier snapshot: a version is visible at snapshot `S` when `seq <= S` and it was not
 //! yet superseded at `S`. That is what keeps paging links stable while others write, without
-//! storing result sets. Composite parameters store each component in its type's table under the
+//! storing result sets. The `(res_seq, param, ...)` indexes carry the values too, so the
+//! per-candidate checks of a search are index-only lookups. Composite parameters store each component in its type's table under the
 //! code `{code}${i}`, tied together by `grp`.
 
 /// Bumped when the schema changes; checked at open.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub const CREATE: &str = r#"
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -28,51 +29,51 @@ CREATE TABLE IF NOT EXISTS idx_string (
     res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
     normalized TEXT NOT NULL, exact TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS idx_string_value ON idx_string (resource_type, param, normalized);
-CREATE INDEX IF NOT EXISTS idx_string_res ON idx_string (res_seq, param);
+CREATE INDEX IF NOT EXISTS idx_string_value ON idx_string (resource_type, param, normalized, res_seq);
+CREATE INDEX IF NOT EXISTS idx_string_res ON idx_string (res_seq, param, normalized);
 
 CREATE TABLE IF NOT EXISTS idx_token (
     res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
     system TEXT, code TEXT, text TEXT
 );
-CREATE INDEX IF NOT EXISTS idx_token_value ON idx_token (resource_type, param, code, system);
-CREATE INDEX IF NOT EXISTS idx_token_res ON idx_token (res_seq, param);
+CREATE INDEX IF NOT EXISTS idx_token_value ON idx_token (resource_type, param, code, system, res_seq);
+CREATE INDEX IF NOT EXISTS idx_token_res ON idx_token (res_seq, param, code, system);
 
 CREATE TABLE IF NOT EXISTS idx_date (
     res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
     low INTEGER NOT NULL, high INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS idx_date_value ON idx_date (resource_type, param, low, high);
-CREATE INDEX IF NOT EXISTS idx_date_res ON idx_date (res_seq, param);
+CREATE INDEX IF NOT EXISTS idx_date_value ON idx_date (resource_type, param, low, high, res_seq);
+CREATE INDEX IF NOT EXISTS idx_date_res ON idx_date (res_seq, param, low, high);
 
 CREATE TABLE IF NOT EXISTS idx_number (
     res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
     value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS idx_number_value ON idx_number (resource_type, param, value);
-CREATE INDEX IF NOT EXISTS idx_number_res ON idx_number (res_seq, param);
+CREATE INDEX IF NOT EXISTS idx_number_value ON idx_number (resource_type, param, value, res_seq);
+CREATE INDEX IF NOT EXISTS idx_number_res ON idx_number (res_seq, param, value);
 
 CREATE TABLE IF NOT EXISTS idx_quantity (
     res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
     value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL, system TEXT, code TEXT, unit TEXT
 );
-CREATE INDEX IF NOT EXISTS idx_quantity_value ON idx_quantity (resource_type, param, code, value);
-CREATE INDEX IF NOT EXISTS idx_quantity_res ON idx_quantity (res_seq, param);
+CREATE INDEX IF NOT EXISTS idx_quantity_value ON idx_quantity (resource_type, param, code, value, res_seq);
+CREATE INDEX IF NOT EXISTS idx_quantity_res ON idx_quantity (res_seq, param, value, code, system);
 
 CREATE TABLE IF NOT EXISTS idx_reference (
     res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
     target_type TEXT, target_id TEXT, url TEXT, version TEXT, ident_system TEXT, ident_value TEXT
 );
-CREATE INDEX IF NOT EXISTS idx_reference_value ON idx_reference (resource_type, param, target_id, target_type);
+CREATE INDEX IF NOT EXISTS idx_reference_value ON idx_reference (resource_type, param, target_id, target_type, res_seq);
 CREATE INDEX IF NOT EXISTS idx_reference_target ON idx_reference (target_type, target_id);
-CREATE INDEX IF NOT EXISTS idx_reference_res ON idx_reference (res_seq, param);
+CREATE INDEX IF NOT EXISTS idx_reference_res ON idx_reference (res_seq, param, target_type, target_id);
 
 CREATE TABLE IF NOT EXISTS idx_uri (
     res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
     value TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS idx_uri_value ON idx_uri (resource_type, param, value);
-CREATE INDEX IF NOT EXISTS idx_uri_res ON idx_uri (res_seq, param);
+CREATE INDEX IF NOT EXISTS idx_uri_value ON idx_uri (resource_type, param, value, res_seq);
+CREATE INDEX IF NOT EXISTS idx_uri_res ON idx_uri (res_seq, param, value);
 
 CREATE TABLE IF NOT EXISTS schema_info (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 "#;
