@@ -284,7 +284,7 @@ fn upsert_chunk(hub: &Hub, name: &str, chunk: Vec<(String, Value)>, report: &mut
                     Err(e) => report.failures.push(Failure {
                         file: name.into(),
                         entry: label,
-                        reason: reason(&e),
+                        reason: reason(&e, &resource),
                     }),
                 }
             }
@@ -292,13 +292,22 @@ fn upsert_chunk(hub: &Hub, name: &str, chunk: Vec<(String, Value)>, report: &mut
         Err(e) => report.failures.push(Failure {
             file: name.into(),
             entry: chunk[0].0.clone(),
-            reason: reason(&e),
+            reason: reason(&e, &chunk[0].1),
         }),
     }
 }
 
-fn reason(error: &Error) -> String {
-    error.to_string().replace("Bundle.entry[0]: ", "")
+/// The error of a one-resource transaction, told about the resource itself: the wrapping
+/// transaction is the importer's own device, so its entry number would only confuse.
+fn reason(error: &Error, resource: &Value) -> String {
+    let resource_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("resource");
+    error
+        .to_string()
+        .replace("Bundle.entry[0]: ", "")
+        .replace("Bundle.entry[0].resource", resource_type)
 }
 
 /// A transaction that writes each resource under its own id (PUT), or creates it (POST) when it

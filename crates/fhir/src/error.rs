@@ -282,6 +282,25 @@ impl Error {
         self
     }
 
+    /// Places an error about a resource inside a Bundle entry: prefixes the diagnostics with the
+    /// entry and re-roots each expression there (`Patient.birthDate` becomes
+    /// `Bundle.entry[3].resource.birthDate`), so a client can find the element.
+    pub fn in_entry(mut self, entry: &str) -> Self {
+        for issue in &mut self.issues {
+            for expression in &mut issue.expression {
+                if !expression.starts_with("Bundle.") {
+                    let rest = expression.split_once('.').map_or("", |(_, rest)| rest);
+                    *expression = if rest.is_empty() {
+                        format!("{entry}.resource")
+                    } else {
+                        format!("{entry}.resource.{rest}")
+                    };
+                }
+            }
+        }
+        self.in_context(entry)
+    }
+
     pub fn http_status(&self) -> u16 {
         self.kind.http_status()
     }

@@ -134,9 +134,9 @@ impl Hub {
             order.sort_by_key(|&i| (requests[i].verb, i));
             for i in order {
                 if let Some(prepared) = requests[i].prepared.take() {
-                    let version = tx.put(prepared).map_err(|e| {
-                        e.in_context(&format!("Bundle.entry[{}]", requests[i].index))
-                    })?;
+                    let version = tx
+                        .put(prepared)
+                        .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", requests[i].index)))?;
                     results[i] = Some(Outcome::Written(WriteOutcome {
                         version,
                         created: true,
@@ -148,10 +148,10 @@ impl Hub {
                 let mut resource = request.resource.clone();
                 if let Some(resource) = resource.as_mut() {
                     resolve_references(self, tx, resource, &ids)
-                        .map_err(|e| e.in_context(&format!("Bundle.entry[{}]", request.index)))?;
+                        .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
                 }
                 let outcome = execute(self, tx, request, resource)
-                    .map_err(|e| e.in_context(&format!("Bundle.entry[{}]", request.index)))?;
+                    .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
                 results[i] = Some(outcome);
             }
             Ok(())
@@ -279,7 +279,7 @@ pub fn parse_etag(tag: &str) -> Option<u64> {
 fn prepare_posts(hub: &Hub, requests: &mut [Request]) -> Result<(), Error> {
     let mut ids = HashMap::new();
     for request in requests.iter_mut() {
-        let in_entry = |e: Error| e.in_context(&format!("Bundle.entry[{}]", request.index));
+        let in_entry = |e: Error| e.in_entry(&format!("Bundle.entry[{}]", request.index));
         match request.verb {
             Verb::Post if request.if_none_exist.is_none() => {
                 let resource_type = request
@@ -313,7 +313,7 @@ fn prepare_posts(hub: &Hub, requests: &mut [Request]) -> Result<(), Error> {
         if !rewrite_known_references(&mut resource, &ids) {
             continue;
         }
-        let in_entry = |e: Error| e.in_context(&format!("Bundle.entry[{}]", request.index));
+        let in_entry = |e: Error| e.in_entry(&format!("Bundle.entry[{}]", request.index));
         crate::write::check_body(&resource_type, &resource).map_err(in_entry)?;
         concord_fhir::resource::set_id(&mut resource, &id);
         request.prepared = Some(
@@ -368,7 +368,7 @@ fn assign_ids(
                     .unwrap_or_default()
                     .to_string();
                 crate::write::ensure_type(&resource_type)
-                    .map_err(|e| e.in_context(&format!("Bundle.entry[{}]", request.index)))?;
+                    .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
                 let existing = match &request.if_none_exist {
                     Some(condition) => {
                         match conditional_matches(hub, tx, &resource_type, condition)?.as_slice() {
@@ -400,7 +400,7 @@ fn assign_ids(
             Verb::Put if request.full_url.is_some() => {
                 let (resource_type, condition) = request.url.split_once('?').unwrap_or_default();
                 let (resource_type, condition) = (resource_type.to_string(), condition.to_string());
-                let in_entry = |e: Error| e.in_context(&format!("Bundle.entry[{}]", request.index));
+                let in_entry = |e: Error| e.in_entry(&format!("Bundle.entry[{}]", request.index));
                 crate::write::ensure_type(&resource_type).map_err(in_entry)?;
                 let found =
                     conditional_matches(hub, tx, &resource_type, &condition).map_err(in_entry)?;
@@ -601,7 +601,7 @@ fn execute(
                 }
                 ([resource_type, id], None) => {
                     crate::write::ensure_type(resource_type)?;
-                    tx_delete(hub, tx, resource_type, id)?;
+                    tx_delete(hub, tx, resource_type, id, request.if_match)?;
                 }
                 _ => {
                     return Err(Error::invalid(format!(

@@ -158,11 +158,12 @@ impl Hub {
         ctx: &RequestContext,
         resource_type: &str,
         id: &str,
+        if_match: Option<u64>,
     ) -> Result<Option<StoredVersion>, Error> {
         ensure_type(resource_type)?;
         let mut outcome = None;
         self.store.write(ctx, &mut |tx| {
-            outcome = tx_delete(self, tx, resource_type, id)?;
+            outcome = tx_delete(self, tx, resource_type, id, if_match)?;
             Ok(())
         })?;
         Ok(outcome)
@@ -394,8 +395,21 @@ pub(crate) fn tx_delete(
     tx: &mut dyn StoreTx,
     resource_type: &str,
     id: &str,
+    if_match: Option<u64>,
 ) -> Result<Option<StoredVersion>, Error> {
-    let Some(current) = tx.read(resource_type, id)? else {
+    let current = tx.read(resource_type, id)?;
+    if let Some(expected) = if_match {
+        let current_version = current.as_ref().map_or(0, |c| c.version_id);
+        if expected != current_version {
+            return Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                format!(
+                    "If-Match asked for version {expected} but {resource_type}/{id} is at version {current_version}"
+                ),
+            ));
+        }
+    }
+    let Some(current) = current else {
         return Ok(None);
     };
     if current.is_deleted() {
@@ -424,7 +438,7 @@ pub(crate) fn tx_conditional_delete(
         [] => Ok(None),
         [one] => {
             let id = one.id.clone();
-            tx_delete(hub, tx, resource_type, &id)
+            tx_delete(hub, tx, resource_type, &id, None)
         }
         _ => Err(multiple_matches("the conditional delete's search")),
     }

@@ -173,6 +173,36 @@ async fn if_match_with_a_stale_etag_is_412_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn delete_with_a_stale_if_match_is_412_and_keeps_the_resource() {
+    let app = TestApp::new();
+    let id = app.create(&patient("Smith", "Ann")).await;
+    let mut body = patient("Jones", "Ann");
+    body["id"] = json!(id);
+    let uri = format!("/fhir/Patient/{id}");
+    assert_eq!(
+        app.json(Method::PUT, &uri, &body).await.status,
+        StatusCode::OK
+    );
+
+    let stale = app
+        .send(Method::DELETE, &uri, &[("if-match", "W/\"1\"")], "")
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_error_outcome(&stale.body);
+    assert_eq!(
+        app.get(&uri).await.status,
+        StatusCode::OK,
+        "a refused delete leaves the resource"
+    );
+
+    let current = app
+        .send(Method::DELETE, &uri, &[("if-match", "W/\"2\"")], "")
+        .await;
+    assert_eq!(current.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&uri).await.status, StatusCode::GONE);
+}
+
+#[tokio::test]
 async fn prefer_return_minimal_has_an_empty_body_and_headers() {
     let app = TestApp::new();
     let reply = app

@@ -656,9 +656,15 @@ fn split_prefix<'v>(name: &str, raw: &'v str) -> Result<(Prefix, &'v str), Error
         "sa" => Prefix::Sa,
         "eb" => Prefix::Eb,
         "ap" => Prefix::Ap,
-        other => {
+        other if other.len() == 2 => {
             return Err(invalid(format!(
                 "{name}: '{raw}' is not a valid value: '{other}' is not a search prefix (eq, ne, gt, lt, ge, le, sa, eb, ap)"
+            )));
+        }
+        // A longer word is not a mistyped prefix but a value of the wrong kind ("yesterday").
+        _ => {
+            return Err(invalid(format!(
+                "{name}: '{raw}' is not a valid value: expected a number, date or quantity, optionally after a two-letter prefix such as ge"
             )));
         }
     };

@@ -19,8 +19,9 @@ pub(crate) async fn delete(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     super::query_params(&headers, raw.as_deref())?;
+    let expected = crate::negotiate::if_match(&headers)?;
     let hub = state.hub.clone();
-    blocking(move || hub.delete(&ctx, &resource_type, &id)).await?;
+    blocking(move || hub.delete(&ctx, &resource_type, &id, expected)).await?;
     Ok(no_content())
 }
 
