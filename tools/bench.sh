@@ -42,7 +42,8 @@ trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.2; done
 token=$("$bin" token issue --data "$out/data-http" --sub bench --role clinician --ttl-minutes 120)
 python3 tools/bench/post_bundles.py "http://127.0.0.1:$port/fhir" "$token" 2 "$synthea"/*.json "$out"/carebundle-600/*.json | tee -a "$results"
-say "server peak RSS after HTTP import: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"
+memory() { awk '/VmHWM|RssAnon|RssFile/ {printf "%s %s %s; ", $1, $2, $3}' /proc/$pid/status; }
+say "server memory after HTTP import: $(memory)"
 python3 tools/bench/make_paths.py "http://127.0.0.1:$port/fhir" "$token" "$out/paths" | tee -a "$results"
 
 for workload in read identifier patient_name obs_code_date encounter_sorted chained; do
@@ -54,5 +55,7 @@ for workload in read identifier patient_name obs_code_date encounter_sorted chai
   errors=$(grep -E "Non-2xx|Socket errors" "$out/wrk-$workload.txt" || true)
   say "$workload: $rps req/s, p50 $p50, p99 $p99 ${errors}"
 done
-say "server peak RSS after load: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"
+# RssFile is the database file mapped by each SQLite connection (mmap), counted once per mapping;
+# RssAnon is the server's own memory.
+say "server memory after load: $(memory)"
 kill -TERM $pid; wait $pid || true

@@ -83,6 +83,7 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()
          PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = OFF;"
     ))?;
+    stable_plans(conn)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(())
 }
@@ -179,8 +180,20 @@ fn configure_reader(conn: &mut Connection, _synchronous: Synchronous) -> rusqlit
          PRAGMA mmap_size = 268435456;
          PRAGMA temp_store = MEMORY;",
     )?;
+    stable_plans(conn)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(())
+}
+
+/// Turns on SQLite's query planner stability guarantee. Without it a cached statement whose plan
+/// might depend on a bound value is re-parsed and re-planned on the next step after a rebind,
+/// which profiles showed on every search; search SQL is shaped so one plan serves all values.
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map(|_| ())
 }
 
 /// The database could not be opened.
