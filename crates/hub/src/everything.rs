@@ -5,7 +5,6 @@
 //! follow references out of the compartment (Medication, Practitioner, ...), which a later
 //! revision may add as includes.
 
-use concord_fhir::primitive::search_date_range;
 use concord_fhir::resource::is_resource_type;
 use concord_fhir::{Error, RequestContext};
 use concord_search::registry::{compartment_types, patient_compartment_params};
@@ -28,12 +27,7 @@ impl Hub {
         let mut types: Option<Vec<String>> = None;
         for (name, value) in params {
             match name.as_str() {
-                "_since" => {
-                    let range = search_date_range(value).ok_or_else(|| {
-                        Error::invalid(format!("_since: '{value}' is not a valid instant"))
-                    })?;
-                    since = Some(range.low);
-                }
+                "_since" => since = Some(crate::search::parse_since(value)?),
                 "_type" => {
                     let list: Vec<String> = value
                         .split(',')

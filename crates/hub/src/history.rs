@@ -3,12 +3,11 @@
 //! Owns: `_since`, `_count` and stable paging (`_offset` with the `_snapshot` of the first page)
 //! for history Bundles.
 
-use concord_fhir::primitive::search_date_range;
 use concord_fhir::{Error, RequestContext};
 use concord_store::HistoryQuery;
 
 use crate::Hub;
-use crate::bundle::{Bundle, Link, history_entry};
+use crate::bundle::{Bundle, history_entry};
 use crate::search::{PageParams, page_links};
 use crate::write::ensure_type;
 
@@ -31,12 +30,7 @@ impl Hub {
         let mut since = None;
         for (name, value) in params {
             match name.as_str() {
-                "_since" => {
-                    let range = search_date_range(value).ok_or_else(|| {
-                        Error::invalid(format!("_since: '{value}' is not a valid instant"))
-                    })?;
-                    since = Some(range.low);
-                }
+                "_since" => since = Some(crate::search::parse_since(value)?),
                 "_count" | "_offset" | "_snapshot" | "_format" | "_pretty" => {}
                 "_at" | "_list" | "_sort" => {
                     return Err(Error::not_supported(format!(
@@ -82,7 +76,6 @@ impl Hub {
         for version in &result.versions {
             bundle.entry.push(history_entry(base, version)?);
         }
-        let _: &[Link] = &bundle.link;
         Ok(bundle)
     }
 }

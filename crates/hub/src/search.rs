@@ -36,6 +36,14 @@ pub fn parse_query_string(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Parses `_since` (history and `$everything`): an instant, or any date-like value, whose start
+/// is the bound.
+pub(crate) fn parse_since(value: &str) -> Result<i64, Error> {
+    concord_fhir::primitive::search_date_range(value)
+        .map(|range| range.low)
+        .ok_or_else(|| Error::invalid(format!("_since: '{value}' is not a valid instant")))
+}
+
 /// Page size and position from `_count`, `_offset` and `_snapshot`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageParams {

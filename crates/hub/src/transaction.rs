@@ -129,7 +129,7 @@ impl Hub {
         let mut results: Vec<Option<Outcome>> = Vec::new();
         self.store.write(ctx, &mut |tx| {
             results = (0..requests.len()).map(|_| None).collect();
-            let ids = assign_ids(self, tx, &mut requests)?;
+            let ids = assign_ids(tx, &mut requests)?;
             let mut order: Vec<usize> = (0..requests.len()).collect();
             order.sort_by_key(|&i| (requests[i].verb, i));
             for i in order {
@@ -147,7 +147,7 @@ impl Hub {
                 let request = &requests[i];
                 let mut resource = request.resource.clone();
                 if let Some(resource) = resource.as_mut() {
-                    resolve_references(self, tx, resource, &ids)
+                    resolve_references(tx, resource, &ids)
                         .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
                 }
                 let outcome = execute(self, tx, request, resource)
@@ -179,10 +179,10 @@ impl Hub {
             let mut outcome = None;
             let result = self.store.write(ctx, &mut |tx| {
                 // Batch entries are independent: a fullUrl names nothing outside its own entry.
-                let ids = assign_ids(self, tx, std::slice::from_mut(&mut request))?;
+                let ids = assign_ids(tx, std::slice::from_mut(&mut request))?;
                 let mut resource = request.resource.clone();
                 if let Some(resource) = resource.as_mut() {
-                    resolve_references(self, tx, resource, &ids)?;
+                    resolve_references(tx, resource, &ids)?;
                 }
                 outcome = Some(execute(self, tx, &request, resource)?);
                 Ok(())
@@ -349,7 +349,6 @@ fn rewrite_known_references(value: &mut Value, ids: &HashMap<String, String>) ->
 /// Gives every POST entry its new id (or, for a conditional create that matches, the existing
 /// one), and maps each entry's fullUrl to the `Type/id` it will have.
 fn assign_ids(
-    hub: &Hub,
     tx: &mut dyn StoreTx,
     requests: &mut [Request],
 ) -> Result<HashMap<String, String>, Error> {
@@ -371,7 +370,7 @@ fn assign_ids(
                     .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
                 let existing = match &request.if_none_exist {
                     Some(condition) => {
-                        match conditional_matches(hub, tx, &resource_type, condition)?.as_slice() {
+                        match conditional_matches(tx, &resource_type, condition)?.as_slice() {
                             [] => None,
                             [one] => Some(one.id.clone()),
                             _ => {
@@ -403,7 +402,7 @@ fn assign_ids(
                 let in_entry = |e: Error| e.in_entry(&format!("Bundle.entry[{}]", request.index));
                 crate::write::ensure_type(&resource_type).map_err(in_entry)?;
                 let found =
-                    conditional_matches(hub, tx, &resource_type, &condition).map_err(in_entry)?;
+                    conditional_matches(tx, &resource_type, &condition).map_err(in_entry)?;
                 let body_id = request
                     .resource
                     .as_ref()
@@ -440,7 +439,6 @@ fn assign_ids(
 /// Rewrites every reference to a Bundle fullUrl into the `Type/id` it was given, and resolves
 /// conditional references (`Patient?identifier=...`) to the one resource they match.
 fn resolve_references(
-    hub: &Hub,
     tx: &mut dyn StoreTx,
     value: &mut Value,
     ids: &HashMap<String, String>,
@@ -462,7 +460,7 @@ fn resolve_references(
                         }) => {
                             let (resource_type, query) =
                                 (resource_type.to_string(), query.to_string());
-                            let found = conditional_matches(hub, tx, &resource_type, &query)?;
+                            let found = conditional_matches(tx, &resource_type, &query)?;
                             match found.as_slice() {
                                 [one] => *reference = format!("{resource_type}/{}", one.id),
                                 [] => {
@@ -492,13 +490,13 @@ fn resolve_references(
                         _ => {}
                     }
                 } else {
-                    resolve_references(hub, tx, child, ids)?;
+                    resolve_references(tx, child, ids)?;
                 }
             }
         }
         Value::Array(items) => {
             for item in items {
-                resolve_references(hub, tx, item, ids)?;
+                resolve_references(tx, item, ids)?;
             }
         }
         _ => {}

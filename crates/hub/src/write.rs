@@ -50,7 +50,7 @@ impl Hub {
         let mut outcome = None;
         self.store.write(ctx, &mut |tx| {
             if let Some(condition) = if_none_exist {
-                let found = conditional_matches(self, tx, resource_type, condition)?;
+                let found = conditional_matches(tx, resource_type, condition)?;
                 match found.as_slice() {
                     [] => {}
                     [one] => {
@@ -196,7 +196,6 @@ fn multiple_matches(what: &str) -> Error {
 /// The current resources matching a conditional interaction's search (at most two are fetched:
 /// the caller only needs to know none, one or several).
 pub(crate) fn conditional_matches(
-    hub: &Hub,
     tx: &mut dyn StoreTx,
     resource_type: &str,
     condition: &str,
@@ -227,7 +226,6 @@ pub(crate) fn conditional_matches(
         total: Some(concord_search::query::Total::None),
         ..parsed.query
     };
-    let _ = hub;
     Ok(tx.search(&query)?.matches)
 }
 
@@ -311,7 +309,7 @@ pub(crate) fn tx_conditional_update(
     mut body: Value,
     if_match: Option<u64>,
 ) -> Result<WriteOutcome, Error> {
-    let found = conditional_matches(hub, tx, resource_type, condition)?;
+    let found = conditional_matches(tx, resource_type, condition)?;
     let body_id = body.get("id").and_then(Value::as_str).map(str::to_string);
     match found.as_slice() {
         [] => {
@@ -433,7 +431,7 @@ pub(crate) fn tx_conditional_delete(
     resource_type: &str,
     condition: &str,
 ) -> Result<Option<StoredVersion>, Error> {
-    let found = conditional_matches(hub, tx, resource_type, condition)?;
+    let found = conditional_matches(tx, resource_type, condition)?;
     match found.as_slice() {
         [] => Ok(None),
         [one] => {
