@@ -38,6 +38,23 @@ pub fn ensure_type(resource_type: &str) -> Result<(), Error> {
 }
 
 impl Hub {
+    /// Runs `work` as one store unit of work and returns what it produced. `work` runs once; the
+    /// store takes a `FnMut` only so that it can be passed as a trait object.
+    fn in_unit<T>(
+        &self,
+        ctx: &RequestContext,
+        work: impl FnOnce(&mut dyn StoreTx) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut work = Some(work);
+        let mut result = None;
+        self.store.write(ctx, &mut |tx| {
+            let work = work.take().ok_or_else(Error::internal)?;
+            result = Some(work(tx)?);
+            Ok(())
+        })?;
+        result.ok_or_else(Error::internal)
+    }
+
     /// `POST [base]/[type]`, with `If-None-Exist` for conditional create.
     pub fn create(
         &self,
@@ -47,39 +64,27 @@ impl Hub {
         if_none_exist: Option<&str>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
-        let mut outcome = None;
-        self.store.write(ctx, &mut |tx| {
+        self.in_unit(ctx, |tx| {
             if let Some(condition) = if_none_exist {
-                let found = conditional_matches(tx, resource_type, condition)?;
-                match found.as_slice() {
+                match conditional_matches(tx, resource_type, condition)?.as_slice() {
                     [] => {}
                     [one] => {
-                        outcome = Some(WriteOutcome {
+                        return Ok(WriteOutcome {
                             version: one.clone(),
                             created: false,
                             existing: true,
                         });
-                        return Ok(());
                     }
                     _ => return Err(multiple_matches("If-None-Exist")),
                 }
             }
-            let version = tx_create(
-                self,
-                tx,
-                resource_type,
-                body.clone(),
-                Hub::new_id(),
-                Method::Post,
-            )?;
-            outcome = Some(WriteOutcome {
+            let version = tx_create(self, tx, resource_type, body, Hub::new_id(), Method::Post)?;
+            Ok(WriteOutcome {
                 version,
                 created: true,
                 existing: false,
-            });
-            Ok(())
-        })?;
-        outcome.ok_or_else(Error::internal)
+            })
+        })
     }
 
     /// `PUT [base]/[type]/[id]`: update, or create with the client's id when it does not exist.
@@ -92,20 +97,9 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
-        let mut outcome = None;
-        self.store.write(ctx, &mut |tx| {
-            outcome = Some(tx_update(
-                self,
-                tx,
-                resource_type,
-                id,
-                body.clone(),
-                if_match,
-                Method::Put,
-            )?);
-            Ok(())
-        })?;
-        outcome.ok_or_else(Error::internal)
+        self.in_unit(ctx, |tx| {
+            tx_update(self, tx, resource_type, id, body, if_match, Method::Put)
+        })
     }
 
     /// `PUT [base]/[type]?[search]`: conditional update.
@@ -118,19 +112,9 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
-        let mut outcome = None;
-        self.store.write(ctx, &mut |tx| {
-            outcome = Some(tx_conditional_update(
-                self,
-                tx,
-                resource_type,
-                condition,
-                body.clone(),
-                if_match,
-            )?);
-            Ok(())
-        })?;
-        outcome.ok_or_else(Error::internal)
+        self.in_unit(ctx, |tx| {
+            tx_conditional_update(self, tx, resource_type, condition, body, if_match)
+        })
     }
 
     /// `PATCH [base]/[type]/[id]` with a JSON Patch document (RFC 6902).
@@ -143,12 +127,9 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
-        let mut outcome = None;
-        self.store.write(ctx, &mut |tx| {
-            outcome = Some(tx_patch(self, tx, resource_type, id, patch, if_match)?);
-            Ok(())
-        })?;
-        outcome.ok_or_else(Error::internal)
+        self.in_unit(ctx, |tx| {
+            tx_patch(self, tx, resource_type, id, patch, if_match)
+        })
     }
 
     /// `DELETE [base]/[type]/[id]`. Deleting what does not exist, or is already deleted, succeeds
@@ -161,12 +142,7 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<Option<StoredVersion>, Error> {
         ensure_type(resource_type)?;
-        let mut outcome = None;
-        self.store.write(ctx, &mut |tx| {
-            outcome = tx_delete(self, tx, resource_type, id, if_match)?;
-            Ok(())
-        })?;
-        Ok(outcome)
+        self.in_unit(ctx, |tx| tx_delete(self, tx, resource_type, id, if_match))
     }
 
     /// `DELETE [base]/[type]?[search]`: deletes the one match; several matches are an error.
@@ -177,12 +153,9 @@ impl Hub {
         condition: &str,
     ) -> Result<Option<StoredVersion>, Error> {
         ensure_type(resource_type)?;
-        let mut outcome = None;
-        self.store.write(ctx, &mut |tx| {
-            outcome = tx_conditional_delete(self, tx, resource_type, condition)?;
-            Ok(())
-        })?;
-        Ok(outcome)
+        self.in_unit(ctx, |tx| {
+            tx_conditional_delete(self, tx, resource_type, condition)
+        })
     }
 }
 

@@ -244,40 +244,25 @@ fn str_of(map: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 fn token_values(value: &Value, fhir_type: Option<&str>, out: &mut Vec<IndexValue>) {
+    // A bare code, boolean or number is a token with no system.
+    let scalar = match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    if let Some(code) = scalar {
+        push_unique(
+            out,
+            IndexValue::Token {
+                system: None,
+                code: Some(code),
+                text: None,
+            },
+        );
+        return;
+    }
     let map = match value {
-        Value::String(s) => {
-            push_unique(
-                out,
-                IndexValue::Token {
-                    system: None,
-                    code: Some(s.clone()),
-                    text: None,
-                },
-            );
-            return;
-        }
-        Value::Bool(b) => {
-            push_unique(
-                out,
-                IndexValue::Token {
-                    system: None,
-                    code: Some(b.to_string()),
-                    text: None,
-                },
-            );
-            return;
-        }
-        Value::Number(n) => {
-            push_unique(
-                out,
-                IndexValue::Token {
-                    system: None,
-                    code: Some(n.to_string()),
-                    text: None,
-                },
-            );
-            return;
-        }
         Value::Object(map) => map,
         _ => return,
     };
