@@ -9,6 +9,8 @@
 
 pub mod demographics;
 pub mod nhs_number;
+pub mod persons;
 
 pub use demographics::{BirthDate, Demographics, Sex};
 pub use nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber, NhsNumberError};
+pub use persons::{Assurance, GoldenPerson, PersonMerge};
