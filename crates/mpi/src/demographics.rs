@@ -44,7 +44,9 @@ impl BirthDate {
     pub fn parse(text: &str) -> Option<Self> {
         let t = text.trim();
         let (y, m, d) = match t.len() {
-            10 if t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' => (&t[0..4], &t[5..7], &t[8..10]),
+            10 if t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' => {
+                (&t[0..4], &t[5..7], &t[8..10])
+            }
             8 if t.bytes().all(|b| b.is_ascii_digit()) => (&t[0..4], &t[4..6], &t[6..8]),
             _ => return None,
         };
@@ -189,7 +191,14 @@ mod tests {
         assert_eq!(d.nhs_number.unwrap().digits(), "9434765919");
         assert_eq!(d.given_names, ["Jane", "Anne", "Marie"]);
         assert_eq!(d.family_name.as_deref(), Some("Smith-Jones"));
-        assert_eq!(d.birth_date, Some(BirthDate { year: 1980, month: 3, day: 7 }));
+        assert_eq!(
+            d.birth_date,
+            Some(BirthDate {
+                year: 1980,
+                month: 3,
+                day: 7
+            })
+        );
         assert_eq!(d.sex, Some(Sex::Female));
         assert_eq!(d.address.as_deref(), Some("22 High Street Flat 2 Leeds"));
         assert_eq!(d.postcode.as_deref(), Some("LS6 2AB"));

@@ -136,7 +136,8 @@ mod tests {
     }
 
     fn valid() -> impl Strategy<Value = NhsNumber> {
-        proptest::array::uniform9(0u8..10).prop_filter_map("no check digit", NhsNumber::from_first_nine)
+        proptest::array::uniform9(0u8..10)
+            .prop_filter_map("no check digit", NhsNumber::from_first_nine)
     }
 
     proptest! {
