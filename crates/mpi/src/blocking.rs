@@ -19,7 +19,7 @@ use crate::normalize::Normalized;
 /// Batch blocks larger than this (on either side of a linkage) generate no pairs.
 pub const BATCH_BLOCK_CAP: usize = 400;
 /// Index blocks larger than this are skipped by `find` (the probe's other keys still apply).
-pub const INDEX_BLOCK_CAP: usize = 2_000;
+pub const INDEX_BLOCK_CAP: usize = 1_000;
 
 const NHS: u8 = 1;
 const BIRTH: u8 = 2;

@@ -603,3 +603,10 @@ proptest! {
         let _ = concord_mpi::link_records(&[a.clone(), b.clone()], Some(&[b, a]), None, &MatchConfig::default());
     }
 }
+
+#[test]
+fn the_index_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<MatchIndex>();
+    send_sync::<Model>();
+}
