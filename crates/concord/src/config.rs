@@ -20,7 +20,17 @@ pub struct Config {
     pub server: Server,
     pub store: Store,
     pub search: Search,
+    pub identity: Identity,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub invalid_nhs_number: String,
+    pub link_threshold: f64,
+    pub review_threshold: f64,
+    pub candidates: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +114,19 @@ impl Config {
         }
         if self.search.default_count == 0 || self.search.default_count > self.search.max_count {
             bail!("search.default_count must be between 1 and search.max_count");
+        }
+        if !matches!(self.identity.invalid_nhs_number.as_str(), "reject" | "flag") {
+            bail!(
+                "identity.invalid_nhs_number must be \"reject\" or \"flag\", not {:?}",
+                self.identity.invalid_nhs_number
+            );
+        }
+        let (link, review) = (self.identity.link_threshold, self.identity.review_threshold);
+        if !(0.0 < review && review < link && link <= 1.0) {
+            bail!("identity thresholds must satisfy 0 < review_threshold < link_threshold <= 1");
+        }
+        if self.identity.candidates == 0 {
+            bail!("identity.candidates must be at least 1");
         }
         if self.store.readers == 0 {
             bail!("store.readers must be at least 1");

@@ -46,7 +46,7 @@ impl Report {
 
 pub fn import(config: &Config, paths: &[PathBuf], progress: bool) -> anyhow::Result<Report> {
     let store = node::open_store(config)?;
-    let hub = node::hub(config, store);
+    let hub = node::hub(config, store)?;
     let files = find_files(paths)?;
     let bar = if progress {
         ProgressBar::new(files.len() as u64)

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use concord_hub::identity::{IdentityConfig, InvalidNhsNumber};
 use concord_hub::{Hub, HubConfig, SystemClock};
+use concord_mpi::MatchConfig;
 use concord_rest::auth::NodeKey;
 use concord_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use tracing_subscriber::EnvFilter;
@@ -39,16 +41,30 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(SqliteStore::open(&options)?))
 }
 
-pub fn hub(config: &Config, store: Arc<SqliteStore>) -> Hub {
-    Hub::new(
+pub fn hub(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Hub> {
+    let hub = Hub::new(
         store,
         Arc::new(SystemClock),
         HubConfig {
             default_count: config.search.default_count,
             max_count: config.search.max_count,
             max_bundle_entries: config.search.max_bundle_entries,
+            identity: IdentityConfig {
+                invalid_nhs_number: if config.identity.invalid_nhs_number == "flag" {
+                    InvalidNhsNumber::Flag
+                } else {
+                    InvalidNhsNumber::Reject
+                },
+                matching: MatchConfig {
+                    link_threshold: config.identity.link_threshold,
+                    review_threshold: config.identity.review_threshold,
+                },
+                candidates: config.identity.candidates,
+            },
         },
     )
+    .map_err(|e| anyhow::anyhow!("cannot load the master patient index: {e}"))?;
+    Ok(hub)
 }
 
 /// Reads the node key from the data directory, creating it (readable by the owner only) the

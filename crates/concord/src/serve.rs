@@ -16,7 +16,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .install_recorder()
         .context("cannot start the metrics recorder")?;
     let state = AppState {
-        hub: node::hub(&config, store),
+        hub: node::hub(&config, store)?,
         key,
         base_url: (!config.server.base_url.is_empty()).then(|| config.server.base_url.clone()),
         max_body_bytes: config.server.max_body_bytes,

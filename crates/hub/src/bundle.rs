@@ -54,9 +54,24 @@ pub struct Entry {
     pub response: Option<EntryResponse>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct EntrySearch {
+    /// Extensions on the search result, e.g. the `$match` grade.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extension: Vec<serde_json::Value>,
     pub mode: &'static str,
+    /// Relevance from 0 to 1 (`$match` scores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<serde_json::Number>,
+}
+
+impl EntrySearch {
+    pub fn mode(mode: &'static str) -> EntrySearch {
+        EntrySearch {
+            mode,
+            ..EntrySearch::default()
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -136,7 +151,7 @@ pub fn search_entry(
     Ok(Entry {
         full_url: Some(full_url(base, version)),
         resource: Some(raw(body)?),
-        search: Some(EntrySearch { mode }),
+        search: Some(EntrySearch::mode(mode)),
         ..Entry::default()
     })
 }

@@ -44,11 +44,25 @@ impl Hub {
                     "searchRevInclude": ["*"],
                     "searchParam": params,
                 });
-                if *resource_type == "Patient" {
-                    resource["operation"] = json!([{
-                        "name": "everything",
-                        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"
-                    }]);
+                let operations = match *resource_type {
+                    "Patient" => json!([
+                        {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+                        {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"},
+                        {"name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix"}
+                    ]),
+                    // Concord's own operations on the master patient index (docs/identity.md).
+                    "Person" => json!([
+                        {"name": "merge", "definition": "https://concord.health/fhir/OperationDefinition/Person-merge"},
+                        {"name": "unmerge", "definition": "https://concord.health/fhir/OperationDefinition/Person-unmerge"},
+                        {"name": "locate", "definition": "https://concord.health/fhir/OperationDefinition/Person-locate"}
+                    ]),
+                    "Task" => json!([
+                        {"name": "resolve-match", "definition": "https://concord.health/fhir/OperationDefinition/Task-resolve-match"}
+                    ]),
+                    _ => Value::Null,
+                };
+                if !operations.is_null() {
+                    resource["operation"] = operations;
                 }
                 resource
             })

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod capability;
 pub mod everything;
 pub mod history;
+pub mod identity;
 pub mod read;
 pub mod search;
 pub mod transaction;
@@ -50,6 +51,8 @@ pub struct HubConfig {
     pub max_count: u32,
     /// Largest number of entries in one batch or transaction Bundle.
     pub max_bundle_entries: usize,
+    /// NHS number policy and matching thresholds.
+    pub identity: identity::IdentityConfig,
 }
 
 impl Default for HubConfig {
@@ -58,6 +61,7 @@ impl Default for HubConfig {
             default_count: 50,
             max_count: 1000,
             max_bundle_entries: 20_000,
+            identity: identity::IdentityConfig::default(),
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct Hub {
     pub(crate) store: Arc<dyn ResourceStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: HubConfig,
+    pub(crate) identity: Arc<identity::Identity>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -77,12 +82,22 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn ResourceStore>, clock: Arc<dyn Clock>, config: HubConfig) -> Hub {
-        Hub {
+    /// Builds the service layer over a store and loads the master patient index from it (every
+    /// golden person and current Patient), linking any Patient that an interrupted run left
+    /// unlinked.
+    pub fn new(
+        store: Arc<dyn ResourceStore>,
+        clock: Arc<dyn Clock>,
+        config: HubConfig,
+    ) -> Result<Hub, concord_fhir::Error> {
+        let hub = Hub {
             store,
             clock,
+            identity: Arc::new(identity::Identity::new(&config.identity)),
             config,
-        }
+        };
+        hub.load_identity(&RequestContext::system("concord-hub", "start"))?;
+        Ok(hub)
     }
 
     pub fn config(&self) -> &HubConfig {

@@ -232,7 +232,7 @@ pub(crate) fn push_outcome(bundle: &mut Bundle, issues: &[Issue]) -> Result<(), 
     let outcome = operation_outcome(issues);
     bundle.entry.push(Entry {
         resource: Some(raw(outcome.to_string())?),
-        search: Some(EntrySearch { mode: "outcome" }),
+        search: Some(EntrySearch::mode("outcome")),
         ..Entry::default()
     });
     Ok(())

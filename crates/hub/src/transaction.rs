@@ -127,7 +127,7 @@ impl Hub {
         }
         prepare_posts(self, &mut requests)?;
         let mut results: Vec<Option<Outcome>> = Vec::new();
-        self.store.write(ctx, &mut |tx| {
+        self.write_linked(ctx, &mut |tx| {
             results = (0..requests.len()).map(|_| None).collect();
             let ids = assign_ids(tx, &mut requests)?;
             let mut order: Vec<usize> = (0..requests.len()).collect();
@@ -177,7 +177,7 @@ impl Hub {
         for i in order {
             let mut request = requests[i].clone();
             let mut outcome = None;
-            let result = self.store.write(ctx, &mut |tx| {
+            let result = self.write_linked(ctx, &mut |tx| {
                 // Batch entries are independent: a fullUrl names nothing outside its own entry.
                 let ids = assign_ids(tx, std::slice::from_mut(&mut request))?;
                 let mut resource = request.resource.clone();

@@ -38,9 +38,26 @@ pub fn ensure_type(resource_type: &str) -> Result<(), Error> {
 }
 
 impl Hub {
-    /// Runs `work` as one store unit of work and returns what it produced. `work` runs once; the
-    /// store takes a `FnMut` only so that it can be passed as a trait object.
-    fn in_unit<T>(
+    /// Runs `work` as one store unit of work and returns what it produced, then links the
+    /// Patients it wrote to golden persons (see [`Hub::write_linked`]).
+    pub(crate) fn in_unit<T>(
+        &self,
+        ctx: &RequestContext,
+        work: impl FnOnce(&mut dyn StoreTx) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut work = Some(work);
+        let mut result = None;
+        self.write_linked(ctx, &mut |tx| {
+            let work = work.take().ok_or_else(Error::internal)?;
+            result = Some(work(tx)?);
+            Ok(())
+        })?;
+        result.ok_or_else(Error::internal)
+    }
+
+    /// Like [`Hub::in_unit`] without linking: for the identity service's own writes, which
+    /// already hold the index lock.
+    pub(crate) fn in_raw_unit<T>(
         &self,
         ctx: &RequestContext,
         work: impl FnOnce(&mut dyn StoreTx) -> Result<T, Error>,
@@ -53,6 +70,29 @@ impl Hub {
             Ok(())
         })?;
         result.ok_or_else(Error::internal)
+    }
+
+    /// Runs one store unit of work; once it has committed, links every Patient it wrote to a
+    /// golden person. Linking after the commit keeps the index lock out of the writer lock and
+    /// means a linking failure never loses a write: the record is linked at the next start.
+    pub(crate) fn write_linked(
+        &self,
+        ctx: &RequestContext,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut patients = Vec::new();
+        self.store.write(ctx, &mut |tx| {
+            patients.clear();
+            work(&mut Recording {
+                inner: tx,
+                patients: &mut patients,
+            })
+        })?;
+        if !patients.is_empty() {
+            // The write has committed, so its response must say so; the failure is logged.
+            let _ = self.link_records(ctx, &patients);
+        }
+        Ok(())
     }
 
     /// `POST [base]/[type]`, with `If-None-Exist` for conditional create.
@@ -448,6 +488,11 @@ pub(crate) fn prepare(
     method: Method,
 ) -> Result<NewVersion, Error> {
     let now = hub.clock.now_ms();
+    crate::identity::nhs::check(
+        hub.config.identity.invalid_nhs_number,
+        resource_type,
+        &mut body,
+    )?;
     set_meta_version(&mut body, &version_id.to_string(), &format_instant(now));
     let issues = validate_resource(&body);
     if issues.iter().any(Issue::is_error) {
@@ -464,4 +509,27 @@ pub(crate) fn prepare(
         body: Some(text),
         index,
     })
+}
+
+/// A unit of work that notes the Patients written through it.
+struct Recording<'a> {
+    inner: &'a mut dyn StoreTx,
+    patients: &'a mut Vec<String>,
+}
+
+impl StoreTx for Recording<'_> {
+    fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error> {
+        self.inner.read(resource_type, id)
+    }
+
+    fn search(&mut self, query: &SearchQuery) -> Result<concord_store::SearchPage, Error> {
+        self.inner.search(query)
+    }
+
+    fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error> {
+        let patient = (version.resource_type == "Patient").then(|| version.id.clone());
+        let stored = self.inner.put(version)?;
+        self.patients.extend(patient);
+        Ok(stored)
+    }
 }

@@ -18,7 +18,7 @@ fn patient(family: &str, given: &str) -> Value {
 fn patient_with(family: &str, identifier: &str, birth_date: &str, gender: &str) -> Value {
     json!({
         "resourceType": "Patient",
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": identifier}],
+        "identifier": [{"system": "https://example.org/mrn", "value": identifier}],
         "name": [{"family": family, "given": ["Test"]}],
         "birthDate": birth_date,
         "gender": gender,
@@ -239,10 +239,7 @@ async fn prefer_return_operation_outcome() {
 #[tokio::test]
 async fn conditional_create_none_one_and_many_matches() {
     let app = TestApp::new();
-    let condition = [(
-        "if-none-exist",
-        "identifier=https://fhir.nhs.uk/Id/nhs-number|111",
-    )];
+    let condition = [("if-none-exist", "identifier=https://example.org/mrn|111")];
     let body = patient_with("Smith", "111", "1970-01-01", "female");
 
     let first = app
@@ -272,7 +269,7 @@ async fn conditional_create_none_one_and_many_matches() {
 #[tokio::test]
 async fn conditional_update_creates_then_updates_then_refuses_many() {
     let app = TestApp::new();
-    let uri = "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|222";
+    let uri = "/fhir/Patient?identifier=https://example.org/mrn|222";
     let body = patient_with("Smith", "222", "1970-01-01", "female");
     let created = app.json(Method::PUT, uri, &body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -451,8 +448,17 @@ async fn instance_type_and_system_history_newest_first_with_since_count_and_next
     assert_eq!(versions_of(&page2.body), vec!["2", "1"]);
     assert!(page2.link("next").is_none());
 
+    // `_since` the third version's time (the index's own writes also step the clock).
+    let third = app.get(&format!("{uri}/_history/3")).await;
+    let since_instant = third.body["meta"]["lastUpdated"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let since = app
-        .get(&format!("{uri}/_history?_since=2024-01-01T00:00:02Z"))
+        .get(&format!(
+            "{uri}/_history?_since={}",
+            since_instant.replace('+', "%2B")
+        ))
         .await;
     assert_eq!(since.status, StatusCode::OK, "{}", since.body);
     assert_eq!(versions_of(&since.body), vec!["4", "3"]);
@@ -465,8 +471,34 @@ async fn instance_type_and_system_history_newest_first_with_since_count_and_next
             .all(|e| e["resource"]["resourceType"] == "Patient")
     );
 
+    // System history also holds the master patient index's Person and Provenance versions.
     let system = app.get("/fhir/_history").await;
-    assert_eq!(system.body["total"], 5);
+    let written: Vec<String> = entries(&system.body)
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["resource"]["resourceType"].as_str(),
+                Some("Patient" | "Observation")
+            )
+        })
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["meta"]["versionId"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        written,
+        [
+            "Observation/1",
+            "Patient/4",
+            "Patient/3",
+            "Patient/2",
+            "Patient/1"
+        ]
+    );
     let first = &entries(&system.body)[0];
     assert_eq!(first["resource"]["resourceType"], "Observation");
     assert_eq!(first["resource"]["id"], obs.as_str());
@@ -657,7 +689,7 @@ async fn search_by_string_token_date_reference_quantity_and_composite() {
     assert_eq!(
         count(
             &app,
-            "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|1002"
+            "/fhir/Patient?identifier=https://example.org/mrn|1002"
         )
         .await,
         1
@@ -1153,7 +1185,7 @@ async fn transaction_processes_delete_post_put_get_and_answers_in_request_order(
     assert_eq!(list[3]["response"]["status"], "204 No Content");
 
     // The stepping clock shows the execution order: DELETE, then POST, then PUT.
-    let history = app.get("/fhir/_history?_count=3").await;
+    let history = app.get("/fhir/Patient/_history?_count=3").await;
     let methods: Vec<String> = entries(&history.body)
         .iter()
         .map(|e| e["request"]["method"].as_str().unwrap_or("?").to_string())
@@ -1205,7 +1237,7 @@ async fn transaction_with_one_bad_entry_leaves_nothing_behind() {
     let read = app.get(&format!("/fhir/Patient/{existing}")).await;
     assert_eq!(read.body["name"][0]["family"], "Stay");
     assert_eq!(read.body["meta"]["versionId"], "1");
-    assert_eq!(count(&app, "/fhir/_history").await, 1);
+    assert_eq!(count(&app, "/fhir/Patient/_history").await, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1226,9 +1258,11 @@ async fn patient_everything_with_type_and_paging() {
         .get(&format!("/fhir/Patient/{}/$everything", s.smith))
         .await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.body);
-    assert_eq!(all.body["total"], 4);
+    // The patient, two Observations, the Condition, and the golden Person that links the record.
+    assert_eq!(all.body["total"], 5);
     let refs = all.refs("match");
     assert_eq!(refs[0], format!("Patient/{}", s.smith));
+    assert_eq!(refs.iter().filter(|r| r.starts_with("Person/")).count(), 1);
     assert_eq!(
         refs.iter()
             .filter(|r| r.starts_with("Observation/"))
@@ -1263,12 +1297,12 @@ async fn patient_everything_with_type_and_paging() {
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 4, "{seen:?}");
+    assert_eq!(unique.len(), 5, "{seen:?}");
 
     let jones = app
         .get(&format!("/fhir/Patient/{}/$everything", s.jones))
         .await;
-    assert_eq!(jones.body["total"], 2);
+    assert_eq!(jones.body["total"], 3);
     let missing = app.get("/fhir/Patient/nobody/$everything").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
@@ -1283,7 +1317,7 @@ async fn transaction_references_to_a_conditional_update_resolve() {
     let bundle = |family: &str| {
         json!({"resourceType": "Bundle", "type": "transaction", "entry": [
             {"fullUrl": urn,
-             "request": {"method": "PUT", "url": "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|7001"},
+             "request": {"method": "PUT", "url": "Patient?identifier=https://example.org/mrn|7001"},
              "resource": patient_with(family, "7001", "1960-06-06", "male")},
             {"request": {"method": "POST", "url": "Observation"},
              "resource": observation(urn, "29463-7", 90.0, "2024-05-05")},

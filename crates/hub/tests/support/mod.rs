@@ -19,7 +19,7 @@ pub fn hub() -> (Hub, tempfile::TempDir) {
         ..SqliteOptions::new(dir.path().join("concord.db"))
     };
     let store = SqliteStore::open(&options).expect("store opens");
-    let hub = Hub::new(Arc::new(store), Arc::new(SystemClock), HubConfig::default());
+    let hub = Hub::new(Arc::new(store), Arc::new(SystemClock), HubConfig::default()).expect("hub");
     (hub, dir)
 }
 

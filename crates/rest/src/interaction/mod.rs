@@ -5,8 +5,8 @@
 mod capabilities;
 mod create;
 mod delete;
-mod everything;
 mod history;
+mod operation;
 mod patch;
 mod read;
 mod search;
@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/{resource_type}/{id}",
             get(read::read)
+                .post(operation::type_operation_post)
                 .put(update::update)
                 .patch(patch::patch)
                 .delete(delete::delete),
@@ -55,7 +56,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/{resource_type}/{id}/{operation}",
-            get(everything::instance_operation).post(everything::instance_operation),
+            get(operation::instance_operation).post(operation::instance_operation),
         )
 }
 

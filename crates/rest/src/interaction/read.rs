@@ -1,5 +1,5 @@
 //! `GET [base]/[type]/[id]` (<https://hl7.org/fhir/R4/http.html#read>). The stored JSON is sent
-//! as it is, without parsing.
+//! as it is, without parsing. `GET [type]/$operation` shares the path and is passed on.
 
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
@@ -19,6 +19,19 @@ pub(crate) async fn read(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    if id.starts_with('$') {
+        // `GET [type]/$operation` shares its path shape with a read.
+        return super::operation::type_operation(
+            state,
+            ctx,
+            (resource_type, id),
+            axum::http::Method::GET,
+            headers,
+            raw,
+            axum::body::Body::empty(),
+        )
+        .await;
+    }
     super::query_params(&headers, raw.as_deref())?;
     let hub = state.hub.clone();
     let version = blocking(move || hub.read(&ctx, &resource_type, &id)).await?;

@@ -109,7 +109,8 @@ impl TestApp {
             Arc::new(store),
             Arc::new(SteppingClock::new()),
             HubConfig::default(),
-        );
+        )
+        .expect("hub");
         let key = NodeKey::generate().expect("key");
         let token = mint(&key, 3600);
         let state = AppState {

@@ -1,0 +1,526 @@
+//! Identity at the hub: the master patient index kept current as Patients arrive, golden persons,
+//! the steward's worklist and the record locator.
+//!
+//! Owns the in-memory [`MatchIndex`] and the record-to-person map, loading them from the store at
+//! start, and linking every Patient version the hub commits (from a FHIR write, a transaction, an
+//! identity feed) to one golden person: automatic links, new persons, and possible matches that
+//! become worklist Tasks. Every decision is stored as FHIR: the golden person as a tagged
+//! `Person`, the decision with its evidence and author as a `Provenance`. The operations live in
+//! the submodules, one per operation. Does not score records (the `concord-mpi` crate does) or
+//! decide access.
+
+pub mod locator;
+pub mod r#match;
+pub mod merge;
+pub mod nhs;
+pub mod pix;
+pub mod worklist;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use concord_fhir::primitive::format_instant;
+use concord_fhir::{Error, RequestContext};
+use concord_mpi::persons::disagreements;
+use concord_mpi::{
+    Assurance, Comparison, Decision, Demographics, GoldenPerson, MatchConfig, MatchIndex, Model,
+};
+use concord_search::query::SearchQuery;
+use concord_store::{Method, StoreTx, StoredVersion};
+use serde_json::{Value, json};
+
+use crate::Hub;
+pub use nhs::InvalidNhsNumber;
+
+/// Code system of the MPI's decisions (Provenance.activity) and worklist tasks (Task.code).
+pub const MPI_SYSTEM: &str = "https://concord.health/fhir/CodeSystem/mpi";
+/// The extension on a Provenance that carries the match evidence.
+pub const EVIDENCE_EXTENSION: &str =
+    "https://concord.health/fhir/StructureDefinition/match-evidence";
+/// The Task code of a possible match waiting for a data steward.
+pub const POSSIBLE_MATCH: &str = "possible-match";
+
+/// Identity settings of the hub.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub invalid_nhs_number: InvalidNhsNumber,
+    pub matching: MatchConfig,
+    /// How many candidates a new record is scored against.
+    pub candidates: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            invalid_nhs_number: InvalidNhsNumber::Reject,
+            matching: MatchConfig::default(),
+            candidates: 10,
+        }
+    }
+}
+
+/// The index and the links, behind one lock: linking is a read-decide-write that must not
+/// interleave with another linking of the same person.
+pub(crate) struct Identity {
+    state: Mutex<State>,
+}
+
+pub(crate) struct State {
+    pub(crate) index: MatchIndex,
+    /// Source record (Patient id at the hub) to golden person id.
+    pub(crate) person_of: HashMap<String, String>,
+    /// (record, person) pairs a data steward decided are not the same person.
+    pub(crate) kept_apart: HashSet<(String, String)>,
+}
+
+impl Identity {
+    pub(crate) fn new(config: &IdentityConfig) -> Self {
+        Self {
+            state: Mutex::new(State {
+                index: MatchIndex::new(Model::default_uk(), config.matching.clone()),
+                person_of: HashMap::new(),
+                kept_apart: HashSet::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while linking leaves the maps as they were before the unit of work, which the
+        // store rolled back too, so the state is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Who made an automatic decision, as Provenance records it.
+const AUTOMATIC: &str = "Concord master patient index (automatic)";
+
+impl Hub {
+    /// Loads golden persons, steward decisions and every current Patient into the index.
+    pub(crate) fn load_identity(&self, ctx: &RequestContext) -> Result<(), Error> {
+        let mut state = self.identity.lock();
+        for person in self.scan(ctx, "Person")? {
+            let Some(person) = person
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+            else {
+                continue;
+            };
+            if let Some(golden) = GoldenPerson::from_fhir(&person) {
+                for record in golden.records() {
+                    state
+                        .person_of
+                        .insert(record.to_string(), golden.id.clone());
+                }
+            }
+        }
+        for task in self.scan(ctx, "Task")? {
+            if let Some((record, person)) = task
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .and_then(|t| worklist::kept_apart_pair(&t))
+            {
+                state.kept_apart.insert((record, person));
+            }
+        }
+        let mut unlinked = Vec::new();
+        for patient in self.scan(ctx, "Patient")? {
+            let Some(body) = patient
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            else {
+                continue;
+            };
+            if is_matchable(&body) {
+                state
+                    .index
+                    .insert(&patient.id, Demographics::from_patient(&body));
+            }
+            if !state.person_of.contains_key(&patient.id) {
+                unlinked.push(patient.id);
+            }
+        }
+        drop(state);
+        // A crash between a Patient's commit and its linking leaves it unlinked; finish the job.
+        self.link_records(ctx, &unlinked)
+    }
+
+    /// Every current resource of a type, in pages.
+    fn scan(&self, ctx: &RequestContext, resource_type: &str) -> Result<Vec<StoredVersion>, Error> {
+        let mut out = Vec::new();
+        let mut query = SearchQuery {
+            resource_type: Some(resource_type.to_string()),
+            count: Some(1000),
+            total: Some(concord_search::query::Total::None),
+            ..SearchQuery::default()
+        };
+        loop {
+            let page = self.store.search(ctx, &query)?;
+            let n = page.matches.len();
+            out.extend(page.matches);
+            if n < 1000 {
+                return Ok(out);
+            }
+            query.snapshot = Some(page.snapshot);
+            query.offset += 1000;
+        }
+    }
+
+    /// Links each committed Patient to a golden person. Called after the unit of work that wrote
+    /// them has committed, so a failure here never loses the write: the record stays unlinked
+    /// until the next start links it.
+    pub(crate) fn link_records(
+        &self,
+        ctx: &RequestContext,
+        patients: &[String],
+    ) -> Result<(), Error> {
+        for id in patients {
+            if let Err(error) = self.link_record(ctx, id) {
+                tracing::warn!(request_id = %ctx.request_id, error = %error, "linking a patient record failed; it is retried at the next start");
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn link_record(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
+        let mut state = self.identity.lock();
+        let current = self.store.read(ctx, "Patient", id)?;
+        let body: Option<Value> = current
+            .as_ref()
+            .and_then(|v| v.body.as_deref())
+            .and_then(|b| serde_json::from_str(b).ok());
+        let Some(body) = body else {
+            // Deleted: the record leaves the index and its person.
+            state.index.remove(id);
+            if let Some(person) = state.person_of.remove(id) {
+                self.in_raw_unit(ctx, |tx| {
+                    let mut golden = read_person(tx, &person)?;
+                    golden.unlink(id);
+                    save_person(self, tx, &state, &mut golden)?;
+                    Ok(())
+                })?;
+            }
+            return Ok(());
+        };
+        let demographics = Demographics::from_patient(&body);
+        if is_matchable(&body) {
+            state.index.insert(id, demographics.clone());
+        } else {
+            state.index.remove(id);
+        }
+        if let Some(person) = state.person_of.get(id).cloned() {
+            // Already linked: refresh the person's shown demographics and conflict flag.
+            return self.in_raw_unit(ctx, |tx| {
+                let mut golden = read_person(tx, &person)?;
+                save_person(self, tx, &state, &mut golden)?;
+                Ok(())
+            });
+        }
+        let candidates =
+            best_per_person(&state, id, &demographics, self.config.identity.candidates);
+        let matching = state.index.config().clone();
+        let best = candidates.first();
+        let decision = best.map_or(Decision::New, |(_, c)| matching.decide(c));
+        let person_id = self.in_raw_unit(ctx, |tx| {
+            let mut golden = match (decision, best) {
+                (Decision::Link, Some((person, _))) => read_person(tx, person)?,
+                _ => GoldenPerson::new(Hub::new_id()),
+            };
+            let assurance = match (decision, best) {
+                (Decision::Link, Some((_, c))) => assurance_of(c),
+                _ => Assurance::Level4,
+            };
+            golden.link(id, assurance);
+            state.person_of.insert(id.to_string(), golden.id.clone());
+            let version = save_person(self, tx, &state, &mut golden)?;
+            let (activity, comparison) = match (decision, best) {
+                (Decision::Link, Some((_, c))) => ("link", Some(c)),
+                _ => ("new-person", None),
+            };
+            record_decision(
+                self,
+                tx,
+                ctx,
+                &version,
+                activity,
+                &[id],
+                comparison,
+                AUTOMATIC,
+                None,
+            )?;
+            if decision == Decision::Review {
+                for (person, comparison) in candidates
+                    .iter()
+                    .filter(|(_, c)| matching.decide(c) != Decision::New)
+                {
+                    worklist::open_task(self, tx, id, person, comparison)?;
+                }
+            }
+            Ok(golden.id)
+        });
+        if person_id.is_err() {
+            state.person_of.remove(id);
+        }
+        person_id.map(|_| ())
+    }
+}
+
+/// Inactive records and records merged into another (`Patient.link` replaced-by) are kept for
+/// history but are no longer candidates.
+fn is_matchable(patient: &Value) -> bool {
+    let active = patient
+        .get("active")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let replaced = patient
+        .get("link")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|l| l.get("type").and_then(Value::as_str) == Some("replaced-by"));
+    active && !replaced
+}
+
+/// The best comparison per golden person, best first, leaving out the record itself and
+/// persons a steward kept apart from it.
+pub(crate) fn best_per_person(
+    state: &State,
+    id: &str,
+    probe: &Demographics,
+    limit: usize,
+) -> Vec<(String, Comparison)> {
+    let mut best: Vec<(String, Comparison)> = Vec::new();
+    for candidate in state.index.find(probe, limit + 1, false) {
+        if candidate.key == id {
+            continue;
+        }
+        let Some(person) = state.person_of.get(&candidate.key) else {
+            continue;
+        };
+        if state.kept_apart.contains(&(id.to_string(), person.clone())) {
+            continue;
+        }
+        if best.iter().any(|(p, _)| p == person) {
+            continue;
+        }
+        best.push((person.clone(), candidate.comparison));
+    }
+    best.sort_by(|a, b| b.1.weight.total_cmp(&a.1.weight));
+    best
+}
+
+/// Level 4 when an NHS number agreed, level 3 for a demographic match.
+fn assurance_of(comparison: &Comparison) -> Assurance {
+    let nhs_agrees = comparison
+        .evidence
+        .iter()
+        .any(|e| e.field == "nhs_number" && e.weight > 0.0);
+    if nhs_agrees {
+        Assurance::Level4
+    } else {
+        Assurance::Level3
+    }
+}
+
+pub(crate) fn read_person(tx: &mut dyn StoreTx, id: &str) -> Result<GoldenPerson, Error> {
+    tx.read("Person", id)?
+        .and_then(|v| v.body)
+        .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+        .and_then(|p| GoldenPerson::from_fhir(&p))
+        .ok_or_else(|| Error::not_found(format!("Person/{id} is not a golden person of the index")))
+}
+
+/// Writes a new version of a golden person, its shown demographics taken from its first linked
+/// record and its conflict flag recomputed from all of them.
+pub(crate) fn save_person(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    state: &State,
+    golden: &mut GoldenPerson,
+) -> Result<StoredVersion, Error> {
+    let records: Vec<&Demographics> = golden
+        .records()
+        .filter_map(|r| state.index.get(r))
+        .collect();
+    golden.conflicts = disagreements(records);
+    let shown = match golden.records().next() {
+        Some(first) => tx
+            .read("Patient", first)?
+            .and_then(|v| v.body)
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok()),
+        None => None,
+    };
+    let body = golden.to_fhir(shown.as_ref());
+    // A record's update that changes nothing the person shows writes no new Person version.
+    if let Some(current) = tx.read("Person", &golden.id)?
+        && let Some(mut stored) = current
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<Value>(b).ok())
+    {
+        let mut without_meta = body.clone();
+        for v in [&mut stored, &mut without_meta] {
+            if let Some(map) = v.as_object_mut() {
+                map.remove("meta");
+            }
+        }
+        if stored == without_meta {
+            return Ok(current);
+        }
+    }
+    put(hub, tx, "Person", &golden.id, body)
+}
+
+/// Creates or updates a resource the identity service owns, through the same validation and
+/// indexing as any write.
+pub(crate) fn put(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    id: &str,
+    mut body: Value,
+) -> Result<StoredVersion, Error> {
+    concord_fhir::resource::set_id(&mut body, id);
+    let current = tx.read(resource_type, id)?.map_or(0, |v| v.version_id);
+    let method = if current == 0 {
+        Method::Post
+    } else {
+        Method::Put
+    };
+    let version = crate::write::prepare(hub, resource_type, id, body, current + 1, method)?;
+    tx.put(version)
+}
+
+/// Stores a decision as a Provenance: what changed (usually the person's new version), what it was about
+/// (the records), who decided, why, and the match evidence when there was a comparison.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one flat record of a decision reads better than a builder"
+)]
+pub(crate) fn record_decision(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    ctx: &RequestContext,
+    target: &StoredVersion,
+    activity: &str,
+    records: &[&str],
+    comparison: Option<&Comparison>,
+    who: &str,
+    reason: Option<&str>,
+) -> Result<StoredVersion, Error> {
+    let mut provenance = json!({
+        "resourceType": "Provenance",
+        "meta": {"tag": [{"system": MPI_SYSTEM, "code": "decision", "display": "Decision of the master patient index"}]},
+        "target": [{"reference": format!("{}/{}/_history/{}", target.resource_type, target.id, target.version_id)}],
+        "recorded": format_instant(hub.clock.now_ms()),
+        "activity": {"coding": [{"system": MPI_SYSTEM, "code": activity}]},
+        "agent": [{"who": {"display": who}}],
+        "entity": records.iter().map(|r| json!({"role": "source", "what": {"reference": format!("Patient/{r}")}})).collect::<Vec<_>>(),
+    });
+    if who != AUTOMATIC {
+        provenance["agent"][0]["who"] = json!({"display": actor_name(ctx)});
+    }
+    if let Some(reason) = reason {
+        provenance["reason"] = json!([{"text": reason}]);
+    }
+    if let Some(c) = comparison {
+        provenance["extension"] = json!([evidence_extension(c)]);
+    }
+    put(hub, tx, "Provenance", &Hub::new_id(), provenance)
+}
+
+/// The match evidence as a complex extension: score, grade, and one entry per field.
+pub(crate) fn evidence_extension(c: &Comparison) -> Value {
+    let mut parts = vec![
+        json!({"url": "score", "valueDecimal": round4(c.probability)}),
+        json!({"url": "grade", "valueCode": c.grade.code()}),
+    ];
+    if c.nhs_conflict {
+        parts.push(json!({"url": "nhs-number-conflict", "valueBoolean": true}));
+    }
+    parts.extend(c.evidence.iter().map(|e| {
+        json!({"url": "field", "valueString": format!("{}: {} ({:+.2})", e.field, e.level, e.weight)})
+    }));
+    json!({"url": EVIDENCE_EXTENSION, "extension": parts})
+}
+
+/// Scores shown to people and stored in FHIR are rounded to four places (and JSON numbers
+/// must be finite).
+pub(crate) fn round4(p: f64) -> serde_json::Number {
+    let p = if p.is_finite() {
+        p.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    serde_json::Number::from_f64((p * 10_000.0).round() / 10_000.0).unwrap_or_else(|| 0.into())
+}
+
+/// The actor as Provenance names them (no patient data: a user id and organisation).
+pub(crate) fn actor_name(ctx: &RequestContext) -> String {
+    match &ctx.actor {
+        concord_fhir::context::Actor::User {
+            id, organization, ..
+        } => match organization {
+            Some(org) => format!("{id} ({org})"),
+            None => id.clone(),
+        },
+        concord_fhir::context::Actor::System { name, .. } => name.clone(),
+    }
+}
+
+/// A `valueString` or `valueCode` parameter of an operation's Parameters body.
+pub fn param_string(parameters: &Value, name: &str) -> Result<Option<String>, Error> {
+    let Some((i, p)) = find_param(parameters, name)? else {
+        return Ok(None);
+    };
+    p.get("valueString")
+        .or_else(|| p.get("valueCode"))
+        .and_then(Value::as_str)
+        .map(|s| Some(s.to_string()))
+        .ok_or_else(|| {
+            Error::invalid(format!("{name} must be a valueString or valueCode"))
+                .at(format!("Parameters.parameter[{i}]"))
+        })
+}
+
+/// The id in a required `valueReference` parameter that must point at `resource_type`.
+pub fn param_reference(
+    parameters: &Value,
+    name: &str,
+    resource_type: &str,
+) -> Result<String, Error> {
+    let Some((i, p)) = find_param(parameters, name)? else {
+        return Err(
+            Error::invalid(format!("the parameter {name} is required")).at("Parameters.parameter")
+        );
+    };
+    p.pointer("/valueReference/reference")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix(resource_type)?.strip_prefix('/'))
+        .filter(|id| concord_fhir::primitive::is_id(id))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{name} must be a valueReference to {resource_type}/[id]"
+            ))
+            .at(format!("Parameters.parameter[{i}].valueReference"))
+        })
+}
+
+fn find_param<'a>(parameters: &'a Value, name: &str) -> Result<Option<(usize, &'a Value)>, Error> {
+    if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(Error::invalid("the operation takes a Parameters resource").at("resourceType"));
+    }
+    Ok(parameters
+        .get("parameter")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, p)| p.get("name").and_then(Value::as_str) == Some(name)))
+}

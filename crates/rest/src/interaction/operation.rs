@@ -1,0 +1,183 @@
+//! FHIR operations (<https://hl7.org/fhir/R4/operations.html>), type- and instance-level:
+//! `Patient/[id]/$everything`, `Patient/$match`, `Patient/$ihe-pix` (IHE PIXm),
+//! `Person/$merge`, `Person/$unmerge`, `Person/[id]/$locate` and `Task/[id]/$resolve-match`.
+//! Each arm reads its inputs and calls one hub method; an unknown operation is 501.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use concord_fhir::{Error, RequestContext};
+use concord_hub::identity::r#match::MatchRequest;
+use concord_hub::identity::worklist::Resolution;
+use concord_hub::identity::{param_reference, param_string};
+use serde_json::Value;
+
+use crate::error::ApiResult;
+use crate::negotiate::{BodyKind, fhir_response, parse_json, read_body};
+use crate::{AppState, blocking};
+
+/// `GET|POST [base]/[type]/[id]/$operation`.
+pub(crate) async fn instance_operation(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path((resource_type, id, operation)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> ApiResult<Response> {
+    let params = super::query_params(&headers, raw.as_deref())?;
+    let hub = state.hub.clone();
+    match (
+        resource_type.as_str(),
+        operation.as_str(),
+        method == Method::POST,
+    ) {
+        ("Patient", "$everything", _) => {
+            let base = state.base(&headers);
+            let bundle =
+                blocking(move || hub.patient_everything(&ctx, &id, &params, &base)).await?;
+            super::bundle_response(&bundle)
+        }
+        ("Person", "$locate", false) => {
+            let parameters = blocking(move || hub.locate_parameters(&ctx, &id)).await?;
+            Ok(json_response(&parameters))
+        }
+        ("Task", "$resolve-match", true) => {
+            let input = parameters(&state, &headers, body).await?;
+            let decision = param_string(&input, "decision")?
+                .and_then(|d| Resolution::parse(&d))
+                .ok_or_else(|| {
+                    Error::invalid("decision must be 'link' or 'keep-apart'")
+                        .at("Parameters.parameter")
+                })?;
+            let reason = param_string(&input, "reason")?;
+            let task =
+                blocking(move || hub.resolve_match(&ctx, &id, decision, reason.as_deref())).await?;
+            Ok(stored_response(task.body))
+        }
+        (_, op, _) if op.starts_with('$') => Err(Error::not_supported(format!(
+            "the operation {op} is not supported on {resource_type}/[id] with {method}"
+        ))
+        .into()),
+        _ => Err(Error::not_found(format!(
+            "there is nothing at {resource_type}/{id}/{operation}"
+        ))
+        .into()),
+    }
+}
+
+/// `GET|POST [base]/[type]/$operation`.
+pub(crate) async fn type_operation(
+    state: AppState,
+    ctx: RequestContext,
+    (resource_type, operation): (String, String),
+    method: Method,
+    headers: HeaderMap,
+    raw: Option<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let params = super::query_params(&headers, raw.as_deref())?;
+    let hub = state.hub.clone();
+    match (
+        resource_type.as_str(),
+        operation.as_str(),
+        method == Method::POST,
+    ) {
+        ("Patient", "$match", true) => {
+            let input = parameters(&state, &headers, body).await?;
+            let request = MatchRequest::from_parameters(&input)?;
+            let base = state.base(&headers);
+            let bundle = blocking(move || hub.match_patient(&ctx, &request, &base)).await?;
+            super::bundle_response(&bundle)
+        }
+        ("Patient", "$ihe-pix", false) => {
+            let mut source = None;
+            let mut targets = Vec::new();
+            for (name, value) in params {
+                match name.as_str() {
+                    "sourceIdentifier" => source = Some(value),
+                    "targetSystem" => targets.extend(value.split(',').map(str::to_string)),
+                    "_format" => {}
+                    other => {
+                        return Err(
+                            Error::invalid(format!("$ihe-pix has no parameter '{other}'")).into(),
+                        );
+                    }
+                }
+            }
+            let source = source.ok_or_else(|| {
+                Error::invalid("$ihe-pix needs sourceIdentifier=system|value")
+                    .at("sourceIdentifier")
+            })?;
+            let parameters = blocking(move || hub.pix(&ctx, &source, &targets)).await?;
+            Ok(json_response(&parameters))
+        }
+        ("Person", "$merge" | "$unmerge", true) => {
+            let input = parameters(&state, &headers, body).await?;
+            let source = param_reference(&input, "source-person", "Person")?;
+            let reason = param_string(&input, "reason")?;
+            let person = if operation == "$merge" {
+                let target = param_reference(&input, "target-person", "Person")?;
+                blocking(move || hub.merge_persons(&ctx, &source, &target, reason.as_deref()))
+                    .await?
+            } else {
+                blocking(move || hub.unmerge_person(&ctx, &source, reason.as_deref())).await?
+            };
+            Ok(stored_response(person.body))
+        }
+        (_, op, _) => Err(Error::not_supported(format!(
+            "the operation {op} is not supported on {resource_type} with {method}"
+        ))
+        .into()),
+    }
+}
+
+/// `POST [base]/[type]/$operation`, routed here because it shares its path shape with
+/// `[type]/[id]`.
+pub(crate) async fn type_operation_post(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path((resource_type, operation)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> ApiResult<Response> {
+    if !operation.starts_with('$') {
+        let mut response = crate::error::ApiError(Error::new(
+            concord_fhir::ErrorKind::MethodNotAllowed,
+            format!("POST is not allowed on {resource_type}/{operation}; use PUT to update"),
+        ))
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("GET,HEAD,PUT,PATCH,DELETE"),
+        );
+        return Ok(response);
+    }
+    type_operation(
+        state,
+        ctx,
+        (resource_type, operation),
+        Method::POST,
+        headers,
+        raw,
+        body,
+    )
+    .await
+}
+
+async fn parameters(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Value> {
+    let bytes = read_body(headers, body, state.max_body_bytes, BodyKind::Resource).await?;
+    Ok(parse_json(&bytes)?)
+}
+
+fn json_response(value: &Value) -> Response {
+    fhir_response(StatusCode::OK, value.to_string(), Vec::new())
+}
+
+fn stored_response(body: Option<String>) -> Response {
+    fhir_response(StatusCode::OK, body.unwrap_or_default(), Vec::new())
+}
