@@ -6,6 +6,7 @@
 
 mod config;
 mod import;
+mod mpi;
 mod node;
 mod serve;
 mod token;
@@ -65,6 +66,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Identity matching on CSV files: batch record linkage and its benchmarks.
+    Mpi {
+        #[command(subcommand)]
+        command: mpi::MpiCommand,
     },
 }
 
@@ -188,5 +194,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mpi { command } => mpi::run(command),
     }
 }
