@@ -178,13 +178,15 @@ impl Hub {
         ctx: &RequestContext,
         patients: &[String],
     ) -> Result<(), Error> {
+        let mut first_error = None;
         for id in patients {
+            // One record that cannot be linked must not leave the others of the batch unlinked.
             if let Err(error) = self.link_record(ctx, id) {
                 tracing::warn!(request_id = %ctx.request_id, error = %error, "linking a patient record failed; it is retried at the next start");
-                return Err(error);
+                first_error.get_or_insert(error);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     fn link_record(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
