@@ -48,7 +48,9 @@ impl Hub {
                     "Patient" => json!([
                         {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
                         {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"},
-                        {"name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix"}
+                        {"name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix"},
+                        {"name": "merge", "definition": "https://concord.health/fhir/OperationDefinition/Patient-merge"},
+                        {"name": "unmerge", "definition": "https://concord.health/fhir/OperationDefinition/Patient-unmerge"}
                     ]),
                     // Concord's own operations on the master patient index (docs/identity.md).
                     "Person" => json!([

@@ -533,3 +533,89 @@ fn a_deleted_record_leaves_its_person() {
         .collect();
     assert_eq!(located, ["a"]);
 }
+
+#[test]
+fn a_source_record_merge_retires_the_record_and_unmerge_restores_it_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = open(dir.path(), IdentityConfig::default());
+    write_all(
+        &hub,
+        &[
+            patient(
+                "keep",
+                "9434765919",
+                "Jane",
+                "Smith",
+                "1980-03-07",
+                "LS6 2AB",
+            ),
+            patient("dup", "", "Jayne", "Smyth", "1980-07-03", "LS6 2AB"),
+        ],
+    );
+    let person = hub.person_of("keep").unwrap();
+    hub.merge_patients(&ctx(), "dup", "keep", Some("A40 from the PAS"))
+        .unwrap();
+    let read = |id: &str| -> Value {
+        serde_json::from_str(&hub.read(&ctx(), "Patient", id).unwrap().body.unwrap()).unwrap()
+    };
+    let retired = read("dup");
+    assert_eq!(retired["active"], false);
+    assert_eq!(
+        retired["link"][0],
+        json!({"other": {"reference": "Patient/keep"}, "type": "replaced-by"})
+    );
+    assert_eq!(
+        read("keep")["link"][0],
+        json!({"other": {"reference": "Patient/dup"}, "type": "replaces"})
+    );
+    assert_eq!(
+        hub.person_of("dup").as_deref(),
+        Some(person.as_str()),
+        "the locator still finds data filed under the old record"
+    );
+    assert_eq!(
+        hub.merge_patients(&ctx(), "dup", "keep", None)
+            .unwrap_err()
+            .kind,
+        ErrorKind::Conflict
+    );
+
+    // A retired record is no longer a match candidate.
+    let probe = json!({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient("x", "", "Jayne", "Smyth", "1980-07-03", "LS6 2AB")}]});
+    let bundle = hub
+        .match_patient(
+            &ctx(),
+            &MatchRequest::from_parameters(&probe).unwrap(),
+            "http://test/fhir",
+        )
+        .unwrap();
+    let json: Value = serde_json::from_str(&bundle.to_json().unwrap()).unwrap();
+    assert!(
+        json["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| e["resource"]["id"] != "dup")
+    );
+
+    hub.unmerge_patient(&ctx(), "dup", Some("merged in error"))
+        .unwrap();
+    assert_eq!(read("dup")["active"], true);
+    assert!(read("dup").get("link").is_none() && read("keep").get("link").is_none());
+    let own = hub.person_of("dup").unwrap();
+    assert_ne!(
+        own, person,
+        "an unmerged record is its own person, kept apart"
+    );
+    drop(hub);
+    let hub = open(dir.path(), IdentityConfig::default());
+    hub.update(
+        &ctx(),
+        "Patient",
+        "dup",
+        patient("dup", "", "Jayne", "Smyth", "1980-07-03", "LS6 2AC"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(hub.person_of("dup"), Some(own));
+}

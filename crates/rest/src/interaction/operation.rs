@@ -1,5 +1,6 @@
 //! FHIR operations (<https://hl7.org/fhir/R4/operations.html>), type- and instance-level:
 //! `Patient/[id]/$everything`, `Patient/$match`, `Patient/$ihe-pix` (IHE PIXm),
+//! `Patient/$merge` and `Patient/$unmerge` (a source's record merge, as HL7 v2 A40),
 //! `Person/$merge`, `Person/$unmerge`, `Person/[id]/$locate` and `Task/[id]/$resolve-match`.
 //! Each arm reads its inputs and calls one hub method; an unknown operation is 501.
 
@@ -114,6 +115,19 @@ pub(crate) async fn type_operation(
             })?;
             let parameters = blocking(move || hub.pix(&ctx, &source, &targets)).await?;
             Ok(json_response(&parameters))
+        }
+        ("Patient", "$merge" | "$unmerge", true) => {
+            let input = parameters(&state, &headers, body).await?;
+            let source = param_reference(&input, "source-patient", "Patient")?;
+            let reason = param_string(&input, "reason")?;
+            let patient = if operation == "$merge" {
+                let target = param_reference(&input, "target-patient", "Patient")?;
+                blocking(move || hub.merge_patients(&ctx, &source, &target, reason.as_deref()))
+                    .await?
+            } else {
+                blocking(move || hub.unmerge_patient(&ctx, &source, reason.as_deref())).await?
+            };
+            Ok(stored_response(patient.body))
         }
         ("Person", "$merge" | "$unmerge", true) => {
             let input = parameters(&state, &headers, body).await?;
