@@ -278,14 +278,15 @@ fn push_link(patient: &mut Value, other: &str, link_type: &str) {
 
 fn drop_link(patient: &mut Value, other: &str) {
     let reference = format!("Patient/{other}");
-    if let Some(links) = patient.get_mut("link").and_then(Value::as_array_mut) {
+    let Some(map) = patient.as_object_mut() else {
+        return;
+    };
+    if let Some(links) = map.get_mut("link").and_then(Value::as_array_mut) {
         links.retain(|l| {
             l.pointer("/other/reference").and_then(Value::as_str) != Some(reference.as_str())
         });
         if links.is_empty() {
-            if let Some(map) = patient.as_object_mut() {
-                map.remove("link");
-            }
+            map.remove("link");
         }
     }
 }
