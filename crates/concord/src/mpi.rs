@@ -71,7 +71,8 @@ pub enum MpiCommand {
         /// The records to look up (same columns).
         #[arg(long)]
         probes: PathBuf,
-        /// probe_id,person_id: the person each probe is, empty when not in the index.
+        /// probe_id,person_id[,changes]: the person each probe is (empty when not in the
+        /// index) and, optionally, space-separated tags of what was changed, for a breakdown.
         #[arg(long)]
         truth: Option<PathBuf>,
         /// How many of the first people the model is estimated on (EM).
@@ -83,6 +84,9 @@ pub enum MpiCommand {
         /// Candidates asked of each `find`.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Write each probe's top candidate here: probe_id,person_id,top_id,score,grade.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -107,6 +111,7 @@ pub fn run(command: MpiCommand) -> anyhow::Result<ExitCode> {
             sample,
             default_model,
             limit,
+            out,
         } => bench(&BenchArgs {
             people: &people,
             probes: &probes,
@@ -114,6 +119,7 @@ pub fn run(command: MpiCommand) -> anyhow::Result<ExitCode> {
             sample,
             default_model,
             limit,
+            out: out.as_deref(),
         }),
     }?;
     Ok(ExitCode::SUCCESS)
@@ -697,6 +703,7 @@ struct BenchArgs<'a> {
     sample: usize,
     default_model: bool,
     limit: usize,
+    out: Option<&'a Path>,
 }
 
 /// VmRSS and VmHWM of this process in KiB, from /proc/self/status (Linux); zero elsewhere.
@@ -754,6 +761,16 @@ fn bench(args: &BenchArgs<'_>) -> anyhow::Result<()> {
 
     let mut latencies = Vec::with_capacity(probes.records.len());
     let mut tally = Tally::default();
+    let mut out = match args.out {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+            w.write_record(["probe_id", "person_id", "top_id", "score", "grade"])?;
+            Some(w)
+        }
+        None => None,
+    };
     for (probe_id, probe) in probes.ids.iter().zip(&probes.records) {
         let t = Instant::now();
         let candidates = index.find(probe, args.limit, false);
@@ -767,6 +784,28 @@ fn bench(args: &BenchArgs<'_>) -> anyhow::Result<()> {
             })?;
             tally.count(expected, &candidates);
         }
+        if let Some(w) = out.as_mut() {
+            let person = truth
+                .as_ref()
+                .and_then(|t| t.get(probe_id.as_str()))
+                .and_then(|t| t.person.as_deref())
+                .unwrap_or_default();
+            let top = candidates.first();
+            w.write_record([
+                probe_id.as_str(),
+                person,
+                top.map_or("", |c| c.key.as_str()),
+                &top.map_or(String::new(), |c| {
+                    format!("{:.4}", c.comparison.probability)
+                }),
+                top.map_or("", |c| c.comparison.grade.code()),
+            ])?;
+        }
+    }
+    if let Some(w) = out {
+        w.into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot write the probe results: {}", e.error()))?
+            .flush()?;
     }
     latencies.sort();
 

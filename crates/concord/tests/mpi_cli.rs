@@ -378,3 +378,56 @@ fn a_missing_id_or_a_short_row_names_the_row() {
     assert!(!run.status.success());
     assert!(text(&run.stderr).contains("no id column"));
 }
+
+#[test]
+fn bench_reports_load_memory_latency_and_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut people = String::from(HEADER);
+    people.push_str(&others(50));
+    let people = write(dir.path(), "people.csv", &people);
+    // o7 with a typo in the surname and no NHS number; and a stranger.
+    let source = others(50);
+    let o7 = source.lines().nth(7).unwrap();
+    // id, nhs_number, given_name, surname, and the rest (date, sex, quoted address, postcode).
+    let fields: Vec<&str> = o7.splitn(5, ',').collect();
+    let probes = format!(
+        "{HEADER}q1,,{},{}x,{}\nq2,,Zebedee,Quill,1901-01-01,M,1 Nowhere Lane,ZZ9 9ZZ\n",
+        fields[2], fields[3], fields[4]
+    );
+    let probes = write(dir.path(), "probes.csv", &probes);
+    let truth = write(
+        dir.path(),
+        "truth.csv",
+        "probe_id,person_id,changes\nq1,o7,surname-typo no-nhs-number\nq2,,new-person\n",
+    );
+    let out = dir.path().join("results.csv");
+    let run = concord(&[
+        "mpi",
+        "bench",
+        "--people",
+        arg(&people),
+        "--probes",
+        arg(&probes),
+        "--truth",
+        arg(&truth),
+        "--out",
+        arg(&out),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    for expected in [
+        "people indexed: 50",
+        "memory: index +",
+        "find (limit 10, one thread): 2 probes",
+        "probes of people in the index: 1; their person first: 1 (100.00%)",
+        "probes of people not in the index: 1; given a certain match: 0",
+        "surname-typo",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
+    }
+    let results = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        results.starts_with("probe_id,person_id,top_id,score,grade\nq1,o7,o7,"),
+        "{results}"
+    );
+}
