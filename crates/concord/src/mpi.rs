@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use concord_mpi::{
-    BirthDate, Demographics, MatchConfig, MatchGrade, MatchIndex, Model, NhsNumber, Sex,
+    BirthDate, Decision, Demographics, MatchConfig, MatchGrade, MatchIndex, Model, NhsNumber, Sex,
     link_records,
 };
 
@@ -448,13 +448,18 @@ fn link(
     let right_ids = right_people.as_ref().map_or(&left_people.ids, |r| &r.ids);
     let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    writer.write_record(["left_id", "right_id", "score", "weight"])?;
+    writer.write_record(["left_id", "right_id", "score", "weight", "decision"])?;
     for pair in &pairs {
         writer.write_record([
             left_people.ids[pair.left].as_str(),
             right_ids[pair.right].as_str(),
             &format!("{:.4}", pair.probability),
             &format!("{:.3}", pair.weight),
+            match pair.decision {
+                Decision::Link => "link",
+                Decision::Review => "review",
+                Decision::New => "new",
+            },
         ])?;
     }
     writer
@@ -601,13 +606,16 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 fn eval(pairs_path: &Path, truth_path: &Path, threshold: Option<f64>) -> anyhow::Result<()> {
-    let threshold = threshold.unwrap_or_else(|| MatchConfig::default().link_threshold);
     let truth = read_truth_pairs(truth_path)?;
     let Table {
         mut reader,
         required: cols,
         optional: opt,
-    } = open_with_columns(pairs_path, &["left_id", "right_id"], &["score"])?;
+    } = open_with_columns(pairs_path, &["left_id", "right_id"], &["score", "decision"])?;
+    // Without a threshold, the decisions `concord mpi link` wrote are what counts: a pair the
+    // rules keep from linking (different NHS numbers, say) is no link however high it scores.
+    let by_decision = threshold.is_none() && opt[1].is_some();
+    let threshold = threshold.unwrap_or_else(|| MatchConfig::default().link_threshold);
     // Every distinct pair with its best score (a pairs file without scores counts every pair).
     let mut scored: HashMap<(String, String), f64> = HashMap::new();
     for (row, record) in reader.records().enumerate() {
@@ -623,6 +631,11 @@ fn eval(pairs_path: &Path, truth_path: &Path, threshold: Option<f64>) -> anyhow:
                 )
             })?,
             None => 1.0,
+        };
+        // A blocked pair counts as scoring just below the threshold.
+        let score = match opt[1] {
+            Some(i) if by_decision && &record[i] != "link" => score.min(threshold.next_down()),
+            _ => score,
         };
         let key = pair_key(&record[cols[0]], &record[cols[1]]);
         let best = scored.entry(key).or_insert(f64::NEG_INFINITY);
@@ -645,7 +658,13 @@ fn eval(pairs_path: &Path, truth_path: &Path, threshold: Option<f64>) -> anyhow:
         false_positives: fp,
         false_negatives: truth.len() - tp,
     };
-    println!("threshold: {threshold} (pairs scoring at least this count as links)");
+    if by_decision {
+        println!(
+            "links: the pairs whose decision is \"link\" (score at least {threshold} and no rule against)"
+        );
+    } else {
+        println!("threshold: {threshold} (pairs scoring at least this count as links)");
+    }
     println!(
         "pairs: {} in {}, {} at or above the threshold; true pairs: {}",
         scored.len(),

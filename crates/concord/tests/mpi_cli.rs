@@ -89,11 +89,12 @@ fn others(count: u32) -> String {
 fn read_pairs(path: &Path) -> HashMap<(String, String), f64> {
     let content = std::fs::read_to_string(path).unwrap();
     let mut lines = content.lines();
-    assert_eq!(lines.next(), Some("left_id,right_id,score,weight"));
+    assert_eq!(lines.next(), Some("left_id,right_id,score,weight,decision"));
     lines
         .map(|line| {
             let fields: Vec<&str> = line.split(',').collect();
-            assert_eq!(fields.len(), 4, "{line}");
+            assert_eq!(fields.len(), 5, "{line}");
+            assert!(["link", "review", "new"].contains(&fields[4]), "{line}");
             let score: f64 = fields[2].parse().unwrap();
             assert!((0.0..=1.0).contains(&score), "{line}");
             assert_eq!(fields[2].split('.').nth(1).map(str::len), Some(4), "{line}");

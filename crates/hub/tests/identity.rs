@@ -191,6 +191,15 @@ fn linking_cases() {
         1,
     );
     check(
+        "twins with different NHS numbers are never linked automatically, however alike",
+        &[
+            patient("a", "9434765919", "Ian", "Hooper", "1990-05-05", "LS6 2AB"),
+            patient("b", "4010232137", "Ian", "Hooper", "1990-05-05", "LS6 2AB"),
+        ],
+        &[&["a"], &["b"]],
+        1,
+    );
+    check(
         "strangers",
         &[
             jane,

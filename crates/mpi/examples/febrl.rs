@@ -91,7 +91,12 @@ fn run(name: &str, left: &Data, right: Option<&Data>, verbose: bool) {
     let report = |threshold: f64| {
         let predicted: Vec<_> = pairs
             .iter()
-            .filter(|p| p.probability >= threshold)
+            // At the link threshold, what the index would link: the rules may block a pair.
+            .filter(|p| {
+                p.probability >= threshold
+                    && (threshold < config.link_threshold
+                        || p.decision == concord_mpi::Decision::Link)
+            })
             .collect();
         let tp = predicted
             .iter()

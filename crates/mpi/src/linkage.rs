@@ -17,6 +17,9 @@ pub struct ScoredPair {
     pub right: usize,
     pub weight: f64,
     pub probability: f64,
+    /// What the index would do with the pair: scores alone never link a pair the rules block
+    /// (an NHS-number conflict, different NHS numbers, nothing to check a date of birth against).
+    pub decision: crate::Decision,
 }
 
 /// Batch dedupe (`right = None`: pairs within `left`, `left < right` index) or linkage (pairs
@@ -51,6 +54,7 @@ pub fn link_records(
                 right: j as usize,
                 weight: c.weight,
                 probability: c.probability,
+                decision: config.decide(&c),
             })
         })
         .collect();

@@ -62,6 +62,10 @@ pub struct Comparison {
     pub grade: MatchGrade,
     /// Same valid NHS number but date of birth and name disagree: never auto-linked.
     pub nhs_conflict: bool,
+    /// Why this pair may not be linked automatically however high it scores: two different valid
+    /// NHS numbers (twins share everything else), or neither an NHS number nor a date of birth
+    /// or strong identifier to agree on (a father and son of one name at one address).
+    pub certain_blocked: Option<&'static str>,
     pub evidence: Vec<FieldEvidence>,
 }
 
@@ -97,7 +101,8 @@ pub const POSSIBLE_MARGIN_BITS: f64 = 6.0;
 impl MatchConfig {
     /// Link, review or new. An NHS-number conflict always goes to review, whatever the score.
     pub fn decide(&self, c: &Comparison) -> Decision {
-        if c.nhs_conflict {
+        let blocked = c.probability >= self.link_threshold && c.certain_blocked.is_some();
+        if c.nhs_conflict || blocked {
             Decision::Review
         } else if c.probability >= self.link_threshold {
             Decision::Link
@@ -108,7 +113,8 @@ impl MatchConfig {
         }
     }
 
-    /// The grade of a probability (and conflict flag) under these thresholds.
+    /// The grade of a probability under these thresholds; `blocked` (an NHS-number conflict or
+    /// another reason the pair may not be linked automatically) caps it at `probable`.
     pub fn grade(&self, probability: f64, nhs_conflict: bool) -> MatchGrade {
         if probability >= self.link_threshold && !nhs_conflict {
             MatchGrade::Certain
@@ -448,12 +454,20 @@ pub(crate) fn score_levels(
     let name_differs = (lv[GIVEN] != MISSING && lv[GIVEN] > G_MIDDLE)
         || (lv[FAMILY] != MISSING && lv[FAMILY] > F_DOUBLE);
     let nhs_conflict = lv[NHS] == EXACT && lv[BIRTH_DATE] == D_DIFFERENT && name_differs;
+    let certain_blocked = if lv[NHS] != MISSING && lv[NHS] != EXACT {
+        Some("different-nhs-numbers")
+    } else if lv[BIRTH_DATE] == MISSING && !strong_id {
+        Some("no-birth-date-or-identifier")
+    } else {
+        None
+    };
     let probability = probability(total + model.prior_bits());
     Comparison {
         weight: total,
         probability,
-        grade: config.grade(probability, nhs_conflict),
+        grade: config.grade(probability, nhs_conflict || certain_blocked.is_some()),
         nhs_conflict,
+        certain_blocked,
         evidence,
     }
 }
