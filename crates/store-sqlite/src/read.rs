@@ -1,4 +1,4 @@
-//! Reads by key: current version, one version, history and compartments.
+//! Reads by key: current version, one version, history, whole-type scans and compartments.
 //!
 //! Owns: the SQL for reads that are not searches. Does not: filter by access or consent.
 
@@ -53,6 +53,23 @@ pub(crate) fn version(
     ))?;
     stmt.query_row(params![resource_type, id, version_id], row_to_version)
         .optional()
+}
+
+/// Current versions of one type after `after`, in `seq` order (the partial index
+/// `resource_version_current` serves it).
+pub(crate) fn scan(
+    conn: &Connection,
+    resource_type: &str,
+    after: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredVersion>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM resource_version
+         WHERE resource_type = ?1 AND superseded_seq IS NULL AND seq > ?2 AND body IS NOT NULL
+         ORDER BY seq LIMIT ?3"
+    ))?;
+    stmt.query_map(params![resource_type, after, limit], row_to_version)?
+        .collect()
 }
 
 pub(crate) fn max_seq(conn: &Connection) -> rusqlite::Result<i64> {

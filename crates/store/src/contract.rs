@@ -23,7 +23,8 @@ macro_rules! contract_tests {
             create_then_read, versions_must_follow_in_order, vread_and_delete, history_newest_first,
             failed_unit_of_work_leaves_nothing, token_string_and_date_search, number_quantity_uri_search,
             reference_chain_and_has, missing_and_not, composite_search, sort_and_paging_at_a_snapshot,
-            includes_and_revincludes, compartment_lists_members, summary_count_and_total
+            includes_and_revincludes, compartment_lists_members, summary_count_and_total,
+            scan_pages_current_resources
         );
     };
     (@each $make:expr; $($check:ident),*) => {
@@ -1142,4 +1143,33 @@ pub fn summary_count_and_total(store: &dyn ResourceStore) {
     let page = store.search(&ctx(), &q).unwrap();
     assert_eq!(page.matches.len(), 3);
     assert_eq!(page.total, Some(7));
+}
+
+/// `scan` lists the current, not deleted resources of one type in write order, page by page.
+pub fn scan_pages_current_resources(store: &dyn ResourceStore) {
+    for id in ["a", "b", "c", "d"] {
+        put(store, "Patient", id, 1, Vec::new());
+    }
+    put(store, "Observation", "o", 1, Vec::new());
+    put(store, "Patient", "a", 2, Vec::new());
+    delete(store, "Patient", "c", 2);
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.scan(&ctx(), "Patient", after, 2).expect("scan");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        seen.extend(page.iter().map(|v| format!("{}/{}", v.id, v.version_id)));
+    }
+    assert_eq!(
+        seen,
+        ["b/1", "d/1", "a/2"],
+        "current versions in write order, deletions left out"
+    );
+    assert!(
+        store
+            .scan(&ctx(), "Person", 0, 10)
+            .expect("scan")
+            .is_empty()
+    );
 }

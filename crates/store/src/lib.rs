@@ -158,6 +158,18 @@ pub trait ResourceStore: Send + Sync {
     /// Lists versions, newest first.
     fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, Error>;
 
+    /// The current, not deleted resources of one type in the order they were last written,
+    /// starting after the store position `after` (a `seq`; 0 for the start), at most `limit`.
+    /// Keyset paging, so reading a whole type is linear however large it is (the hub loads its
+    /// master patient index this way at start).
+    fn scan(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredVersion>, Error>;
+
     /// Lists the current resources in a compartment (not including the owner itself).
     fn compartment(
         &self,

@@ -25,7 +25,6 @@ use concord_mpi::persons::disagreements;
 use concord_mpi::{
     Assurance, Comparison, Decision, Demographics, GoldenPerson, MatchConfig, MatchIndex, Model,
 };
-use concord_search::query::SearchQuery;
 use concord_store::{Method, StoreTx, StoredVersion};
 use serde_json::{Value, json};
 
@@ -100,14 +99,7 @@ impl Hub {
     /// Loads golden persons, steward decisions and every current Patient into the index.
     pub(crate) fn load_identity(&self, ctx: &RequestContext) -> Result<(), Error> {
         let mut state = self.identity.lock();
-        for person in self.scan(ctx, "Person")? {
-            let Some(person) = person
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str(b).ok())
-            else {
-                continue;
-            };
+        self.scan(ctx, "Person", |person| {
             if let Some(golden) = GoldenPerson::from_fhir(&person) {
                 for record in golden.records() {
                     state
@@ -115,58 +107,53 @@ impl Hub {
                         .insert(record.to_string(), golden.id.clone());
                 }
             }
-        }
-        for task in self.scan(ctx, "Task")? {
-            if let Some((record, person)) = task
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<Value>(b).ok())
-                .and_then(|t| worklist::kept_apart_pair(&t))
-            {
-                state.kept_apart.insert((record, person));
+        })?;
+        self.scan(ctx, "Task", |task| {
+            if let Some(pair) = worklist::kept_apart_pair(&task) {
+                state.kept_apart.insert(pair);
             }
-        }
+        })?;
         let mut unlinked = Vec::new();
-        for patient in self.scan(ctx, "Patient")? {
-            let Some(body) = patient
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<Value>(b).ok())
-            else {
-                continue;
+        self.scan(ctx, "Patient", |patient| {
+            let Some(id) = patient.get("id").and_then(Value::as_str) else {
+                return;
             };
-            if is_matchable(&body) {
-                state
-                    .index
-                    .insert(&patient.id, Demographics::from_patient(&body));
+            if is_matchable(&patient) {
+                state.index.insert(id, Demographics::from_patient(&patient));
             }
-            if !state.person_of.contains_key(&patient.id) {
-                unlinked.push(patient.id);
+            if !state.person_of.contains_key(id) {
+                unlinked.push(id.to_string());
             }
-        }
+        })?;
         drop(state);
         // A crash between a Patient's commit and its linking leaves it unlinked; finish the job.
         self.link_records(ctx, &unlinked)
     }
 
-    /// Every current resource of a type, in pages.
-    fn scan(&self, ctx: &RequestContext, resource_type: &str) -> Result<Vec<StoredVersion>, Error> {
-        let mut out = Vec::new();
-        let mut query = SearchQuery {
-            resource_type: Some(resource_type.to_string()),
-            count: Some(1000),
-            total: Some(concord_search::query::Total::None),
-            ..SearchQuery::default()
-        };
+    /// Calls `each` with every current resource of a type, read in keyset pages so that a large
+    /// store is neither read quadratically nor held in memory at once.
+    fn scan(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        mut each: impl FnMut(Value),
+    ) -> Result<(), Error> {
+        let mut after = 0;
         loop {
-            let page = self.store.search(ctx, &query)?;
-            let n = page.matches.len();
-            out.extend(page.matches);
-            if n < 1000 {
-                return Ok(out);
+            let page = self.store.scan(ctx, resource_type, after, 5000)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.seq;
+            for version in page {
+                if let Some(body) = version
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                {
+                    each(body);
+                }
             }
-            query.snapshot = Some(page.snapshot);
-            query.offset += 1000;
         }
     }
 
