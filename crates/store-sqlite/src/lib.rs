@@ -8,6 +8,7 @@
 //! SQLite allows one writer at a time, so writes are serialised here rather than retried on
 //! `SQLITE_BUSY`; readers never block the writer in WAL mode.
 
+mod messages;
 mod read;
 mod schema;
 mod search;

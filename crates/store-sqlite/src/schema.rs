@@ -75,5 +75,13 @@ CREATE TABLE IF NOT EXISTS idx_uri (
 CREATE INDEX IF NOT EXISTS idx_uri_value ON idx_uri (resource_type, param, value, res_seq);
 CREATE INDEX IF NOT EXISTS idx_uri_res ON idx_uri (res_seq, param, value);
 
+CREATE TABLE IF NOT EXISTS message_log (
+    seq INTEGER PRIMARY KEY, sender TEXT NOT NULL, control_id TEXT NOT NULL,
+    message_type TEXT NOT NULL, received_at INTEGER NOT NULL, raw BLOB NOT NULL,
+    status TEXT NOT NULL, error TEXT, ack_code TEXT,
+    UNIQUE (sender, control_id)
+);
+CREATE INDEX IF NOT EXISTS message_log_status ON message_log (status, seq);
+
 CREATE TABLE IF NOT EXISTS schema_info (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 "#;

@@ -14,3 +14,11 @@ fn fresh_store() -> Box<dyn ResourceStore> {
 }
 
 concord_store::contract_tests!(fresh_store());
+
+#[test]
+fn message_log_dedupes_and_tracks_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        SqliteStore::open(&SqliteOptions::new(dir.path().join("concord.db"))).expect("store opens");
+    concord_store::contract::message_log_dedupes_and_tracks_status(&store);
+}

@@ -1173,3 +1173,56 @@ pub fn scan_pages_current_resources(store: &dyn ResourceStore) {
             .is_empty()
     );
 }
+
+/// The message log keeps every message once per (sender, control id), answers a repeat with what
+/// became of the first, and lists dead letters oldest first.
+pub fn message_log_dedupes_and_tracks_status(log: &dyn crate::MessageLog) {
+    use crate::{Appended, MessageStatus, NewMessage};
+    let message = |sender: &str, control_id: &str| NewMessage {
+        sender: sender.into(),
+        control_id: control_id.into(),
+        message_type: "ADT^A01".into(),
+        received_at: 1_700_000_000_000,
+        raw: b"MSH|^~\\&|PAS|RX1\r".to_vec(),
+    };
+    let Appended::New(first) = log.append(&ctx(), message("PAS|RX1", "1")).expect("append") else {
+        panic!("a new message is new");
+    };
+    let Appended::New(second) = log.append(&ctx(), message("LAB|RX1", "1")).expect("append") else {
+        panic!("the same control id from another sender is another message");
+    };
+    assert!(second > first);
+    log.set_status(
+        &ctx(),
+        first,
+        MessageStatus::DeadLetter,
+        Some("PID-3: no identifier"),
+        "AE",
+    )
+    .expect("status");
+    match log.append(&ctx(), message("PAS|RX1", "1")).expect("append") {
+        Appended::Repeat(previous) => {
+            assert_eq!(previous.seq, first);
+            assert_eq!(previous.status, MessageStatus::DeadLetter);
+            assert_eq!(previous.ack_code.as_deref(), Some("AE"));
+            assert_eq!(previous.raw, b"MSH|^~\\&|PAS|RX1\r");
+        }
+        Appended::New(_) => panic!("a repeated control id is not stored twice"),
+    }
+    let dead = log
+        .list(&ctx(), MessageStatus::DeadLetter, 0, 10)
+        .expect("list");
+    assert_eq!(dead.iter().map(|m| m.seq).collect::<Vec<_>>(), [first]);
+    assert_eq!(dead[0].error.as_deref(), Some("PID-3: no identifier"));
+    assert_eq!(
+        log.list(&ctx(), MessageStatus::Received, 0, 10)
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        log.get(&ctx(), second).expect("get").map(|m| m.sender),
+        Some("LAB|RX1".into())
+    );
+    assert_eq!(log.get(&ctx(), 9999).expect("get"), None);
+}

@@ -1,15 +1,19 @@
 //! The resource store port (<https://hl7.org/fhir/R4/http.html> needs versioned storage).
 //!
 //! Owns: the [`ResourceStore`] trait that the service layer calls and every backend (SQLite now,
-//! PostgreSQL later) implements, its value types, and [`contract`], the tests every backend must
-//! pass. Does not: validate, index-extract, set `meta`, read a clock or decide access; the service
-//! layer does all of that and hands the store finished versions with their index entries.
+//! PostgreSQL later) implements, its value types, the [`MessageLog`] of raw inbound messages, and
+//! [`contract`], the tests every backend must pass. Does not: validate, index-extract, set
+//! `meta`, read a clock or decide access; the service layer does all of that and hands the store
+//! finished versions with their index entries.
 //!
 //! Every call takes the [`RequestContext`] first, so a backend can log and trace by request id.
 //! The trait is synchronous: the embedded backend is synchronous, and the service layer runs store
 //! calls on blocking threads.
 
 pub mod contract;
+pub mod messages;
+
+pub use messages::{Appended, LoggedMessage, MessageLog, MessageStatus, NewMessage};
 
 use concord_fhir::{Error, RequestContext};
 use concord_search::index::IndexEntry;
