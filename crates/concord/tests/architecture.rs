@@ -18,6 +18,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     BTreeMap::from([
         ("concord-fhir", BTreeSet::new()),
         ("concord-mpi", BTreeSet::new()),
+        ("concord-hl7v2", BTreeSet::new()),
         ("concord-search", BTreeSet::from(["concord-fhir"])),
         (
             "concord-store",
@@ -88,7 +89,14 @@ fn crates_depend_only_along_documented_edges() {
             }
         }
         // The pure domain crates stay free of I/O runtimes.
-        if ["concord-fhir", "concord-search", "concord-mpi"].contains(&name.as_str()) {
+        if [
+            "concord-fhir",
+            "concord-search",
+            "concord-mpi",
+            "concord-hl7v2",
+        ]
+        .contains(&name.as_str())
+        {
             let deps = value
                 .get("dependencies")
                 .and_then(toml::Value::as_table)
@@ -144,7 +152,12 @@ fn every_rust_file_opens_with_a_module_doc() {
 fn the_pure_crates_read_no_clock_environment_or_files() {
     let root = workspace_root();
     let mut offenders = Vec::new();
-    for krate in ["crates/fhir/src", "crates/search/src", "crates/mpi/src"] {
+    for krate in [
+        "crates/fhir/src",
+        "crates/search/src",
+        "crates/mpi/src",
+        "crates/hl7v2/src",
+    ] {
         let mut stack = vec![root.join(krate)];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).expect("dir") {
