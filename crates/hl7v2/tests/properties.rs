@@ -2,7 +2,7 @@
 //! message that parses encodes and parses back equal; generated messages (random delimiters,
 //! segments, repetitions, components, subcomponents and values full of delimiters, escape
 //! characters, line breaks and non-ASCII text) round-trip; MLLP frames survive any split; and a
-//! 10 MB message parses fast.
+//! 10 MB message parses whole. (How fast is a benchmark's business, not a test's.)
 //!
 //! Owns: the "never panics" and round-trip guarantees. Does not: check particular values (see
 //! `negative.rs` and `messages.rs`).
@@ -169,7 +169,7 @@ proptest! {
 
 /// A 10 MB message of 40,000 OBX segments, and one whose single OBX-5 holds 10 MB of base64.
 #[test]
-fn ten_megabyte_messages_parse_fast() {
+fn ten_megabyte_messages_parse_whole() {
     let header = "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101||ORU^R01^ORU_R01|BIG|P|2.5.1\rPID|1||123^^^NHS||DOE^JANE\r";
     let mut many = String::from(header);
     let mut n = 0;
@@ -184,19 +184,13 @@ fn ten_megabyte_messages_parse_fast() {
     single.extend(std::iter::repeat_n("QUJDRA==", 10 * 1024 * 1024 / 8));
     single.push('\r');
 
-    for (name, text) in [("many segments", &many), ("one large field", &single)] {
-        let started = std::time::Instant::now();
+    for (name, text, segments) in [
+        ("many segments", &many, n + 2),
+        ("one large field", &single, 3),
+    ] {
         let message = Message::parse(text.as_bytes()).unwrap();
-        let elapsed = started.elapsed();
-        assert!(message.segments().len() >= 3);
-        // Tests run unoptimised; a release build parses 10 MB in well under a second (see the
-        // crate docs). Allow generous headroom for a loaded debug build.
-        let limit = if cfg!(debug_assertions) { 15.0 } else { 1.0 };
-        assert!(
-            elapsed.as_secs_f64() < limit,
-            "{name}: parsing {} bytes took {elapsed:?}",
-            text.len()
-        );
-        eprintln!("{name}: {} bytes parsed in {elapsed:?}", text.len());
+        assert_eq!(message.segments().len(), segments, "{name}");
+        let last = &message.segments()[segments - 1];
+        assert_eq!(last.id(), "OBX", "{name}");
     }
 }
