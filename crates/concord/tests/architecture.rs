@@ -19,6 +19,11 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("concord-fhir", BTreeSet::new()),
         ("concord-mpi", BTreeSet::new()),
         ("concord-hl7v2", BTreeSet::new()),
+        // Tests validate the mapped resources with concord-fhir's validator.
+        (
+            "concord-v2fhir",
+            BTreeSet::from(["concord-fhir", "concord-hl7v2", "concord-mpi"]),
+        ),
         ("concord-search", BTreeSet::from(["concord-fhir"])),
         (
             "concord-store",
@@ -94,6 +99,7 @@ fn crates_depend_only_along_documented_edges() {
             "concord-search",
             "concord-mpi",
             "concord-hl7v2",
+            "concord-v2fhir",
         ]
         .contains(&name.as_str())
         {
@@ -157,6 +163,7 @@ fn the_pure_crates_read_no_clock_environment_or_files() {
         "crates/search/src",
         "crates/mpi/src",
         "crates/hl7v2/src",
+        "crates/v2fhir/src",
     ] {
         let mut stack = vec![root.join(krate)];
         while let Some(dir) = stack.pop() {
