@@ -74,14 +74,18 @@ pub(crate) fn map(ctx: &mut Ctx<'_>, event: &str) -> Result<(), MapError> {
     ctx.used(pid);
     let ids = patient::patient_ids(ctx, pid)?;
     let patient_key = ids.key.clone();
-    // A47 finds the record by its old identifier (MRG-1) and gives it the new ones.
+    // A47 finds the record by its old identifier (MRG-1) and gives it the new ones; the old ones
+    // stay on the record with `use` old, so applying the message again finds the same record.
+    let mut old_ids = Vec::new();
     let write_key = match kind {
         Kind::ChangeIdentifier => {
             let mrg = msg.first("MRG").ok_or_else(|| {
                 missing_segment("MRG", "A47 names the identifier to change in MRG-1")
             })?;
             ctx.used(mrg);
-            patient::key_of(ctx, mrg, &[1]).ok_or_else(|| {
+            let (ids, key) = patient::prior_ids(ctx, mrg, &[1]);
+            old_ids = ids;
+            key.ok_or_else(|| {
                 error(
                     mrg,
                     Some(1),
@@ -114,6 +118,7 @@ pub(crate) fn map(ctx: &mut Ctx<'_>, event: &str) -> Result<(), MapError> {
     };
     let record = patient::build(ctx, pid, ids, pd1, &rols, contacts);
     let mut resource = record.resource;
+    patient::keep_old_identifiers(&mut resource, old_ids);
     if kind == Kind::Delete {
         resource["active"] = json!(false);
         ctx.warn("A29 (delete person information): the record is marked inactive, not deleted");
@@ -249,8 +254,8 @@ fn merge(ctx: &mut Ctx<'_>) -> Result<(), MapError> {
         ctx.used(mrg);
         let ids = patient::patient_ids(ctx, pid)?;
         let survivor_key = ids.key.clone();
-        let retired_ids = patient::keys_of(ctx, mrg, &[1]);
-        let Some(retired_key) = patient::key_of(ctx, mrg, &[1]) else {
+        let (retired_ids, retired_key) = patient::prior_ids(ctx, mrg, &[1]);
+        let Some(retired_key) = retired_key else {
             return Err(error(
                 mrg,
                 Some(1),
@@ -283,10 +288,7 @@ fn merge(ctx: &mut Ctx<'_>) -> Result<(), MapError> {
         let mut retired = Map::new();
         retired.insert("resourceType".into(), json!("Patient"));
         retired.insert("meta".into(), ctx.meta());
-        retired.insert(
-            "identifier".into(),
-            Value::Array(retired_ids.into_iter().map(|(id, _)| id).collect()),
-        );
+        retired.insert("identifier".into(), Value::Array(retired_ids));
         retired.insert("active".into(), json!(false));
         if let Some(name) =
             first(mrg, 7).and_then(|v| crate::datatype::human_name(ctx, v, &at(mrg, 7)))

@@ -172,7 +172,19 @@ pub(crate) fn map(
     if let Some(episode) = episode_of_care(ctx, pv1, patient_urn, write) {
         e.insert("episodeOfCare".into(), json!([{"reference": episode}]));
     }
-    let key = write_key.unwrap_or(visit_key);
+    // A45 writes the visit found by its prior number; that number stays on the record with
+    // `use` old, so applying the message again finds the same record.
+    let key = match write_key {
+        Some(prior) if prior != visit_key => {
+            if let Some(Value::Array(ids)) = e.get_mut("identifier") {
+                let mut old = prior.identifier();
+                old["use"] = json!("old");
+                ids.push(old);
+            }
+            prior
+        }
+        _ => visit_key,
+    };
     let (urn, _) = ctx.bundle.add(&key, write, Value::Object(e));
     Some(EncounterRef { urn, key })
 }

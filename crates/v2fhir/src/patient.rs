@@ -116,18 +116,34 @@ fn choose_key(ids: &[PatientId]) -> Option<Key> {
         .map(|id| id.key.clone())
 }
 
-/// The keys of the CX fields of a segment other than PID (MRG-1), in order, NHS numbers checked.
-pub(crate) fn keys_of(ctx: &mut Ctx<'_>, seg: &Segment, fields: &[usize]) -> Vec<(Value, Key)> {
-    identifiers(ctx, seg, fields)
-        .into_iter()
-        .map(|id| (id.identifier, id.key))
-        .collect()
+/// The identifiers of CX fields of a segment other than PID (MRG-1), NHS numbers checked, and
+/// the key chosen among them as for PID.
+pub(crate) fn prior_ids(
+    ctx: &mut Ctx<'_>,
+    seg: &Segment,
+    fields: &[usize],
+) -> (Vec<Value>, Option<Key>) {
+    let ids = identifiers(ctx, seg, fields);
+    let key = choose_key(&ids);
+    (ids.into_iter().map(|id| id.identifier).collect(), key)
 }
 
-/// The preferred key among identifiers read from `fields` of `seg`.
-pub(crate) fn key_of(ctx: &mut Ctx<'_>, seg: &Segment, fields: &[usize]) -> Option<Key> {
-    let ids = identifiers(ctx, seg, fields);
-    choose_key(&ids)
+/// Adds `old` identifiers to a resource's `identifier` list with `use` old (those it does not
+/// already have), so a conditional write by an old key finds the record again when the same
+/// message is applied twice.
+pub(crate) fn keep_old_identifiers(resource: &mut Value, old: Vec<Value>) {
+    let Some(list) = resource.get_mut("identifier").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for mut id in old {
+        let known = list
+            .iter()
+            .any(|i| i["system"] == id["system"] && i["value"] == id["value"]);
+        if !known {
+            id["use"] = json!("old");
+            list.push(id);
+        }
+    }
 }
 
 /// The identifiers of a PID and the key chosen among them.

@@ -274,7 +274,13 @@ fn a47_rewrites_the_record_found_by_its_old_identifier() {
         request_of(&m, "Patient")["url"],
         "Patient?identifier=https://concord.health/fhir/source/RX1/id/RX1|OLD1"
     );
-    assert_eq!(one(&m, "Patient")["identifier"][0]["value"], "NEW1");
+    let ids = &one(&m, "Patient")["identifier"];
+    assert_eq!(ids[0]["value"], "NEW1");
+    // The old identifier stays, marked old, so the same message applied again finds the record.
+    assert_eq!(
+        (ids[1]["value"].as_str(), ids[1]["use"].as_str()),
+        (Some("OLD1"), Some("old"))
+    );
     assert_eq!(
         m.patient_key.as_deref(),
         Some("https://concord.health/fhir/source/RX1/id/RX1|NEW1")
