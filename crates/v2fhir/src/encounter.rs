@@ -26,6 +26,9 @@ pub(crate) enum Status {
     Fixed(&'static str),
     /// An event that undoes a discharge (A13): in progress, and PV1-45 is not kept.
     Undischarged,
+    /// An event that undoes a transfer (A12): in progress at PV1-3 (the location before the
+    /// transfer); PV1-6, the location of the cancelled transfer, is not kept.
+    TransferCancelled,
     /// Read from PV1 itself, as the guide's PV1 map does: PV1-45 valued is finished, otherwise
     /// the patient class decides (P planned, U unknown, any other in progress; none unknown).
     FromVisit,
@@ -34,18 +37,19 @@ pub(crate) enum Status {
 /// The Encounter of an ADT trigger event (HL7 table 0003), after the guide's event-to-status map
 /// where it has one. `None` for events about the person only (A28, A31, A40, ...).
 pub(crate) fn status_for_event(event: &str) -> Option<Status> {
-    use Status::{Fixed, FromVisit, Undischarged};
+    use Status::{Fixed, FromVisit, TransferCancelled, Undischarged};
     Some(match event {
         // Admit, transfer, tracking, pending transfer/discharge and their cancellations all
         // leave the patient in the visit.
-        "A01" | "A02" | "A06" | "A07" | "A09" | "A10" | "A12" | "A15" | "A16" | "A22" | "A25"
-        | "A26" | "A32" | "A33" | "A52" | "A54" | "A55" => Fixed("in-progress"),
+        "A01" | "A02" | "A06" | "A07" | "A09" | "A10" | "A15" | "A16" | "A22" | "A25" | "A26"
+        | "A32" | "A33" | "A52" | "A54" | "A55" => Fixed("in-progress"),
         // v2 chapter 3: A04 signals that the patient has arrived or checked in (the guide says
         // "planned"; see MAPPING.md).
         "A04" => Fixed("in-progress"),
         "A03" => Fixed("finished"),
         "A05" | "A14" => Fixed("planned"),
         "A11" | "A27" | "A38" => Fixed("cancelled"),
+        "A12" => TransferCancelled,
         "A13" => Undischarged,
         "A21" | "A53" => Fixed("onleave"),
         "A23" => Fixed("entered-in-error"),
@@ -97,7 +101,7 @@ pub(crate) fn map(
     let class_code = val(pv1, 2, 1);
     let status_code = match status {
         Status::Fixed(s) => s,
-        Status::Undischarged => "in-progress",
+        Status::Undischarged | Status::TransferCancelled => "in-progress",
         Status::FromVisit => {
             if val(pv1, 45, 1).is_some() {
                 "finished"
@@ -165,7 +169,7 @@ pub(crate) fn map(
     if !hospitalization.is_empty() {
         e.insert("hospitalization".into(), Value::Object(hospitalization));
     }
-    let locations = locations(pv1, status_code);
+    let locations = locations(pv1, status_code, status == Status::TransferCancelled);
     if !locations.is_empty() {
         e.insert("location".into(), Value::Array(locations));
     }
@@ -241,7 +245,7 @@ fn hospitalization(ctx: &mut Ctx<'_>, pv1: &Segment) -> Map<String, Value> {
 /// PV1-3 assigned (active; planned for a pre-admit; completed once finished), PV1-6 prior
 /// (completed), PV1-11 temporary (active), PV1-42 pending (reserved), PV1-43 prior temporary
 /// (completed). Locations are given by name only.
-fn locations(pv1: &Segment, status: &str) -> Vec<Value> {
+fn locations(pv1: &Segment, status: &str, transfer_cancelled: bool) -> Vec<Value> {
     let assigned = match status {
         "finished" | "cancelled" | "entered-in-error" => "completed",
         "planned" => "planned",
@@ -262,6 +266,9 @@ fn locations(pv1: &Segment, status: &str) -> Vec<Value> {
         (6, "completed"),
         (43, "completed"),
     ] {
+        if field == 6 && transfer_cancelled {
+            continue;
+        }
         if let Some(display) = first(pv1, field).and_then(location_display) {
             out.push(json!({"location": {"display": display}, "status": loc_status}));
         }

@@ -195,11 +195,29 @@ fn encounter_status_follows_the_event() {
         );
         assert_eq!(e["class"]["code"], "IMP");
         assert_eq!(
+            e["location"][0]["location"]["display"],
+            "WARD1, BAY2, BED3, RX1"
+        );
+        assert_eq!(
             e["participant"][0]["individual"]["display"],
             "DR ANNA JONES"
         );
         assert_eq!(e["subject"]["reference"], m.bundle["entry"][0]["fullUrl"]);
     }
+}
+
+#[test]
+fn a_cancelled_transfer_drops_the_location_it_cancelled() {
+    let visit = pv1(&[(6, "WARD9^BAY9^BED9^RX1")]);
+    let m = map(&refs(&adt("A02", &[PID, visit.as_str()])));
+    let locations = one(&m, "Encounter")["location"].as_array().unwrap().clone();
+    assert_eq!(locations.len(), 2);
+    assert_eq!(locations[1]["status"], "completed");
+    let m = map(&refs(&adt("A12", &[PID, visit.as_str()])));
+    let e = one(&m, "Encounter");
+    assert_eq!(e["status"], "in-progress");
+    assert_eq!(e["location"].as_array().unwrap().len(), 1);
+    assert_eq!(e["location"][0]["status"], "active");
 }
 
 #[test]
