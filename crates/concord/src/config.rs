@@ -21,7 +21,25 @@ pub struct Config {
     pub store: Store,
     pub search: Search,
     pub identity: Identity,
+    pub mllp: Mllp,
+    pub feed: Feed,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mllp {
+    pub listen: String,
+    pub allowed_peers: Vec<String>,
+    pub max_message_bytes: usize,
+    pub idle_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feed {
+    pub source: String,
+    pub local_time: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +86,7 @@ pub struct Log {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub mllp: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
@@ -87,6 +106,9 @@ impl Config {
             .context("the configuration is not valid")?;
         if let Some(listen) = &overrides.listen {
             config.server.listen = listen.clone();
+        }
+        if let Some(mllp) = &overrides.mllp {
+            config.mllp.listen = mllp.clone();
         }
         if let Some(dir) = &overrides.data_dir {
             config.store.data_dir = dir.clone();
@@ -125,6 +147,15 @@ impl Config {
         if !(0.0 < review && review < link && link <= 1.0) {
             bail!("identity thresholds must satisfy 0 < review_threshold < link_threshold <= 1");
         }
+        self.mllp_addr()?;
+        self.mllp_peers()?;
+        if self.mllp.max_message_bytes < 1024 {
+            bail!("mllp.max_message_bytes must be at least 1024");
+        }
+        if self.feed.source.trim().is_empty() {
+            bail!("feed.source must name the sending organisation");
+        }
+        self.feed_local_time()?;
         if self.identity.candidates == 0 {
             bail!("identity.candidates must be at least 1");
         }
@@ -146,6 +177,59 @@ impl Config {
         })
     }
 
+    /// The MLLP listener's address; `None` when it is off.
+    pub fn mllp_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.mllp.listen.is_empty() {
+            return Ok(None);
+        }
+        self.mllp.listen.parse().map(Some).with_context(|| {
+            format!(
+                "mllp.listen {:?} is not an address such as 127.0.0.1:2575",
+                self.mllp.listen
+            )
+        })
+    }
+
+    pub fn mllp_peers(&self) -> anyhow::Result<Vec<std::net::IpAddr>> {
+        self.mllp
+            .allowed_peers
+            .iter()
+            .map(|p| {
+                p.parse()
+                    .with_context(|| format!("mllp.allowed_peers: {p:?} is not an IP address"))
+            })
+            .collect()
+    }
+
+    /// `feed.local_time` as the mapping's rule for v2 times that carry no UTC offset.
+    pub fn feed_local_time(&self) -> anyhow::Result<concord_v2fhir::LocalTime> {
+        use concord_v2fhir::LocalTime;
+        let text = self.feed.local_time.trim();
+        match text {
+            "europe-london" => Ok(LocalTime::EuropeLondon),
+            "unknown" => Ok(LocalTime::Unknown),
+            _ => {
+                let bad = || {
+                    anyhow::anyhow!(
+                        "feed.local_time must be \"europe-london\", \"unknown\" or an offset such as \"+01:00\", not {text:?}"
+                    )
+                };
+                let (sign, rest) = match text.as_bytes().first() {
+                    Some(b'+') => (1, &text[1..]),
+                    Some(b'-') => (-1, &text[1..]),
+                    _ => return Err(bad()),
+                };
+                let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+                let (h, m): (i32, i32) =
+                    (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+                if h > 14 || m > 59 {
+                    return Err(bad());
+                }
+                Ok(LocalTime::FixedOffset(sign * (h * 60 + m)))
+            }
+        }
+    }
+
     pub fn database_path(&self) -> PathBuf {
         self.store.data_dir.join("concord.db")
     }
@@ -161,7 +245,7 @@ mod tests {
             None,
             &Overrides {
                 listen: Some("127.0.0.1:9999".into()),
-                data_dir: None,
+                ..Overrides::default()
             },
         )
         .unwrap();

@@ -5,6 +5,7 @@
 //! HTTP handling (the REST crate does).
 
 mod config;
+mod feed;
 mod import;
 mod mpi;
 mod node;
@@ -48,6 +49,9 @@ enum Command {
         /// Configuration file (TOML).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also listen for HL7 v2 over MLLP on this address, e.g. 127.0.0.1:2575.
+        #[arg(long)]
+        mllp: Option<String>,
     },
     /// Load FHIR Bundles (transaction, batch, collection) and NDJSON files or folders.
     Import {
@@ -71,6 +75,11 @@ enum Command {
     Mpi {
         #[command(subcommand)]
         command: mpi::MpiCommand,
+    },
+    /// Inbound feeds: the HL7 v2 message log.
+    Feed {
+        #[command(subcommand)]
+        command: feed::FeedCommand,
     },
 }
 
@@ -123,11 +132,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data,
             config,
+            mllp,
         } => {
             let config = Config::load(
                 config.as_deref(),
                 &Overrides {
                     listen,
+                    mllp,
                     data_dir: data,
                 },
             )?;
@@ -147,8 +158,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(
                 config.as_deref(),
                 &Overrides {
-                    listen: None,
                     data_dir: data,
+                    ..Overrides::default()
                 },
             )?;
             let report = import::import(&config, &paths, !quiet)?;
@@ -175,8 +186,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(
                 config.as_deref(),
                 &Overrides {
-                    listen: None,
                     data_dir: data,
+                    ..Overrides::default()
                 },
             )?;
             let token = token::issue(
@@ -195,5 +206,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mpi { command } => mpi::run(command),
+        Command::Feed { command } => feed::run(command),
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use concord_hub::feed::FeedConfig;
 use concord_hub::identity::{IdentityConfig, InvalidNhsNumber};
 use concord_hub::{Hub, HubConfig, SystemClock};
 use concord_mpi::MatchConfig;
@@ -43,12 +44,16 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
 
 pub fn hub(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Hub> {
     let hub = Hub::new(
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         HubConfig {
             default_count: config.search.default_count,
             max_count: config.search.max_count,
             max_bundle_entries: config.search.max_bundle_entries,
+            feed: FeedConfig {
+                source: config.feed.source.clone(),
+                local_time: config.feed_local_time()?,
+            },
             identity: IdentityConfig {
                 invalid_nhs_number: if config.identity.invalid_nhs_number == "flag" {
                     InvalidNhsNumber::Flag
@@ -63,7 +68,8 @@ pub fn hub(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Hub> {
             },
         },
     )
-    .map_err(|e| anyhow::anyhow!("cannot load the master patient index: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot load the master patient index: {e}"))?
+    .with_message_log(store);
     Ok(hub)
 }
 

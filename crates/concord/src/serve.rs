@@ -1,4 +1,5 @@
-//! `concord serve`: the HTTP server with graceful shutdown on SIGTERM and Ctrl-C.
+//! `concord serve`: the HTTP server, and the MLLP listener when configured, with graceful
+//! shutdown of both on SIGTERM and Ctrl-C.
 
 use std::sync::Arc;
 
@@ -15,8 +16,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot start the metrics recorder")?;
+    let hub = node::hub(&config, store)?;
     let state = AppState {
-        hub: node::hub(&config, store)?,
+        hub: hub.clone(),
         key,
         base_url: (!config.server.base_url.is_empty()).then(|| config.server.base_url.clone()),
         max_body_bytes: config.server.max_body_bytes,
@@ -27,10 +29,42 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %config.store.data_dir.display(), "concord is serving FHIR at /fhir");
+    // One shutdown signal stops both listeners; each finishes what it has in hand.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mllp = match config.mllp_addr()? {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for MLLP on {addr}"))?;
+            tracing::info!(address = %listener.local_addr()?, "concord is receiving HL7 v2 over MLLP");
+            let mllp_config = concord_mllp::MllpConfig {
+                max_message_bytes: config.mllp.max_message_bytes,
+                idle_timeout: std::time::Duration::from_secs(config.mllp.idle_timeout_seconds),
+                allowed_peers: config.mllp_peers()?,
+            };
+            Some(tokio::spawn(concord_mllp::serve(
+                listener,
+                hub,
+                mllp_config,
+                wait(stopped.clone()),
+            )))
+        }
+        None => None,
+    };
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(wait(stopped))
         .await
         .context("the server failed")?;
+    if let Some(mllp) = mllp {
+        let _ = mllp.await;
+    }
     tracing::info!("concord stopped");
     Ok(())
 }

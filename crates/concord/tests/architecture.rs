@@ -38,9 +38,21 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "concord-hub",
             BTreeSet::from([
                 "concord-fhir",
+                "concord-hl7v2",
                 "concord-mpi",
                 "concord-search",
                 "concord-store",
+                "concord-store-sqlite",
+                "concord-v2fhir",
+            ]),
+        ),
+        // The MLLP transport hands messages to the hub; its tests run a hub over SQLite.
+        (
+            "concord-mllp",
+            BTreeSet::from([
+                "concord-fhir",
+                "concord-hl7v2",
+                "concord-hub",
                 "concord-store-sqlite",
             ]),
         ),
@@ -54,10 +66,12 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             BTreeSet::from([
                 "concord-fhir",
                 "concord-hub",
+                "concord-mllp",
                 "concord-mpi",
                 "concord-rest",
                 "concord-store",
                 "concord-store-sqlite",
+                "concord-v2fhir",
             ]),
         ),
     ])

@@ -12,6 +12,7 @@
 pub mod bundle;
 pub mod capability;
 pub mod everything;
+pub mod feed;
 pub mod history;
 pub mod identity;
 pub mod read;
@@ -53,6 +54,8 @@ pub struct HubConfig {
     pub max_bundle_entries: usize,
     /// NHS number policy and matching thresholds.
     pub identity: identity::IdentityConfig,
+    /// How inbound HL7 v2 is mapped.
+    pub feed: feed::FeedConfig,
 }
 
 impl Default for HubConfig {
@@ -62,6 +65,7 @@ impl Default for HubConfig {
             max_count: 1000,
             max_bundle_entries: 20_000,
             identity: identity::IdentityConfig::default(),
+            feed: feed::FeedConfig::default(),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Hub {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: HubConfig,
     pub(crate) identity: Arc<identity::Identity>,
+    /// The log of inbound HL7 v2 messages, on nodes that receive feeds.
+    pub(crate) messages: Option<Arc<dyn concord_store::MessageLog>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -94,10 +100,17 @@ impl Hub {
             store,
             clock,
             identity: Arc::new(identity::Identity::new(&config.identity)),
+            messages: None,
             config,
         };
         hub.load_identity(&RequestContext::system("concord-hub", "start"))?;
         Ok(hub)
+    }
+
+    /// Gives the hub a message log, so it can receive HL7 v2 feeds ([`Hub::receive_v2`]).
+    pub fn with_message_log(mut self, log: Arc<dyn concord_store::MessageLog>) -> Hub {
+        self.messages = Some(log);
+        self
     }
 
     pub fn config(&self) -> &HubConfig {

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod hl7v2;
 pub mod interaction;
 pub mod negotiate;
 
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .nest("/fhir", interaction::routes())
+        .route("/hl7v2", axum::routing::post(hl7v2::receive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

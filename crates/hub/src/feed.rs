@@ -1,0 +1,378 @@
+//! Inbound HL7 v2: one message in, one acknowledgement out, nothing a source sends lost
+//! (HL7 v2.x chapter 2, acknowledgement rules; v2-to-FHIR for the mapping).
+//!
+//! Owns the order of a message's life: parse, check the version, log the raw message durably
+//! (the message log is unique per sender and control id, so a repeat is acknowledged again as
+//! before and not applied twice), map to a FHIR transaction, apply it through the ordinary
+//! transaction path (so Patients reach the master patient index), and record the outcome: applied,
+//! or a dead letter kept with its error for `concord feed dead-letters`. Original mode answers
+//! AA / AE / AR after applying; enhanced mode (MSH-15 present) answers CA / CR once the message is
+//! durably logged. Does not frame bytes (the MLLP and HTTP transports do) or parse or map (the
+//! hl7v2 and v2fhir crates do).
+
+use concord_fhir::primitive::format_instant;
+use concord_fhir::{Error, RequestContext};
+use concord_hl7v2::ack::{self, AckCode};
+use concord_hl7v2::{ErrorCode, Message, ParseError};
+use concord_store::{Appended, LoggedMessage, MessageStatus, NewMessage};
+
+use crate::Hub;
+
+/// Settings of the v2 feed.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    /// The sending organisation's code (ODS): local identifiers get systems under it and it
+    /// becomes the Patients' `managingOrganization`.
+    pub source: String,
+    /// How to read v2 times without a UTC offset.
+    pub local_time: concord_v2fhir::LocalTime,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            source: "LOCAL".into(),
+            local_time: concord_v2fhir::LocalTime::EuropeLondon,
+        }
+    }
+}
+
+/// The base the feed's transactions are processed against (it only appears in response links,
+/// which the feed does not send anywhere).
+const FEED_BASE: &str = "urn:concord:feed";
+
+/// What became of one message, for the transport's logs and metrics (no patient data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// The acknowledgement to send back.
+    pub ack: Vec<u8>,
+    pub code: &'static str,
+    /// Position in the message log, when the message got that far.
+    pub seq: Option<i64>,
+    pub repeat: bool,
+}
+
+impl Hub {
+    /// Takes one HL7 v2 message and returns its acknowledgement. Never fails: every problem is an
+    /// AE or AR naming the segment, field and reason. Errors of the log itself (the disk) are the
+    /// one case answered AR with "try again", since nothing was stored.
+    pub fn receive_v2(&self, ctx: &RequestContext, raw: &[u8]) -> Received {
+        let now = self.clock.now_ms();
+        let timestamp = hl7_timestamp(now);
+        let ack_id = Hub::new_id();
+        let message = match Message::parse(raw) {
+            Ok(m) => m,
+            Err(error) => {
+                return Received {
+                    ack: ack::reject_unparseable(raw, &error, &ack_id, &timestamp),
+                    code: "AR",
+                    seq: None,
+                    repeat: false,
+                };
+            }
+        };
+        let enhanced = message.accept_ack_type().is_some();
+        let reject = |error: ParseError| Received {
+            ack: ack::build(
+                &message,
+                if enhanced { AckCode::CR } else { AckCode::AR },
+                &[error],
+                &ack_id,
+                &timestamp,
+            ),
+            code: if enhanced { "CR" } else { "AR" },
+            seq: None,
+            repeat: false,
+        };
+        if let Err(error) = concord_hl7v2::check_supported(&message) {
+            return reject(error);
+        }
+        let Some(control_id) = message.control_id().map(str::to_string) else {
+            return reject(required(
+                "MSH",
+                1,
+                10,
+                "MSH-10 (message control id) is required",
+            ));
+        };
+        let sender = format!(
+            "{}|{}",
+            message.sending_application().unwrap_or_default(),
+            message.sending_facility().unwrap_or_default()
+        );
+        let kind = message.message_type();
+        let appended = self.message_log().and_then(|log| {
+            log.append(
+                ctx,
+                NewMessage {
+                    sender,
+                    control_id,
+                    message_type: format!("{}^{}", kind.code, kind.trigger),
+                    received_at: now,
+                    raw: raw.to_vec(),
+                },
+            )
+        });
+        let seq = match appended {
+            Ok(Appended::New(seq)) => seq,
+            Ok(Appended::Repeat(previous)) if same_message(&previous.raw, raw) => {
+                return self.answer_repeat(&message, &previous, &ack_id, &timestamp);
+            }
+            Ok(Appended::Repeat(previous)) => {
+                // The sender reused a control id for another message. Applying it could
+                // double-apply a resend; dropping it could lose data. Keep it for a person.
+                return self.keep_conflict(ctx, &message, &previous, raw, now, &ack_id, &timestamp);
+            }
+            Err(_) => {
+                return reject(application(
+                    "the message could not be stored; send it again",
+                ));
+            }
+        };
+        if enhanced {
+            // Accepted once durable; the application outcome is in the log.
+            let ack = ack::build(&message, AckCode::CA, &[], &ack_id, &timestamp);
+            let _ = self.apply_logged(ctx, seq, &message);
+            return Received {
+                ack,
+                code: "CA",
+                seq: Some(seq),
+                repeat: false,
+            };
+        }
+        match self.apply_logged(ctx, seq, &message) {
+            Ok(()) => Received {
+                ack: ack::build(&message, AckCode::AA, &[], &ack_id, &timestamp),
+                code: "AA",
+                seq: Some(seq),
+                repeat: false,
+            },
+            Err(error) => Received {
+                ack: ack::build(&message, AckCode::AE, &[error], &ack_id, &timestamp),
+                code: "AE",
+                seq: Some(seq),
+                repeat: false,
+            },
+        }
+    }
+
+    /// Maps and applies a logged message, recording the outcome in the log.
+    fn apply_logged(
+        &self,
+        ctx: &RequestContext,
+        seq: i64,
+        message: &Message,
+    ) -> Result<(), ParseError> {
+        let outcome = self.apply_v2(ctx, message);
+        let (status, error, code) = match &outcome {
+            Ok(()) => (MessageStatus::Applied, None, "AA"),
+            Err(e) => (MessageStatus::DeadLetter, Some(e.message.clone()), "AE"),
+        };
+        if let Ok(log) = self.message_log() {
+            // The message is safe in the log either way; a failed status update leaves it
+            // "received", which replay picks up.
+            let _ = log.set_status(ctx, seq, status, error.as_deref(), code);
+        }
+        outcome
+    }
+
+    fn apply_v2(&self, ctx: &RequestContext, message: &Message) -> Result<(), ParseError> {
+        let options = concord_v2fhir::MapOptions {
+            source_system: self.config.feed.source.clone(),
+            now: format_instant(self.clock.now_ms()),
+            local_time: self.config.feed.local_time,
+        };
+        let mapped = concord_v2fhir::map_message(message, &options).map_err(|e| ParseError {
+            segment: Some((e.segment.clone(), e.index)),
+            field: e.field,
+            code: e.code,
+            message: e.message.clone(),
+        })?;
+        self.process_bundle(ctx, &mapped.bundle, FEED_BASE)
+            .map(|_| ())
+            .map_err(|e| {
+                application(&format!(
+                    "the mapped resources were refused: {}",
+                    first_diagnostic(&e)
+                ))
+            })
+    }
+
+    /// Applies a dead letter (or a message left "received") again, after its cause was fixed.
+    pub fn replay_message(&self, ctx: &RequestContext, seq: i64) -> Result<LoggedMessage, Error> {
+        let log = self.message_log()?;
+        let Some(logged) = log.get(ctx, seq)? else {
+            return Err(Error::not_found(format!("message {seq} is not in the log")));
+        };
+        if logged.status == MessageStatus::Applied {
+            return Err(Error::new(
+                concord_fhir::ErrorKind::Conflict,
+                format!("message {seq} was already applied"),
+            ));
+        }
+        let message = Message::parse(&logged.raw).map_err(|e| Error::invalid(e.message))?;
+        let _ = self.apply_logged(ctx, seq, &message);
+        log.get(ctx, seq)?.ok_or_else(Error::internal)
+    }
+
+    fn answer_repeat(
+        &self,
+        message: &Message,
+        previous: &LoggedMessage,
+        ack_id: &str,
+        timestamp: &str,
+    ) -> Received {
+        let (code, text) = match previous.ack_code.as_deref() {
+            Some("AA") | None => (AckCode::AA, "AA"),
+            Some("AR") => (AckCode::AR, "AR"),
+            _ => (AckCode::AE, "AE"),
+        };
+        let errors: Vec<ParseError> = previous.error.iter().map(|e| application(e)).collect();
+        Received {
+            ack: ack::build(message, code, &errors, ack_id, timestamp),
+            code: text,
+            seq: Some(previous.seq),
+            repeat: true,
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the pieces of one acknowledgement"
+    )]
+    fn keep_conflict(
+        &self,
+        ctx: &RequestContext,
+        message: &Message,
+        previous: &LoggedMessage,
+        raw: &[u8],
+        now: i64,
+        ack_id: &str,
+        timestamp: &str,
+    ) -> Received {
+        let error = application(&format!(
+            "MSH-10 control id was already used by this sender for a different message (log entry {})",
+            previous.seq
+        ));
+        let kept = self.message_log().and_then(|log| {
+            let appended = log.append(
+                ctx,
+                NewMessage {
+                    sender: previous.sender.clone(),
+                    control_id: format!("{} (reused, {ack_id})", previous.control_id),
+                    message_type: previous.message_type.clone(),
+                    received_at: now,
+                    raw: raw.to_vec(),
+                },
+            )?;
+            let Appended::New(seq) = appended else {
+                return Err(Error::internal());
+            };
+            log.set_status(
+                ctx,
+                seq,
+                MessageStatus::DeadLetter,
+                Some(&error.message),
+                "AE",
+            )?;
+            Ok(seq)
+        });
+        let (code, text) = if kept.is_ok() {
+            (AckCode::AE, "AE")
+        } else {
+            (AckCode::AR, "AR")
+        };
+        Received {
+            ack: ack::build(message, code, &[error], ack_id, timestamp),
+            code: text,
+            seq: kept.ok(),
+            repeat: false,
+        }
+    }
+
+    /// One logged message.
+    pub fn logged_message(&self, ctx: &RequestContext, seq: i64) -> Result<LoggedMessage, Error> {
+        self.message_log()?
+            .get(ctx, seq)?
+            .ok_or_else(|| Error::not_found(format!("message {seq} is not in the log")))
+    }
+
+    /// Dead letters, oldest first.
+    pub fn dead_letters(
+        &self,
+        ctx: &RequestContext,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LoggedMessage>, Error> {
+        self.message_log()?
+            .list(ctx, MessageStatus::DeadLetter, after, limit)
+    }
+
+    fn message_log(&self) -> Result<&dyn concord_store::MessageLog, Error> {
+        self.messages
+            .as_deref()
+            .ok_or_else(|| Error::not_supported("this node keeps no message log"))
+    }
+}
+
+fn required(segment: &str, index: usize, field: usize, message: &str) -> ParseError {
+    ParseError {
+        segment: Some((segment.to_string(), index)),
+        field: Some(field),
+        code: ErrorCode::RequiredFieldMissing,
+        message: message.to_string(),
+    }
+}
+
+fn application(message: &str) -> ParseError {
+    ParseError {
+        segment: None,
+        field: None,
+        code: ErrorCode::ApplicationError,
+        message: message.to_string(),
+    }
+}
+
+fn first_diagnostic(error: &Error) -> String {
+    error
+        .issues
+        .first()
+        .map(|i| match i.expression.first() {
+            Some(at) => format!("{at}: {}", i.diagnostics),
+            None => i.diagnostics.clone(),
+        })
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+/// HL7 DTM `YYYYMMDDHHMMSS+0000` of epoch milliseconds.
+fn hl7_timestamp(ms: i64) -> String {
+    let instant = format_instant(ms); // 2024-01-02T03:04:05.678Z
+    let digits: String = instant
+        .chars()
+        .take(19)
+        .filter(char::is_ascii_digit)
+        .collect();
+    format!("{digits}+0000")
+}
+
+/// A resend of the same message: equal apart from MSH-7 (engines restamp the time on resend).
+fn same_message(a: &[u8], b: &[u8]) -> bool {
+    fn without_time(bytes: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(bytes);
+        let mut segments = text.split(['\r', '\n']).filter(|s| !s.is_empty());
+        let mut out = String::new();
+        if let Some(msh) = segments.next() {
+            let mut fields: Vec<&str> = msh.split('|').collect();
+            if fields.len() > 6 {
+                fields[6] = "";
+            }
+            out.push_str(&fields.join("|"));
+        }
+        for segment in segments {
+            out.push('\r');
+            out.push_str(segment);
+        }
+        out.into_bytes()
+    }
+    a == b || without_time(a) == without_time(b)
+}
