@@ -94,7 +94,9 @@ class Server:
     stderr_path: Path
     proc: subprocess.Popen
     token: str = ""
+    mllp_port: int | None = None  # the MLLP listener's port, when the server was started with one
     shared: bool = False  # the session-wide server, rather than one a test started itself
+    killed: bool = False  # a test killed it on purpose (SIGKILL); its exit code is not checked
     stopped: bool = field(default=False)
 
     def stderr_text(self) -> str:
@@ -127,8 +129,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, log_dir: Path) -> Iterator[Server]:
-    """Starts `concord serve` on a free 127.0.0.1 port over DATA_DIR and waits for /readyz.
+def running_server(data_dir: Path, log_dir: Path, mllp: bool = False) -> Iterator[Server]:
+    """Starts `concord serve` on a free 127.0.0.1 port over DATA_DIR and waits for /readyz;
+    with `mllp`, also an MLLP listener on another free port.
 
     On exit: SIGTERM and an assertion that the process exits 0 within 10 s.
     """
@@ -137,11 +140,13 @@ def running_server(data_dir: Path, log_dir: Path) -> Iterator[Server]:
     last_error: Exception | None = None
     for _attempt in range(3):  # a port picked as free can be taken before the server binds it
         port = free_port()
+        mllp_port = free_port() if mllp else None
+        extra = ["--mllp", f"127.0.0.1:{mllp_port}"] if mllp_port else []
         stderr_path = log_dir / f"concord-{port}.stderr.log"
         stdout_path = log_dir / f"concord-{port}.stdout.log"
         with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
             proc = subprocess.Popen(
-                [str(concord_bin()), "serve", "--listen", f"127.0.0.1:{port}", "--data", str(data_dir)],
+                [str(concord_bin()), "serve", "--listen", f"127.0.0.1:{port}", "--data", str(data_dir), *extra],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -149,7 +154,7 @@ def running_server(data_dir: Path, log_dir: Path) -> Iterator[Server]:
                 preexec_fn=_die_with_parent,
             )
         root = f"http://127.0.0.1:{port}"
-        server = Server(f"{root}/fhir", root, data_dir, stderr_path, proc)
+        server = Server(f"{root}/fhir", root, data_dir, stderr_path, proc, mllp_port=mllp_port)
         try:
             _wait_ready(server)
         except Exception as e:  # noqa: BLE001 - retried, then reported
@@ -168,7 +173,7 @@ def running_server(data_dir: Path, log_dir: Path) -> Iterator[Server]:
     finally:
         _live_servers.remove(server)
         code = server.stop()
-        assert code == 0, (
+        assert server.killed or code == 0, (
             f"concord exited with code {code} after SIGTERM (expected 0)\n"
             f"--- server stderr ---\n{server.stderr_text()}"
         )

@@ -222,6 +222,15 @@ impl Hub {
         ack_id: &str,
         timestamp: &str,
     ) -> Received {
+        if message.accept_ack_type().is_some() {
+            // Enhanced mode acknowledges receipt, and the message was received before.
+            return Received {
+                ack: ack::build(message, AckCode::CA, &[], ack_id, timestamp),
+                code: "CA",
+                seq: Some(previous.seq),
+                repeat: true,
+            };
+        }
         let (code, text) = match previous.ack_code.as_deref() {
             Some("AA") | None => (AckCode::AA, "AA"),
             Some("AR") => (AckCode::AR, "AR"),
