@@ -269,58 +269,44 @@ pub fn unmerge(
 }
 
 /// The demographic fields on which linked records disagree, for the portal's warning. Only
-/// fields that every compared record has count, so a record without a phone number is no conflict.
+/// fields that the records have count, so a record without a phone number is no conflict. Linear
+/// in the number of records: a field disagrees when its records hold more than one distinct value.
 pub fn disagreements<'a>(records: impl IntoIterator<Item = &'a Demographics>) -> Vec<String> {
-    let records: Vec<&Demographics> = records.into_iter().collect();
-    let mut fields = BTreeSet::new();
     let fold = |s: &str| -> String {
         s.chars()
             .filter(|c| c.is_alphanumeric())
             .flat_map(char::to_lowercase)
             .collect()
     };
-    for (i, a) in records.iter().enumerate() {
-        for b in &records[i + 1..] {
-            let mut differ = |field: &'static str, x: Option<String>, y: Option<String>| {
-                if let (Some(x), Some(y)) = (x, y)
-                    && x != y
-                {
-                    fields.insert(field);
-                }
-            };
-            differ(
-                "nhs-number",
-                a.nhs_number.map(|n| n.digits()),
-                b.nhs_number.map(|n| n.digits()),
-            );
-            differ(
-                "birth-date",
-                a.birth_date.map(|d| format!("{d:?}")),
-                b.birth_date.map(|d| format!("{d:?}")),
-            );
-            differ(
-                "gender",
-                a.sex.map(|s| format!("{s:?}")),
-                b.sex.map(|s| format!("{s:?}")),
-            );
-            differ(
-                "family-name",
-                a.family_name.as_deref().map(fold),
-                b.family_name.as_deref().map(fold),
-            );
-            differ(
-                "given-name",
-                a.given_names.first().map(|g| fold(g)),
-                b.given_names.first().map(|g| fold(g)),
-            );
-            differ(
-                "postcode",
-                a.postcode.as_deref().map(fold),
-                b.postcode.as_deref().map(fold),
-            );
+    let mut seen: [(&'static str, BTreeSet<String>); 6] = [
+        ("birth-date", BTreeSet::new()),
+        ("family-name", BTreeSet::new()),
+        ("gender", BTreeSet::new()),
+        ("given-name", BTreeSet::new()),
+        ("nhs-number", BTreeSet::new()),
+        ("postcode", BTreeSet::new()),
+    ];
+    for r in records {
+        let values = [
+            r.birth_date.map(|d| format!("{d:?}")),
+            r.family_name.as_deref().map(fold),
+            r.sex.map(|s| format!("{s:?}")),
+            r.given_names.first().map(|g| fold(g)),
+            r.nhs_number.map(|n| n.digits()),
+            r.postcode.as_deref().map(fold),
+        ];
+        for ((_, set), value) in seen.iter_mut().zip(values) {
+            if let Some(v) = value
+                && set.len() < 2
+            {
+                set.insert(v);
+            }
         }
     }
-    fields.into_iter().map(str::to_string).collect()
+    seen.into_iter()
+        .filter(|(_, set)| set.len() > 1)
+        .map(|(field, _)| field.to_string())
+        .collect()
 }
 
 #[cfg(test)]

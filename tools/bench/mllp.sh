@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# HL7 v2 over MLLP: ADT messages per second, stored and acknowledged, with 1 and 8 connections,
+# and the send-to-ACK latency percentiles. Release build; a fresh data directory each run.
+#
+#   tools/bench/mllp.sh                     builds, then measures
+#   CONCORD_BIN=... LOAD_BIN=... tools/bench/mllp.sh   reuse binaries you built
+#   MESSAGES=2000 (per connection count below), SYNCHRONOUS=full|normal
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+target=${CARGO_TARGET_DIR:-$root/target}
+if [ -z "${CONCORD_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
+  cargo build --release --locked -p concord
+  cargo build --release --locked -p concord-mllp --example mllp_load
+fi
+concord=${CONCORD_BIN:-$target/release/concord}
+load=${LOAD_BIN:-$target/release/examples/mllp_load}
+messages=${MESSAGES:-4000}
+sample=$root/../shared/testdata/hl7v2/messages/ADT-A04-01.hl7
+work=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+export CONCORD__STORE__SYNCHRONOUS=${SYNCHRONOUS:-full}
+export CONCORD__LOG__LEVEL=warn
+"$concord" serve --listen 127.0.0.1:18480 --mllp 127.0.0.1:18481 --data "$work/data" 2>"$work/server.log" &
+server=$!
+for _ in $(seq 100); do
+  curl -fs http://127.0.0.1:18480/readyz >/dev/null 2>&1 && break
+  sleep 0.1
+done
+echo "synchronous=$CONCORD__STORE__SYNCHRONOUS, $(nproc) cores"
+"$load" 127.0.0.1:18481 1 $((messages / 4)) "$sample"
+"$load" 127.0.0.1:18481 8 $((messages / 8)) "$sample"
