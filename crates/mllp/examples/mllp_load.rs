@@ -65,11 +65,12 @@ async fn main() {
                 let message = sample
                     .replace("EVERYMAN&", &format!("{family}&"))
                     .replace(
-                        "^ADAM^A^III^",
-                        &format!("^{}^A^III^", &family[family.len() - 4..]),
+                        "78788788^^CP^5555^^^1111^^^^^2222",
+                        &format!("{0:08}^^CP^^^^{0:08}", 10_000_000 + m * 97 + c),
                     )
-                    .replace("78788788^", &format!("{:08}^", 10_000_000 + m * 97 + c))
                     .replace("12121212^", &format!("{:08}^", 20_000_000 + m * 89 + c))
+                    .replace("^ADAM^A^III^", &format!("^{}^A^III^", given(c, m)))
+                    .replace("|EOC124^", &format!("|{id}E^"))
                     .replace("1000&Hospital Lane", &format!("{m}&Hospital Lane {c}"))
                     .replace(
                         "^MI^99999^",
@@ -122,4 +123,17 @@ async fn main() {
         pct(0.99).as_secs_f64() * 1e3,
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
+}
+
+/// A given name that differs between neighbouring patients.
+fn given(c: usize, m: usize) -> String {
+    const NAMES: [&str; 12] = [
+        "ADAM", "BEATRICE", "CONOR", "DIVYA", "EMEKA", "FIONA", "GARETH", "HANNA", "IBRAHIM",
+        "JOAN", "KWAME", "LUCY",
+    ];
+    format!(
+        "{}{}",
+        NAMES[(m + c) % NAMES.len()],
+        char::from(b'A' + (m / 12 % 26) as u8)
+    )
 }
