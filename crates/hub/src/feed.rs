@@ -6,9 +6,10 @@
 //! before and not applied twice), map to a FHIR transaction, apply it through the ordinary
 //! transaction path (so Patients reach the master patient index), and record the outcome: applied,
 //! or a dead letter kept with its error for `concord feed dead-letters`. Original mode answers
-//! AA / AE / AR after applying; enhanced mode (MSH-15 present) answers CA / CR once the message is
-//! durably logged. Does not frame bytes (the MLLP and HTTP transports do) or parse or map (the
-//! hl7v2 and v2fhir crates do).
+//! AA / AE / AR after applying; enhanced mode (MSH-15 present) answers CA once the message is
+//! durably logged (CR when it could not be), whatever the application outcome, which the log
+//! keeps. Does not frame bytes (the MLLP and HTTP transports do) or parse or map (the hl7v2 and
+//! v2fhir crates do).
 
 use concord_fhir::primitive::format_instant;
 use concord_fhir::{Error, RequestContext};
