@@ -310,6 +310,46 @@ fn merge(ctx: &mut Ctx<'_>) -> Result<(), MapError> {
     Ok(())
 }
 
+/// The key of an allergy without an identifier of its own (AL1, and IAM without IAM-7): the
+/// patient, the allergen (field 3) and its place among the message's same allergens.
+fn allergy_key(ctx: &Ctx<'_>, segment: &Segment, patient: &str, seen: &mut Seen) -> Key {
+    let allergen = val(segment, 3, 1)
+        .or(val(segment, 3, 2))
+        .unwrap_or_default();
+    let n = seen.next_of(format!(
+        "{allergen}|{}",
+        val(segment, 3, 3).unwrap_or_default()
+    ));
+    Key::derived(
+        ctx.derived_system("allergy"),
+        &[patient, allergen, &n.to_string()],
+    )
+}
+
+/// Type and category (field 2, table 0127) and criticality (field 4, table 0128), which AL1 and
+/// IAM share; returns the reaction severity field 4 also gives.
+fn allergy_kind_and_criticality(
+    a: &mut Map<String, Value>,
+    segment: &Segment,
+) -> Option<&'static str> {
+    let (category, kind) = val(segment, 2, 1)
+        .map(tables::allergy_category)
+        .unwrap_or((None, None));
+    if let Some(k) = kind {
+        a.insert("type".into(), json!(k));
+    }
+    if let Some(c) = category {
+        a.insert("category".into(), json!([c]));
+    }
+    let (criticality, severity) = val(segment, 4, 1)
+        .map(tables::allergy_severity)
+        .unwrap_or((None, None));
+    if let Some(c) = criticality {
+        a.insert("criticality".into(), json!(c));
+    }
+    severity
+}
+
 /// AL1 to AllergyIntolerance, keyed by the patient and the allergen.
 fn allergy(ctx: &mut Ctx<'_>, al1: &Segment, patient_urn: &str, patient: &str, seen: &mut Seen) {
     let Some(code) = first(al1, 3).and_then(|v| codeable(ctx, v, None)) else {
@@ -319,32 +359,13 @@ fn allergy(ctx: &mut Ctx<'_>, al1: &Segment, patient_urn: &str, patient: &str, s
         ));
         return;
     };
-    let allergen = val(al1, 3, 1).or(val(al1, 3, 2)).unwrap_or_default();
-    let n = seen.next_of(format!("{allergen}|{}", val(al1, 3, 3).unwrap_or_default()));
-    let key = Key::derived(
-        ctx.derived_system("allergy"),
-        &[patient, allergen, &n.to_string()],
-    );
+    let key = allergy_key(ctx, al1, patient, seen);
     let mut a = Map::new();
     a.insert("resourceType".into(), json!("AllergyIntolerance"));
     a.insert("meta".into(), ctx.meta());
     a.insert("identifier".into(), json!([key.identifier()]));
     a.insert("clinicalStatus".into(), clinical_status("active"));
-    let (category, kind) = val(al1, 2, 1)
-        .map(tables::allergy_category)
-        .unwrap_or((None, None));
-    if let Some(k) = kind {
-        a.insert("type".into(), json!(k));
-    }
-    if let Some(c) = category {
-        a.insert("category".into(), json!([c]));
-    }
-    let (criticality, severity) = val(al1, 4, 1)
-        .map(tables::allergy_severity)
-        .unwrap_or((None, None));
-    if let Some(c) = criticality {
-        a.insert("criticality".into(), json!(c));
-    }
+    let severity = allergy_kind_and_criticality(&mut a, al1);
     a.insert("code".into(), code);
     a.insert("patient".into(), json!({"reference": patient_urn}));
     if let Some(onset) = ctx.date_time(val(al1, 6, 1), &at(al1, 6)) {
@@ -387,12 +408,7 @@ fn adverse_reaction(
             key
         }
         None => {
-            let allergen = val(iam, 3, 1).or(val(iam, 3, 2)).unwrap_or_default();
-            let n = seen.next_of(format!("{allergen}|{}", val(iam, 3, 3).unwrap_or_default()));
-            let key = Key::derived(
-                ctx.derived_system("allergy"),
-                &[patient, allergen, &n.to_string()],
-            );
+            let key = allergy_key(ctx, iam, patient, seen);
             identifiers.push(key.identifier());
             key
         }
@@ -422,21 +438,7 @@ fn adverse_reaction(
             json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "code": v}]}),
         );
     }
-    let (category, kind) = val(iam, 2, 1)
-        .map(tables::allergy_category)
-        .unwrap_or((None, None));
-    if let Some(k) = kind {
-        a.insert("type".into(), json!(k));
-    }
-    if let Some(c) = category {
-        a.insert("category".into(), json!([c]));
-    }
-    let (criticality, severity) = val(iam, 4, 1)
-        .map(tables::allergy_severity)
-        .unwrap_or((None, None));
-    if let Some(c) = criticality {
-        a.insert("criticality".into(), json!(c));
-    }
+    let severity = allergy_kind_and_criticality(&mut a, iam);
     a.insert("code".into(), code);
     a.insert("patient".into(), json!({"reference": patient_urn}));
     if let Some(onset) = ctx.date_time(val(iam, 11, 1), &at(iam, 11)) {
