@@ -8,7 +8,7 @@
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use concord_fhir::{Error, ErrorKind, RequestContext};
 
@@ -21,7 +21,6 @@ pub const HL7_V2: &str = "x-application/hl7-v2+er7";
 pub(crate) async fn receive(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
-    _headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let bytes = axum::body::to_bytes(body, state.max_body_bytes)
