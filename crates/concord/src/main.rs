@@ -7,6 +7,7 @@
 mod config;
 mod feed;
 mod import;
+mod import_csv;
 mod mpi;
 mod node;
 mod serve;
@@ -65,6 +66,18 @@ enum Command {
         /// Hide the progress bar.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Import a CSV extract (e.g. adult social care) through a declarative column-to-FHIR mapping.
+    ImportCsv {
+        /// The mapping file (TOML), e.g. examples/social-care/mapping.toml.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// The CSV extract.
+        file: PathBuf,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Access tokens.
     Token {
@@ -164,6 +177,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             let report = import::import(&config, &paths, !quiet)?;
             Ok(if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::ImportCsv {
+            mapping,
+            file,
+            data,
+            config,
+        } => {
+            let config = Config::load(
+                config.as_deref(),
+                &Overrides {
+                    data_dir: data,
+                    ..Overrides::default()
+                },
+            )?;
+            let summary = import_csv::import(&config, &mapping, &file)?;
+            Ok(if summary.failed > 0 {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

@@ -1,0 +1,772 @@
+//! `concord import-csv --mapping MAPPING.toml FILE`: a declarative column-to-FHIR import for
+//! extracts such as a council's adult social care system hands over (docs/social-care-import.md).
+//!
+//! Owns: reading the mapping (TOML), checking the extract's header against it, turning each data
+//! row into one transaction Bundle of conditional updates (`PUT Type?identifier=system|value`,
+//! identifiers derived from the key column and each resource's role, so re-importing is
+//! idempotent), simple conversions (dates, sex to gender), naming the row and the column of every
+//! error (including the hub's own rejections, such as an invalid NHS number) and the closing
+//! summary. Does not: validate FHIR or NHS numbers itself (the hub does, as for any write), match
+//! people across sources (the master patient index does), or delete what an extract no longer
+//! lists.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Context;
+use concord_fhir::{Error, RequestContext};
+use concord_hub::Hub;
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::config::Config;
+use crate::node;
+
+/// The NHS number identifier system; the hub rejects invalid numbers in it.
+const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+
+/// The base URL used for fullUrls in responses the importer discards.
+const BASE: &str = "urn:concord:import-csv";
+
+/// The mapping file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// The column holding the source system's person id.
+    pub key: String,
+    /// The identifier system of the key (and of the identifiers derived from it).
+    pub key_system: String,
+    /// The resources made from each row, in order; the first Patient is the one the others refer to.
+    #[serde(rename = "resource")]
+    pub resources: Vec<ResourceMapping>,
+}
+
+/// One resource made from each row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceMapping {
+    /// Patient, EpisodeOfCare, CarePlan, RelatedPerson or Observation.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// The role of the resource in the row (`episode`, `care-package`, `carer`, ...): the
+    /// resource's identifier is `{key}-{role}` (a Patient's is the key itself).
+    pub role: Option<String>,
+    /// Make the resource only when this column is not empty (e.g. only people with a carer).
+    pub when: Option<String>,
+    /// Field name to template (`"{column}"`, or literal text, or both).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+/// What a field means: where it goes and how its text is converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Date,
+    Gender,
+}
+
+/// The fields each resource type takes: name, FHIR path (for errors), conversion.
+fn known_fields(resource_type: &str) -> Option<&'static [(&'static str, &'static str, Kind)]> {
+    Some(match resource_type {
+        "Patient" => &[
+            ("nhs_number", "identifier[1]", Kind::Text),
+            ("family", "name[0].family", Kind::Text),
+            ("given", "name[0].given", Kind::Text),
+            ("birth_date", "birthDate", Kind::Date),
+            ("gender", "gender", Kind::Gender),
+            ("address_line", "address[0].line", Kind::Text),
+            ("postcode", "address[0].postalCode", Kind::Text),
+            ("phone", "telecom", Kind::Text),
+        ],
+        "EpisodeOfCare" => &[
+            ("status", "status", Kind::Text),
+            ("type", "type", Kind::Text),
+            ("start", "period.start", Kind::Date),
+            ("end", "period.end", Kind::Date),
+            ("care_manager", "careManager", Kind::Text),
+            ("managing_organization", "managingOrganization", Kind::Text),
+        ],
+        "CarePlan" => &[
+            ("status", "status", Kind::Text),
+            ("intent", "intent", Kind::Text),
+            ("category", "category", Kind::Text),
+            ("title", "title", Kind::Text),
+            ("description", "description", Kind::Text),
+            ("start", "period.start", Kind::Date),
+            ("end", "period.end", Kind::Date),
+        ],
+        "RelatedPerson" => &[
+            ("name", "name", Kind::Text),
+            ("relationship", "relationship", Kind::Text),
+            ("phone", "telecom", Kind::Text),
+        ],
+        "Observation" => &[
+            ("status", "status", Kind::Text),
+            ("code", "code", Kind::Text),
+            ("value", "value", Kind::Text),
+            ("unit", "valueQuantity.unit", Kind::Text),
+            ("date", "effectiveDateTime", Kind::Date),
+        ],
+        _ => return None,
+    })
+}
+
+impl Mapping {
+    /// Reads and checks a mapping file.
+    pub fn load(path: &Path) -> anyhow::Result<Mapping> {
+        let mapping: Mapping = Figment::from(Toml::file_exact(path))
+            .extract()
+            .with_context(|| format!("cannot read the mapping {}", path.display()))?;
+        mapping.check()?;
+        Ok(mapping)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.key.is_empty(), "mapping: `key` names no column");
+        anyhow::ensure!(
+            !self.key_system.is_empty(),
+            "mapping: `key_system` is empty"
+        );
+        anyhow::ensure!(
+            self.resources.iter().any(|r| r.resource_type == "Patient"),
+            "mapping: a Patient resource is required (the others refer to it)"
+        );
+        let mut roles = BTreeSet::new();
+        for (i, resource) in self.resources.iter().enumerate() {
+            let Some(known) = known_fields(&resource.resource_type) else {
+                anyhow::bail!(
+                    "mapping: resource {} has type {:?}; supported: Patient, EpisodeOfCare, CarePlan, RelatedPerson, Observation",
+                    i + 1,
+                    resource.resource_type
+                );
+            };
+            for field in resource.fields.keys() {
+                anyhow::ensure!(
+                    known.iter().any(|(name, _, _)| name == field),
+                    "mapping: {} has no field {field:?}; it takes {}",
+                    resource.resource_type,
+                    known.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+                );
+            }
+            for template in resource.fields.values() {
+                columns_of(template).map_err(|e| {
+                    anyhow::anyhow!(
+                        "mapping: {} template {template:?}: {e}",
+                        resource.resource_type
+                    )
+                })?;
+            }
+            let role = resource.role_name();
+            anyhow::ensure!(
+                roles.insert((resource.resource_type.clone(), role.clone())),
+                "mapping: two {} resources with the role {role:?}; give each its own `role`",
+                resource.resource_type
+            );
+        }
+        Ok(())
+    }
+
+    /// Every column the mapping reads, the key first.
+    pub fn columns(&self) -> Vec<String> {
+        let mut columns = vec![self.key.clone()];
+        for resource in &self.resources {
+            let used = resource
+                .fields
+                .values()
+                .flat_map(|t| columns_of(t).unwrap_or_default())
+                .chain(resource.when.clone());
+            for column in used {
+                if !columns.contains(&column) {
+                    columns.push(column);
+                }
+            }
+        }
+        columns
+    }
+}
+
+impl ResourceMapping {
+    fn role_name(&self) -> String {
+        self.role
+            .clone()
+            .unwrap_or_else(|| self.resource_type.to_lowercase())
+    }
+}
+
+/// The columns a template names (`{column}`); `{{` and `}}` are literal braces.
+fn columns_of(template: &str) -> Result<Vec<String>, String> {
+    let mut columns = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        let after = &rest[open + 1..];
+        if rest[open..].starts_with("{{") || rest[open..].starts_with("}}") {
+            rest = &after[1..];
+            continue;
+        }
+        if rest[open..].starts_with('}') {
+            return Err("a `}` without its `{`".into());
+        }
+        let close = after.find('}').ok_or("a `{` without its `}`")?;
+        let name = after[..close].trim();
+        if name.is_empty() {
+            return Err("`{}` names no column".into());
+        }
+        columns.push(name.to_string());
+        rest = &after[close + 1..];
+    }
+    Ok(columns)
+}
+
+/// One row's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl RowError {
+    fn at(column: &str, message: impl Into<String>) -> Self {
+        RowError {
+            column: Some(column.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+/// A data row: the header and the row's values.
+struct Row<'a> {
+    header: &'a [String],
+    record: &'a csv::StringRecord,
+}
+
+impl Row<'_> {
+    fn get(&self, column: &str) -> &str {
+        self.header
+            .iter()
+            .position(|h| h == column)
+            .and_then(|i| self.record.get(i))
+            .map_or("", str::trim)
+    }
+
+    fn render(&self, template: &str) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(open) = rest.find(['{', '}']) {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            if rest[open..].starts_with("{{") || rest[open..].starts_with("}}") {
+                out.push_str(&rest[open..=open]);
+                rest = &after[1..];
+                continue;
+            }
+            let close = after.find('}').unwrap_or(after.len());
+            out.push_str(self.get(after[..close].trim()));
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        out.push_str(rest);
+        out.trim().to_string()
+    }
+}
+
+/// Reads `dd/mm/yyyy`, `d/m/yyyy` or ISO `yyyy-mm-dd` (also `yyyy-mm` and `yyyy`) as a FHIR date.
+pub fn fhir_date(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (year, month, day) = if let Some((d, rest)) = text.split_once('/') {
+        let (m, y) = rest.split_once('/')?;
+        (y, Some(m), Some(d))
+    } else {
+        let mut parts = text.splitn(3, '-');
+        let y = parts.next()?;
+        (y, parts.next(), parts.next())
+    };
+    let digits = |s: &str, min: usize, max: usize| {
+        (s.len() >= min && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let y = digits(year, 4, 4)?;
+    let Some(month) = month else {
+        return Some(format!("{y:04}"));
+    };
+    let m = digits(month, 1, 2).filter(|m| (1..=12).contains(m))?;
+    let Some(day) = day else {
+        return Some(format!("{y:04}-{m:02}"));
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let d = digits(day, 1, 2).filter(|d| (1..=days).contains(d))?;
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// Sex as extracts record it (M/F/U and the words) to FHIR administrative gender.
+pub fn fhir_gender(text: &str) -> Option<&'static str> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "m" | "male" => Some("male"),
+        "f" | "female" => Some("female"),
+        "u" | "unknown" | "not known" | "not stated" => Some("unknown"),
+        "o" | "other" | "i" | "indeterminate" => Some("other"),
+        _ => None,
+    }
+}
+
+/// Percent-encodes a search parameter value (everything but unreserved characters, `:`, `/`, `|`).
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/|".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One row's transaction, and where each of its resources' fields came from (entry index, FHIR
+/// path under the resource, column) to name the column of an error the hub reports.
+pub struct RowBundle {
+    pub bundle: Value,
+    pub sources: Vec<(usize, String, String)>,
+}
+
+/// Builds the transaction for one row.
+pub fn row_bundle(
+    mapping: &Mapping,
+    header: &[String],
+    record: &csv::StringRecord,
+) -> Result<RowBundle, RowError> {
+    let row = Row { header, record };
+    let key = row.get(&mapping.key);
+    if key.is_empty() {
+        return Err(RowError::at(&mapping.key, "the key is empty"));
+    }
+    let patient_url = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    let patient_ref = json!({ "reference": patient_url });
+    let mut entries = Vec::new();
+    let mut sources = Vec::new();
+    let mut patient_done = false;
+    for resource_mapping in &mapping.resources {
+        if let Some(when) = &resource_mapping.when
+            && row.get(when).is_empty()
+        {
+            continue;
+        }
+        let resource_type = resource_mapping.resource_type.as_str();
+        let is_patient = resource_type == "Patient" && !patient_done;
+        let identifier_value = if is_patient {
+            key.to_string()
+        } else {
+            format!("{key}-{}", resource_mapping.role_name())
+        };
+        let known = known_fields(resource_type).unwrap_or_default();
+        let mut values = Map::new();
+        let index = entries.len();
+        for (name, path, kind) in known {
+            let Some(template) = resource_mapping.fields.get(*name) else {
+                continue;
+            };
+            let text = row.render(template);
+            let column = columns_of(template)
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| "(mapping)".into());
+            sources.push((index, path.to_string(), column.clone()));
+            if text.is_empty() {
+                continue;
+            }
+            let value = match kind {
+                Kind::Text => text,
+                Kind::Date => fhir_date(&text).ok_or_else(|| {
+                    RowError::at(
+                        &column,
+                        format!("cannot read {text:?} as a date (dd/mm/yyyy or yyyy-mm-dd)"),
+                    )
+                })?,
+                Kind::Gender => fhir_gender(&text)
+                    .ok_or_else(|| {
+                        RowError::at(
+                            &column,
+                            format!("cannot read {text:?} as a sex (M, F or U)"),
+                        )
+                    })?
+                    .to_string(),
+            };
+            values.insert((*name).to_string(), Value::String(value));
+        }
+        let identifier = json!({ "system": mapping.key_system, "value": identifier_value });
+        let text = |name: &str| values.get(name).and_then(Value::as_str).map(str::to_string);
+        let mut resource = json!({ "resourceType": resource_type, "identifier": [identifier] });
+        let body = resource.as_object_mut().ok_or_else(|| RowError {
+            column: None,
+            message: "internal: resource is not an object".into(),
+        })?;
+        let period = || {
+            let mut period = Map::new();
+            if let Some(start) = text("start") {
+                period.insert("start".into(), start.into());
+            }
+            if let Some(end) = text("end") {
+                period.insert("end".into(), end.into());
+            }
+            period
+        };
+        match resource_type {
+            "Patient" => {
+                if let Some(nhs) = text("nhs_number") {
+                    let nhs: String = nhs.chars().filter(|c| !c.is_whitespace()).collect();
+                    if let Some(Value::Array(ids)) = body.get_mut("identifier") {
+                        ids.push(json!({ "system": NHS_NUMBER_SYSTEM, "value": nhs }));
+                    }
+                }
+                let mut name = Map::new();
+                if let Some(family) = text("family") {
+                    name.insert("family".into(), family.into());
+                }
+                if let Some(given) = text("given") {
+                    let given: Vec<Value> = given
+                        .split_whitespace()
+                        .map(|g| Value::String(g.into()))
+                        .collect();
+                    name.insert("given".into(), given.into());
+                }
+                if !name.is_empty() {
+                    body.insert("name".into(), json!([name]));
+                }
+                if let Some(gender) = text("gender") {
+                    body.insert("gender".into(), gender.into());
+                }
+                if let Some(birth_date) = text("birth_date") {
+                    body.insert("birthDate".into(), birth_date.into());
+                }
+                let mut address = Map::new();
+                if let Some(line) = text("address_line") {
+                    address.insert("line".into(), json!([line]));
+                }
+                if let Some(postcode) = text("postcode") {
+                    address.insert("postalCode".into(), postcode.into());
+                }
+                if !address.is_empty() {
+                    body.insert("address".into(), json!([address]));
+                }
+                if let Some(phone) = text("phone") {
+                    body.insert(
+                        "telecom".into(),
+                        json!([{ "system": "phone", "value": phone }]),
+                    );
+                }
+            }
+            "EpisodeOfCare" => {
+                body.insert(
+                    "status".into(),
+                    text("status").unwrap_or_else(|| "active".into()).into(),
+                );
+                if let Some(kind) = text("type") {
+                    body.insert("type".into(), json!([{ "text": kind }]));
+                }
+                body.insert("patient".into(), patient_ref.clone());
+                if let Some(org) = text("managing_organization") {
+                    body.insert("managingOrganization".into(), json!({ "display": org }));
+                }
+                let period = period();
+                if !period.is_empty() {
+                    body.insert("period".into(), period.into());
+                }
+                if let Some(worker) = text("care_manager") {
+                    body.insert("careManager".into(), json!({ "display": worker }));
+                }
+            }
+            "CarePlan" => {
+                body.insert(
+                    "status".into(),
+                    text("status").unwrap_or_else(|| "active".into()).into(),
+                );
+                body.insert(
+                    "intent".into(),
+                    text("intent").unwrap_or_else(|| "plan".into()).into(),
+                );
+                body.insert(
+                    "category".into(),
+                    json!([{ "text": text("category").unwrap_or_else(|| "care package".into()) }]),
+                );
+                if let Some(title) = text("title") {
+                    body.insert("title".into(), title.into());
+                }
+                if let Some(description) = text("description") {
+                    body.insert("description".into(), description.into());
+                }
+                body.insert("subject".into(), patient_ref.clone());
+                let period = period();
+                if !period.is_empty() {
+                    body.insert("period".into(), period.into());
+                }
+            }
+            "RelatedPerson" => {
+                body.insert("patient".into(), patient_ref.clone());
+                if let Some(relationship) = text("relationship") {
+                    body.insert("relationship".into(), json!([{ "text": relationship }]));
+                }
+                if let Some(name) = text("name") {
+                    body.insert("name".into(), json!([{ "text": name }]));
+                }
+                if let Some(phone) = text("phone") {
+                    body.insert(
+                        "telecom".into(),
+                        json!([{ "system": "phone", "value": phone }]),
+                    );
+                }
+            }
+            "Observation" => {
+                body.insert(
+                    "status".into(),
+                    text("status").unwrap_or_else(|| "final".into()).into(),
+                );
+                body.insert(
+                    "code".into(),
+                    json!({ "text": text("code").unwrap_or_else(|| "assessment".into()) }),
+                );
+                body.insert("subject".into(), patient_ref.clone());
+                if let Some(date) = text("date") {
+                    body.insert("effectiveDateTime".into(), date.into());
+                }
+                if let Some(value) = text("value") {
+                    match value.parse::<f64>() {
+                        Ok(number) if number.is_finite() => {
+                            let mut quantity = json!({ "value": number });
+                            if let Some(unit) = text("unit") {
+                                quantity["unit"] = unit.into();
+                            }
+                            body.insert("valueQuantity".into(), quantity);
+                        }
+                        _ => {
+                            body.insert("valueString".into(), value.into());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut entry = json!({
+            "resource": resource,
+            "request": {
+                "method": "PUT",
+                "url": format!(
+                    "{resource_type}?identifier={}|{}",
+                    encode(&mapping.key_system),
+                    encode(&identifier_value)
+                ),
+            },
+        });
+        if is_patient {
+            entry["fullUrl"] = Value::String(patient_url.clone());
+            patient_done = true;
+        }
+        entries.push(entry);
+    }
+    Ok(RowBundle {
+        bundle: json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries }),
+        sources,
+    })
+}
+
+/// Turns the hub's error about a row's transaction into one naming the column, where an issue's
+/// expression (`Bundle.entry[0].resource.identifier[1].value`) falls under a mapped field.
+pub fn translate(error: &Error, bundle: &Value, sources: &[(usize, String, String)]) -> RowError {
+    let mut column = None;
+    let mut messages = Vec::new();
+    for issue in &error.issues {
+        let mut message = issue.diagnostics.clone();
+        for expression in &issue.expression {
+            let Some(rest) = expression.strip_prefix("Bundle.entry[") else {
+                continue;
+            };
+            let Some((index, path)) = rest.split_once("].resource") else {
+                continue;
+            };
+            let Ok(index) = index.parse::<usize>() else {
+                continue;
+            };
+            let path = path.trim_start_matches('.');
+            let resource_type = bundle["entry"][index]["resource"]["resourceType"]
+                .as_str()
+                .unwrap_or("resource");
+            message = message
+                .replace(&format!("Bundle.entry[{index}]: "), "")
+                .replace(&format!("Bundle.entry[{index}].resource"), resource_type);
+            let found = sources
+                .iter()
+                .filter(|(i, p, _)| {
+                    *i == index
+                        && (path == p
+                            || path.starts_with(&format!("{p}."))
+                            || path.starts_with(&format!("{p}[")))
+                })
+                .max_by_key(|(_, p, _)| p.len());
+            if let Some((_, _, c)) = found
+                && column.is_none()
+            {
+                column = Some(c.clone());
+            }
+        }
+        messages.push(message);
+    }
+    if messages.is_empty() {
+        messages.push(error.to_string());
+    }
+    RowError {
+        column,
+        message: messages.join("; "),
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub imported: usize,
+    pub failed: usize,
+    pub created: usize,
+    pub updated: usize,
+}
+
+/// Runs the import and prints one line per failed row and the summary.
+pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Result<Summary> {
+    let mapping = Mapping::load(mapping_path)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(file)
+        .with_context(|| format!("cannot open {}", file.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("cannot read the header of {}", file.display()))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let missing: Vec<String> = mapping
+        .columns()
+        .into_iter()
+        .filter(|c| !header.contains(c))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{}: the header lacks the column{} the mapping needs: {}; nothing imported",
+        file.display(),
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", ")
+    );
+    let store = node::open_store(config)?;
+    let hub = node::hub(config, store)?;
+    let mut summary = Summary::default();
+    for (i, record) in reader.records().enumerate() {
+        let row_number = i + 1;
+        let (line, result) = match record {
+            Ok(record) => {
+                let line = record
+                    .position()
+                    .map_or(row_number + 1, |p| p.line() as usize);
+                (line, import_row(&hub, &mapping, &header, &record))
+            }
+            Err(e) => {
+                let line = e.position().map_or(row_number + 1, |p| p.line() as usize);
+                (
+                    line,
+                    Err(RowError {
+                        column: None,
+                        message: format!("cannot read the row: {e}"),
+                    }),
+                )
+            }
+        };
+        match result {
+            Ok((created, updated)) => {
+                summary.imported += 1;
+                summary.created += created;
+                summary.updated += updated;
+            }
+            Err(error) => {
+                summary.failed += 1;
+                let column = error
+                    .column
+                    .as_deref()
+                    .map_or_else(String::new, |c| format!(", column {c}"));
+                println!(
+                    "FAILED row {row_number} (line {line}){column}: {}",
+                    error.message
+                );
+            }
+        }
+    }
+    println!(
+        "rows: {} imported, {} failed; resources: {} created, {} updated",
+        summary.imported, summary.failed, summary.created, summary.updated
+    );
+    Ok(summary)
+}
+
+fn import_row(
+    hub: &Hub,
+    mapping: &Mapping,
+    header: &[String],
+    record: &csv::StringRecord,
+) -> Result<(usize, usize), RowError> {
+    let RowBundle { bundle, sources } = row_bundle(mapping, header, record)?;
+    let ctx = RequestContext::system("concord-import-csv", uuid::Uuid::new_v4().to_string());
+    let response = hub
+        .process_bundle(&ctx, &bundle, BASE)
+        .map_err(|e| translate(&e, &bundle, &sources))?;
+    let mut counts = (0, 0);
+    for entry in &response.entry {
+        match entry.response.as_ref().map(|r| r.status.as_str()) {
+            Some(s) if s.starts_with("201") => counts.0 += 1,
+            Some(s) if s.starts_with("200") => counts.1 += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(fhir_date("03/07/1941").as_deref(), Some("1941-07-03"));
+        assert_eq!(fhir_date("3/7/1941").as_deref(), Some("1941-07-03"));
+        assert_eq!(fhir_date("1941-07-03").as_deref(), Some("1941-07-03"));
+        assert_eq!(fhir_date("29/02/2024").as_deref(), Some("2024-02-29"));
+        assert_eq!(fhir_date("29/02/2023"), None);
+        assert_eq!(fhir_date("31/04/2020"), None);
+        assert_eq!(fhir_date("1941-13-01"), None);
+        assert_eq!(fhir_date("yesterday"), None);
+    }
+
+    #[test]
+    fn templates() {
+        assert_eq!(columns_of("{a} and {b}").unwrap(), vec!["a", "b"]);
+        assert_eq!(columns_of("{{literal}}").unwrap(), Vec::<String>::new());
+        assert!(columns_of("{open").is_err());
+        let header = vec!["a".to_string(), "b".to_string()];
+        let record = csv::StringRecord::from(vec![" x ", "y"]);
+        let row = Row {
+            header: &header,
+            record: &record,
+        };
+        assert_eq!(row.render("{a}-{b} {{c}}"), "x-y {c}");
+    }
+
+    #[test]
+    fn gender() {
+        assert_eq!(fhir_gender("M"), Some("male"));
+        assert_eq!(fhir_gender("f"), Some("female"));
+        assert_eq!(fhir_gender("U"), Some("unknown"));
+        assert_eq!(fhir_gender("Q"), None);
+    }
+}
