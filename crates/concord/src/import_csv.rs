@@ -386,18 +386,10 @@ pub fn row_bundle(
             let value = match kind {
                 Kind::Text => text,
                 Kind::Date => fhir_date(&text).ok_or_else(|| {
-                    RowError::at(
-                        &column,
-                        format!("cannot read {text:?} as a date (dd/mm/yyyy or yyyy-mm-dd)"),
-                    )
+                    RowError::at(&column, "not a date (dd/mm/yyyy or yyyy-mm-dd)".to_string())
                 })?,
                 Kind::Gender => fhir_gender(&text)
-                    .ok_or_else(|| {
-                        RowError::at(
-                            &column,
-                            format!("cannot read {text:?} as a sex (M, F or U)"),
-                        )
-                    })?
+                    .ok_or_else(|| RowError::at(&column, "not a sex (M, F or U)".to_string()))?
                     .to_string(),
             };
             values.insert((*name).to_string(), Value::String(value));

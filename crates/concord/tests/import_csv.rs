@@ -113,6 +113,13 @@ fn bad_rows_name_the_row_and_column_and_good_rows_still_import() {
         "empty key: {out}"
     );
     assert!(out.contains("rows: 2 imported, 3 failed"), "{out}");
+    // The report locates a bad cell; it never repeats the patient data in it.
+    for value in ["31/02/1940", "9990000019"] {
+        assert!(
+            !out.contains(value),
+            "{value} repeated in the report: {out}"
+        );
+    }
 }
 
 #[test]

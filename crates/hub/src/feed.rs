@@ -343,13 +343,16 @@ fn application(message: &str) -> ParseError {
     }
 }
 
+/// Where and what kind of problem the hub found, for the dead letter and the ERR segment. The
+/// diagnostics text is left out: validation messages can quote the value, and a dead letter's
+/// error is listed to operators (the message itself is shown only on request).
 fn first_diagnostic(error: &Error) -> String {
     error
         .issues
         .first()
         .map(|i| match i.expression.first() {
-            Some(at) => format!("{at}: {}", i.diagnostics),
-            None => i.diagnostics.clone(),
+            Some(at) => format!("{at}: issue '{}'", i.code.code()),
+            None => format!("issue '{}'", i.code.code()),
         })
         .unwrap_or_else(|| "unknown error".into())
 }
