@@ -23,7 +23,18 @@ pub struct Config {
     pub identity: Identity,
     pub mllp: Mllp,
     pub feed: Feed,
+    pub announce: Announce,
     pub log: Log,
+}
+
+/// The identity feed to a hub (see `announce`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    pub hub_url: String,
+    pub source_id: String,
+    pub token: String,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +167,23 @@ impl Config {
             bail!("feed.source must name the sending organisation");
         }
         self.feed_local_time()?;
+        if let Some(settings) = self.announce_settings() {
+            if !crate::announce::valid_source_id(&settings.source_id) {
+                bail!(
+                    "announce.source_id must be set when announce.hub_url is: lower-case letters, digits and hyphens, such as \"gp-a\", not {:?}",
+                    settings.source_id
+                );
+            }
+            if settings.token.is_empty() {
+                bail!(
+                    "announce.token must be set when announce.hub_url is (use CONCORD__ANNOUNCE__TOKEN)"
+                );
+            }
+            settings.check().context("announce.hub_url is not valid")?;
+        }
+        if self.announce.poll_interval_ms == 0 {
+            bail!("announce.poll_interval_ms must be at least 1");
+        }
         if self.identity.candidates == 0 {
             bail!("identity.candidates must be at least 1");
         }
@@ -228,6 +256,27 @@ impl Config {
                 Ok(LocalTime::FixedOffset(sign * (h * 60 + m)))
             }
         }
+    }
+
+    /// The identity feed's settings; `None` when `announce.hub_url` is empty (no feed). The
+    /// copies' `meta.source` is `server.base_url`, or the listen address when that is empty.
+    pub fn announce_settings(&self) -> Option<crate::announce::AnnounceSettings> {
+        if self.announce.hub_url.trim().is_empty() {
+            return None;
+        }
+        let base_url = if self.server.base_url.is_empty() {
+            format!("http://{}/fhir", self.server.listen)
+        } else {
+            self.server.base_url.trim_end_matches('/').to_string()
+        };
+        let mut settings = crate::announce::AnnounceSettings::new(
+            self.announce.hub_url.trim(),
+            self.announce.source_id.trim(),
+            self.announce.token.trim(),
+            base_url,
+        );
+        settings.poll_interval = std::time::Duration::from_millis(self.announce.poll_interval_ms);
+        Some(settings)
     }
 
     pub fn database_path(&self) -> PathBuf {

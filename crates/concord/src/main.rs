@@ -4,6 +4,7 @@
 //! node key, and running a command. Does not: contain FHIR logic (the service layer does) or
 //! HTTP handling (the REST crate does).
 
+mod announce;
 mod config;
 mod feed;
 mod import;

@@ -1,5 +1,5 @@
-//! `concord serve`: the HTTP server, and the MLLP listener when configured, with graceful
-//! shutdown of both on SIGTERM and Ctrl-C.
+//! `concord serve`: the HTTP server, the MLLP listener and the identity feed's announcer when
+//! configured, with graceful shutdown of all of them on SIGTERM and Ctrl-C.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use concord_rest::{AppState, router};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::config::Config;
-use crate::node;
+use crate::{announce, node};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = node::open_store(&config)?;
@@ -38,6 +38,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // The identity feed announces this node's Patients to the hub until shutdown.
+    let announcer = config.announce_settings().map(|settings| {
+        let cursor = config.store.data_dir.join("announce.cursor");
+        let run = announce::run(hub.clone(), settings, cursor, wait(stopped.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = run.await {
+                tracing::error!(error = %format!("{error:#}"), "the identity feed could not start");
+            }
+        })
+    });
     let mllp = match config.mllp_addr()? {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -64,6 +74,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("the server failed")?;
     if let Some(mllp) = mllp {
         let _ = mllp.await;
+    }
+    if let Some(announcer) = announcer {
+        let _ = announcer.await;
     }
     tracing::info!("concord stopped");
     Ok(())

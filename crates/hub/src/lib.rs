@@ -9,6 +9,7 @@
 //! itself (the [`ResourceStore`] does), or decide access and consent (a later layer of this crate,
 //! called from here, so no transport can skip it).
 
+pub mod announce;
 pub mod bundle;
 pub mod capability;
 pub mod everything;

@@ -273,6 +273,17 @@ impl ResourceStore for SqliteStore {
         read::scan(&conn, resource_type, after, limit).map_err(|e| db_error(&ctx.request_id, &e))
     }
 
+    fn changes(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredVersion>, Error> {
+        let conn = self.reader(ctx)?;
+        read::changes(&conn, resource_type, after, limit).map_err(|e| db_error(&ctx.request_id, &e))
+    }
+
     fn compartment(
         &self,
         ctx: &RequestContext,

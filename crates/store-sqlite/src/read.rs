@@ -72,6 +72,23 @@ pub(crate) fn scan(
         .collect()
 }
 
+/// Like [`scan`] with deletions: a resource's current version, whatever it is. The partial index
+/// on current versions serves both.
+pub(crate) fn changes(
+    conn: &Connection,
+    resource_type: &str,
+    after: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredVersion>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM resource_version
+         WHERE resource_type = ?1 AND superseded_seq IS NULL AND seq > ?2
+         ORDER BY seq LIMIT ?3"
+    ))?;
+    stmt.query_map(params![resource_type, after, limit], row_to_version)?
+        .collect()
+}
+
 pub(crate) fn max_seq(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM resource_version")?
         .query_row([], |r| r.get(0))

@@ -24,7 +24,7 @@ macro_rules! contract_tests {
             failed_unit_of_work_leaves_nothing, token_string_and_date_search, number_quantity_uri_search,
             reference_chain_and_has, missing_and_not, composite_search, sort_and_paging_at_a_snapshot,
             includes_and_revincludes, compartment_lists_members, summary_count_and_total,
-            scan_pages_current_resources
+            scan_pages_current_resources, changes_list_current_versions_with_deletions
         );
     };
     (@each $make:expr; $($check:ident),*) => {
@@ -1170,6 +1170,52 @@ pub fn scan_pages_current_resources(store: &dyn ResourceStore) {
         store
             .scan(&ctx(), "Person", 0, 10)
             .expect("scan")
+            .is_empty()
+    );
+}
+
+/// `changes` lists the current version of each resource of one type in write order, deletions
+/// included, page by page; a later write or deletion moves a resource to the end.
+pub fn changes_list_current_versions_with_deletions(store: &dyn ResourceStore) {
+    for id in ["a", "b", "c", "d"] {
+        put(store, "Patient", id, 1, Vec::new());
+    }
+    put(store, "Observation", "o", 1, Vec::new());
+    put(store, "Patient", "a", 2, Vec::new());
+    delete(store, "Patient", "c", 2);
+    let page = |after: i64, limit: u32| {
+        store
+            .changes(&ctx(), "Patient", after, limit)
+            .expect("changes")
+    };
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let versions = page(after, 2);
+        let Some(last) = versions.last() else { break };
+        after = last.seq;
+        seen.extend(versions.iter().map(|v| {
+            let state = if v.is_deleted() { "deleted" } else { "live" };
+            format!("{}/{} {state}", v.id, v.version_id)
+        }));
+    }
+    assert_eq!(
+        seen,
+        ["b/1 live", "d/1 live", "a/2 live", "c/2 deleted"],
+        "current versions in write order, the deletion included"
+    );
+    // A reader that had got as far as the deletion sees only what came after it.
+    put(store, "Patient", "c", 3, Vec::new());
+    let rest: Vec<String> = page(after, 10)
+        .iter()
+        .map(|v| format!("{}/{}", v.id, v.version_id))
+        .collect();
+    assert_eq!(rest, ["c/3"], "a resource written again after its deletion");
+    assert!(page(0, 10).iter().all(|v| !v.is_deleted()));
+    assert!(
+        store
+            .changes(&ctx(), "Person", 0, 10)
+            .expect("changes")
             .is_empty()
     );
 }

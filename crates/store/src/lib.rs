@@ -174,6 +174,19 @@ pub trait ResourceStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<StoredVersion>, Error>;
 
+    /// Like [`ResourceStore::scan`], but a resource whose current version is a deletion is listed
+    /// too (as that deletion), so a reader that follows a type by `seq` learns of deletions as
+    /// well as writes. Only current versions are listed: a superseded one is left out, because
+    /// the version that superseded it has a later `seq`. The identity feed announces an edge's
+    /// Patients to the hub this way, with its position in the sequence as a durable cursor.
+    fn changes(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredVersion>, Error>;
+
     /// Lists the current resources in a compartment (not including the owner itself).
     fn compartment(
         &self,
