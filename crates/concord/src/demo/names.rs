@@ -1,0 +1,581 @@
+//! Word lists for the synthetic people of `concord demo`: UK given names by sex, birth era and
+//! heritage, surnames, the nicknames some records carry instead, made-up street names, the West
+//! Yorkshire towns the people live in with their postcode districts, and the staff, carers and
+//! care packages of the made-up organisations.
+//!
+//! Owns only lists. Does not choose from them (`demo::data` does, with a seeded generator) and
+//! holds no real person: every name is common, and no street, number and postcode are combined
+//! here.
+
+/// A naming tradition: its share of the demo population (in percent), given names by sex and
+/// surnames. The British lists change with the birth era; the others do not need to for a demo.
+pub struct Heritage {
+    pub share: u32,
+    pub female: &'static [&'static str],
+    pub male: &'static [&'static str],
+    pub surnames: &'static [&'static str],
+}
+
+/// Given names of British people born before 1950, 1950-1979, 1980-1999 and from 2000.
+pub const BRITISH_FEMALE: [&[&str]; 4] = [
+    &[
+        "Margaret",
+        "Dorothy",
+        "Joan",
+        "Irene",
+        "Doris",
+        "Elizabeth",
+        "Patricia",
+        "Florence",
+        "Eileen",
+        "Barbara",
+        "Kathleen",
+        "Mary",
+        "Jean",
+        "Edna",
+        "Valerie",
+        "Frances",
+        "Josephine",
+        "Gillian",
+        "Eleanor",
+        "Judith",
+    ],
+    &[
+        "Susan",
+        "Deborah",
+        "Julie",
+        "Karen",
+        "Jacqueline",
+        "Patricia",
+        "Pamela",
+        "Christine",
+        "Elizabeth",
+        "Catherine",
+        "Gillian",
+        "Alison",
+        "Helen",
+        "Joanne",
+        "Jennifer",
+        "Victoria",
+        "Rebecca",
+        "Amanda",
+        "Nicola",
+        "Lorraine",
+    ],
+    &[
+        "Rebecca",
+        "Sarah",
+        "Emma",
+        "Laura",
+        "Rachel",
+        "Victoria",
+        "Jennifer",
+        "Samantha",
+        "Natalie",
+        "Gemma",
+        "Hannah",
+        "Jessica",
+        "Katherine",
+        "Amy",
+        "Charlotte",
+        "Abigail",
+        "Stephanie",
+        "Kirsty",
+    ],
+    &[
+        "Olivia",
+        "Amelia",
+        "Isla",
+        "Ava",
+        "Emily",
+        "Sophie",
+        "Grace",
+        "Poppy",
+        "Ella",
+        "Freya",
+        "Evie",
+        "Charlotte",
+        "Isabel",
+        "Lily",
+        "Jessica",
+        "Eleanor",
+        "Abigail",
+        "Florence",
+    ],
+];
+
+/// See [`BRITISH_FEMALE`].
+pub const BRITISH_MALE: [&[&str]; 4] = [
+    &[
+        "William",
+        "John",
+        "Kenneth",
+        "Ronald",
+        "Albert",
+        "Frederick",
+        "Arthur",
+        "Leonard",
+        "Harold",
+        "Walter",
+        "Reginald",
+        "Dennis",
+        "Raymond",
+        "Geoffrey",
+        "Douglas",
+        "Henry",
+        "Thomas",
+        "Robert",
+        "Edward",
+        "Stanley",
+    ],
+    &[
+        "David",
+        "Michael",
+        "Peter",
+        "Stephen",
+        "Andrew",
+        "Anthony",
+        "Christopher",
+        "Richard",
+        "Terence",
+        "Philip",
+        "Gregory",
+        "Nicholas",
+        "Alan",
+        "Graham",
+        "Paul",
+        "Robert",
+        "Timothy",
+        "Ian",
+        "Colin",
+        "Gary",
+    ],
+    &[
+        "Daniel",
+        "Matthew",
+        "James",
+        "Thomas",
+        "Benjamin",
+        "Samuel",
+        "Jonathan",
+        "Christopher",
+        "Andrew",
+        "Michael",
+        "Nicholas",
+        "Joseph",
+        "Alexander",
+        "Lee",
+        "Craig",
+        "Ryan",
+        "Stuart",
+        "Joshua",
+    ],
+    &[
+        "Oliver", "Harry", "Jack", "George", "Noah", "Charles", "Alfie", "Freddie", "Thomas",
+        "Jacob", "Henry", "Samuel", "Joshua", "William", "Leo", "Archie", "Joseph", "Daniel",
+    ],
+];
+
+pub const BRITISH_SURNAMES: &[&str] = &[
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Robinson",
+    "Wright",
+    "Thompson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Jackson",
+    "Clarke",
+    "Hughes",
+    "Lewis",
+    "Harrison",
+    "Turner",
+    "Hill",
+    "Ward",
+    "Morris",
+    "Moore",
+    "Cooper",
+    "Lee",
+    "King",
+    "Baker",
+    "Harris",
+    "Martin",
+    "Hargreaves",
+    "Sutcliffe",
+    "Ackroyd",
+    "Holroyd",
+    "Barraclough",
+    "Crowther",
+    "Greenwood",
+    "Haigh",
+    "Firth",
+    "Priestley",
+    "Ramsden",
+    "Brook",
+    "Illingworth",
+    "Murgatroyd",
+    "Lumb",
+    "Pickles",
+    "Atkinson",
+    "Marsden",
+    "Ormerod",
+    "Shaw",
+    "Whiteley",
+    "O'Brien",
+    "Murphy",
+    "Kelly",
+    "Byrne",
+    "McDonald",
+    "Campbell",
+    "Stewart",
+    "Fraser",
+    "Reid",
+    "Morgan",
+    "Griffiths",
+    "Pritchard",
+    "Llewellyn",
+];
+
+/// The British share of the population draws from the era lists, not from these.
+pub const HERITAGES: &[Heritage] = &[
+    Heritage {
+        share: 70,
+        female: &[],
+        male: &[],
+        surnames: BRITISH_SURNAMES,
+    },
+    Heritage {
+        share: 16,
+        female: &[
+            "Aisha", "Fatima", "Ayesha", "Nadia", "Samina", "Shabana", "Priya", "Anjali", "Sunita",
+            "Rubina", "Zainab", "Maryam", "Amina", "Noor", "Parveen", "Harpreet", "Sana",
+        ],
+        male: &[
+            "Mohammed", "Imran", "Tariq", "Asif", "Zubair", "Bilal", "Hamza", "Ravi", "Sanjay",
+            "Arjun", "Harjit", "Kamran", "Yusuf", "Ibrahim", "Adil", "Rizwan", "Amir",
+        ],
+        surnames: &[
+            "Khan", "Hussain", "Ahmed", "Ali", "Akhtar", "Iqbal", "Mahmood", "Rashid", "Shah",
+            "Patel", "Sharma", "Singh", "Kaur", "Begum", "Bibi", "Malik", "Chaudhry", "Mirza",
+        ],
+    },
+    Heritage {
+        share: 5,
+        female: &[
+            "Agnieszka",
+            "Katarzyna",
+            "Magdalena",
+            "Joanna",
+            "Ewa",
+            "Anna",
+            "Monika",
+            "Zofia",
+        ],
+        male: &[
+            "Piotr",
+            "Tomasz",
+            "Krzysztof",
+            "Pawel",
+            "Marek",
+            "Jakub",
+            "Andrzej",
+            "Lukasz",
+        ],
+        surnames: &[
+            "Nowak",
+            "Kowalski",
+            "Wisniewski",
+            "Wojcik",
+            "Kaminski",
+            "Lewandowski",
+            "Zielinski",
+            "Szymanski",
+        ],
+    },
+    Heritage {
+        share: 6,
+        female: &[
+            "Abena", "Adaeze", "Chioma", "Grace", "Precious", "Blessing", "Marcia", "Yvonne",
+            "Folasade", "Ama",
+        ],
+        male: &[
+            "Kwame", "Chidi", "Tunde", "Emmanuel", "Kofi", "Delroy", "Winston", "Samuel", "Femi",
+            "Desmond",
+        ],
+        surnames: &[
+            "Okafor", "Mensah", "Adeyemi", "Boateng", "Asante", "Okoye", "Campbell", "Francis",
+            "Bailey", "Thomas", "Osei", "Adebayo",
+        ],
+    },
+    Heritage {
+        share: 3,
+        female: &["Mei", "Ling", "Xiu", "Jia", "Hui", "Yan"],
+        male: &["Wei", "Jun", "Hao", "Ming", "Kai", "Jian"],
+        surnames: &["Chen", "Wong", "Li", "Zhang", "Liu", "Cheung", "Lam", "Ng"],
+    },
+];
+
+/// Formal given names and a nickname or alternative spelling some records use instead. Every
+/// pair is one the matcher's nickname table (`concord_mpi::nicknames`) knows, so a record under
+/// the nickname still matches; a test checks that.
+pub const NICKNAMES: &[(&str, &str)] = &[
+    ("William", "Bill"),
+    ("Robert", "Bob"),
+    ("Richard", "Rick"),
+    ("Margaret", "Peggy"),
+    ("Elizabeth", "Liz"),
+    ("Catherine", "Kate"),
+    ("Katherine", "Kathy"),
+    ("John", "Jack"),
+    ("James", "Jim"),
+    ("Edward", "Ted"),
+    ("Thomas", "Tom"),
+    ("Anthony", "Tony"),
+    ("Christopher", "Chris"),
+    ("Michael", "Mike"),
+    ("Daniel", "Danny"),
+    ("David", "Dave"),
+    ("Joseph", "Joe"),
+    ("Samuel", "Sam"),
+    ("Samantha", "Sam"),
+    ("Alexander", "Alex"),
+    ("Andrew", "Andy"),
+    ("Benjamin", "Ben"),
+    ("Charles", "Charlie"),
+    ("Charlotte", "Lottie"),
+    ("Frederick", "Fred"),
+    ("Henry", "Harry"),
+    ("Harold", "Harry"),
+    ("Patricia", "Pat"),
+    ("Peter", "Pete"),
+    ("Philip", "Phil"),
+    ("Nicholas", "Nick"),
+    ("Nicola", "Nikki"),
+    ("Susan", "Sue"),
+    ("Sarah", "Sally"),
+    ("Mary", "Molly"),
+    ("Jennifer", "Jenny"),
+    ("Jessica", "Jess"),
+    ("Rebecca", "Becky"),
+    ("Victoria", "Vicky"),
+    ("Deborah", "Debbie"),
+    ("Dorothy", "Dot"),
+    ("Helen", "Nell"),
+    ("Eleanor", "Ellie"),
+    ("Matthew", "Matt"),
+    ("Timothy", "Tim"),
+    ("Kenneth", "Ken"),
+    ("Ronald", "Ron"),
+    ("Leonard", "Len"),
+    ("Terence", "Terry"),
+    ("Raymond", "Ray"),
+    ("Gregory", "Greg"),
+    ("Geoffrey", "Geoff"),
+    ("Joshua", "Josh"),
+    ("Natalie", "Nat"),
+    ("Oliver", "Ollie"),
+    ("Abigail", "Abbie"),
+    ("Amelia", "Millie"),
+    ("Isabel", "Izzy"),
+    ("Jacqueline", "Jackie"),
+    ("Pamela", "Pam"),
+    ("Valerie", "Val"),
+    ("Frances", "Fran"),
+    ("Albert", "Bert"),
+    ("Stephen", "Steve"),
+    ("Stephanie", "Steph"),
+    ("Douglas", "Doug"),
+    ("Reginald", "Reg"),
+    ("Walter", "Wally"),
+    ("Gillian", "Jill"),
+    ("Judith", "Judy"),
+    ("Josephine", "Josie"),
+    ("Florence", "Flo"),
+    ("Mohammed", "Muhammad"),
+    ("Yusuf", "Yousef"),
+    ("Jonathan", "Jon"),
+    ("Alfie", "Alf"),
+    ("Freddie", "Fred"),
+];
+
+/// First words of made-up street names; with [`STREET_KINDS`] they give names such as
+/// "Beckside Grove" that sound like the region without naming a real address.
+pub const STREET_WORDS: &[&str] = &[
+    "Beckside",
+    "Moorfield",
+    "Calderbank",
+    "Airedale",
+    "Holly",
+    "Sycamore",
+    "Rowan",
+    "Millstone",
+    "Weavers",
+    "Chapel",
+    "Ings",
+    "Fold",
+    "Bracken",
+    "Heather",
+    "Cragg",
+    "Throstle",
+    "Carr",
+    "Lingfield",
+    "Spinners",
+    "Foundry",
+    "Cloth Hall",
+    "Wharfside",
+    "Kiln",
+    "Orchard",
+    "Stonegate",
+    "Brookfield",
+    "Hawthorn",
+    "Greenside",
+    "Lidget",
+    "Tenter",
+    "Sunnybank",
+    "Rosemount",
+    "Oakwood",
+    "Whinmoor",
+    "Nab",
+    "Clough",
+];
+
+pub const STREET_KINDS: &[&str] = &[
+    "Road", "Street", "Lane", "Avenue", "Close", "Grove", "Terrace", "Crescent", "Drive", "Way",
+    "Gardens", "Court", "Mount", "View", "Walk", "Rise",
+];
+
+/// Towns of the home region (West Yorkshire) and postcode districts that cover them. The demo's
+/// organisations are made up; the towns are real so that addresses read as a region.
+pub const TOWNS: &[(&str, &[&str])] = &[
+    (
+        "Leeds",
+        &[
+            "LS6", "LS7", "LS8", "LS9", "LS11", "LS12", "LS13", "LS15", "LS17",
+        ],
+    ),
+    (
+        "Bradford",
+        &["BD2", "BD3", "BD5", "BD6", "BD7", "BD8", "BD9"],
+    ),
+    ("Wakefield", &["WF1", "WF2", "WF4"]),
+    ("Halifax", &["HX1", "HX2", "HX3"]),
+    ("Huddersfield", &["HD1", "HD2", "HD3", "HD4", "HD5"]),
+    ("Keighley", &["BD20", "BD21", "BD22"]),
+    ("Dewsbury", &["WF12", "WF13"]),
+    ("Pontefract", &["WF8"]),
+];
+
+/// The letters an inward code may end with (the Royal Mail leaves out C, I, K, M, O and V).
+pub const INWARD_LETTERS: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
+
+/// Allocated workers of the council's adult social care team.
+pub const SOCIAL_WORKERS: &[&str] = &[
+    "Sam Okafor (Social Worker)",
+    "Helen Marsh (Social Worker)",
+    "Imran Siddiqui (Occupational Therapist)",
+    "Claire Boyd (Care Coordinator)",
+    "Tom Ashworth (Social Worker)",
+    "Nadia Rahman (Care Coordinator)",
+];
+
+/// Care packages and the number of hours or visits they mean, as a council writes them.
+pub const CARE_PACKAGES: &[&str] = &[
+    "Home care: 4 visits a day, double-handed",
+    "Home care: 2 visits a day, personal care",
+    "Home care: 3 visits a day, personal care and meals",
+    "Day centre: 3 days a week",
+    "Reablement: 6 weeks, 2 visits a day",
+    "Direct payment: personal assistant 10 hours a week",
+    "Telecare: pendant alarm and falls sensor",
+    "Meals at home: 7 days a week",
+    "Residential respite: 1 week in 8",
+];
+
+/// Care packages for adults under 65, who are less often in home care and more often arrange
+/// their own support.
+pub const WORKING_AGE_CARE_PACKAGES: &[&str] = &[
+    "Direct payment: personal assistant 10 hours a week",
+    "Day centre: 3 days a week",
+    "Reablement: 6 weeks, 2 visits a day",
+    "Supported living: 15 hours a week",
+    "Home care: 2 visits a day, personal care",
+];
+
+/// Unpaid carers of people from 50: the HL7 v3 RoleCode, its display, and whether the carer is
+/// female (`None`: either), for the carer's given name.
+pub const CARERS_OF_OLDER_PEOPLE: &[(&str, &str, Option<bool>)] = &[
+    ("DAU", "daughter", Some(true)),
+    ("SON", "son", Some(false)),
+    ("SPS", "spouse", None),
+    ("SPS", "spouse", None),
+    ("NBOR", "neighbor", None),
+    ("FRND", "friend", None),
+    ("NIECE", "niece", Some(true)),
+];
+
+/// Unpaid carers of younger adults, as [`CARERS_OF_OLDER_PEOPLE`].
+pub const CARERS_OF_YOUNGER_PEOPLE: &[(&str, &str, Option<bool>)] = &[
+    ("MTH", "mother", Some(true)),
+    ("FTH", "father", Some(false)),
+    ("SPS", "spouse", None),
+    ("SIS", "sister", Some(true)),
+    ("BRO", "brother", Some(false)),
+    ("FRND", "friend", None),
+];
+
+/// Outpatient clinics of the acute trust, and the condition words that send someone to each.
+pub const CLINICS: &[(&str, &[&str])] = &[
+    ("Cardiology", &["heart", "atrial", "coronary", "myocardial"]),
+    (
+        "Respiratory medicine",
+        &["asthma", "obstructive", "emphysema", "pulmonary"],
+    ),
+    (
+        "Diabetes and endocrinology",
+        &["diabet", "prediabetes", "hyperglyc"],
+    ),
+    ("Trauma and orthopaedics", &["osteoarthritis", "fracture"]),
+    ("Stroke medicine", &["stroke"]),
+    ("Gastroenterology", &["colon", "rectal", "polyp"]),
+    ("Renal medicine", &["kidney", "renal"]),
+    ("Neurology", &["seizure", "epilepsy", "migraine"]),
+    ("Rheumatology", &["rheumatoid"]),
+];
+
+/// Clinics for people whose conditions name none of the above.
+pub const GENERAL_CLINICS: &[&str] = &[
+    "General medicine",
+    "Ophthalmology",
+    "Dermatology",
+    "Audiology",
+    "Physiotherapy",
+];
+
+/// Why the district nurses visit.
+pub const DISTRICT_NURSING: &[&str] = &[
+    "Leg ulcer dressing",
+    "Catheter care",
+    "Insulin administration",
+    "Pressure area care",
+    "Wound care after surgery",
+];
+
+/// Made-up reasons for a 999 call that no hospital record mirrors.
+pub const AMBULANCE_CALLS: &[&str] = &[
+    "Fall at home",
+    "Chest pain",
+    "Shortness of breath",
+    "Collapse",
+    "Abdominal pain",
+];
