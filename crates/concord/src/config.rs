@@ -24,6 +24,10 @@ pub struct Config {
     pub mllp: Mllp,
     pub feed: Feed,
     pub announce: Announce,
+    pub federation: Federation,
+    /// The source registry: the organisations' systems a hub federates.
+    #[serde(default)]
+    pub sources: Vec<SourceEntry>,
     pub log: Log,
 }
 
@@ -35,6 +39,98 @@ pub struct Announce {
     pub source_id: String,
     pub token: String,
     pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Federation {
+    pub origin: String,
+    pub name: String,
+    pub ods_code: String,
+    pub max_hops: u32,
+    pub breaker_failures: u32,
+    pub breaker_cool_down_ms: u64,
+}
+
+/// One `[[sources]]` entry. Secrets are never written here: `token_env`, `client_secret_env`
+/// name environment variables, and keys and certificates are files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEntry {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub ods_code: Option<String>,
+    pub kind: String,
+    pub base_url: String,
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// The resource types it serves; empty: all.
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    /// "everything" (`Patient/[id]/$everything`) or "search" (one search per type).
+    #[serde(default = "default_fetch")]
+    pub fetch: String,
+    /// "live", or "batch" for a source loaded by extracts.
+    #[serde(default = "default_freshness")]
+    pub freshness: String,
+    /// Batch sources: when it was last loaded (an instant), and how old its data may get before
+    /// views call it stale.
+    #[serde(default)]
+    pub last_load: Option<String>,
+    #[serde(default = "default_max_age_hours")]
+    pub max_age_hours: u64,
+    #[serde(default)]
+    pub auth: SourceAuth,
+}
+
+fn default_deadline_ms() -> u64 {
+    2500
+}
+fn default_fetch() -> String {
+    "search".into()
+}
+fn default_freshness() -> String {
+    "live".into()
+}
+fn default_max_age_hours() -> u64 {
+    24
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "kebab-case")]
+pub enum SourceAuth {
+    #[default]
+    None,
+    Bearer {
+        token_env: String,
+    },
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret_env: String,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    PrivateKeyJwt {
+        token_url: String,
+        client_id: String,
+        key_file: PathBuf,
+        #[serde(default = "default_algorithm")]
+        algorithm: String,
+        #[serde(default)]
+        kid: Option<String>,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    MutualTls {
+        cert_file: PathBuf,
+        key_file: PathBuf,
+    },
+}
+
+fn default_algorithm() -> String {
+    "ES384".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +280,7 @@ impl Config {
         if self.announce.poll_interval_ms == 0 {
             bail!("announce.poll_interval_ms must be at least 1");
         }
+        self.check_sources()?;
         if self.identity.candidates == 0 {
             bail!("identity.candidates must be at least 1");
         }
@@ -277,6 +374,66 @@ impl Config {
         );
         settings.poll_interval = std::time::Duration::from_millis(self.announce.poll_interval_ms);
         Some(settings)
+    }
+
+    /// A secret named by an environment variable in the config (`token_env = "GP_TOKEN"`).
+    pub fn secret(variable: &str) -> anyhow::Result<String> {
+        std::env::var(variable).with_context(|| {
+            format!("the environment variable {variable} (a source's secret) is not set")
+        })
+    }
+
+    fn check_sources(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            let at = format!("sources[{i}]");
+            if source.id.is_empty()
+                || !source
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                bail!("{at}.id must be lower-case letters, digits and '-', not {:?}", source.id);
+            }
+            if !seen.insert(source.id.as_str()) {
+                bail!("{at}.id {:?} is listed twice", source.id);
+            }
+            if concord_federation::SourceKind::parse(&source.kind).is_none() {
+                bail!(
+                    "{at}.kind must be one of gp, acute, mental-health, community, ambulance, social-care, hospice, region; not {:?}",
+                    source.kind
+                );
+            }
+            if !(source.base_url.starts_with("http://") || source.base_url.starts_with("https://")) {
+                bail!("{at}.base_url must be an http(s) URL");
+            }
+            if source.deadline_ms == 0 || source.deadline_ms > 60_000 {
+                bail!("{at}.deadline_ms must be between 1 and 60000");
+            }
+            if !matches!(source.fetch.as_str(), "everything" | "search") {
+                bail!("{at}.fetch must be \"everything\" or \"search\", not {:?}", source.fetch);
+            }
+            match source.freshness.as_str() {
+                "live" => {}
+                "batch" => {
+                    if let Some(at_text) = &source.last_load {
+                        if concord_fhir::primitive::date_range(at_text).is_none() {
+                            bail!("{at}.last_load {at_text:?} is not a date or instant");
+                        }
+                    }
+                }
+                other => bail!("{at}.freshness must be \"live\" or \"batch\", not {other:?}"),
+            }
+            for t in &source.resource_types {
+                if !concord_fhir::resource::is_resource_type(t) {
+                    bail!("{at}.resource_types: {t:?} is not a FHIR R4 resource type");
+                }
+            }
+        }
+        if !self.sources.is_empty() && self.federation.origin.is_empty() {
+            bail!("federation.origin must name this hub when sources are configured");
+        }
+        Ok(())
     }
 
     pub fn database_path(&self) -> PathBuf {

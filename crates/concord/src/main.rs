@@ -6,12 +6,14 @@
 
 mod announce;
 mod config;
+mod demo;
 mod feed;
 mod import;
 mod import_csv;
 mod mpi;
 mod node;
 mod serve;
+mod sources;
 mod token;
 
 use std::path::PathBuf;
@@ -54,6 +56,31 @@ enum Command {
         /// Also listen for HL7 v2 over MLLP on this address, e.g. 127.0.0.1:2575.
         #[arg(long)]
         mllp: Option<String>,
+    },
+    /// A whole region in one process: a hub, six organisations, a neighbouring region's hub, and
+    /// synthetic people whose records are split between them.
+    Demo {
+        /// Address of the hub [default: 127.0.0.1:8080].
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Data directory; the people are generated on the first run only.
+        #[arg(long, default_value = "./concord-demo")]
+        data: PathBuf,
+        /// SOURCE=MS: that organisation answers this many milliseconds late (repeatable).
+        #[arg(long)]
+        slow: Vec<String>,
+        /// SOURCE: that organisation's server is down (repeatable).
+        #[arg(long)]
+        down: Vec<String>,
+        /// The Synthea R4 bundles the clinical content comes from.
+        #[arg(long, default_value = "../shared/testdata/synthea")]
+        synthea: PathBuf,
+        /// People generated on the first run.
+        #[arg(long, default_value_t = 62)]
+        people: usize,
+        /// Deadline the hub gives each source, in milliseconds.
+        #[arg(long, default_value_t = 2500)]
+        deadline_ms: u64,
     },
     /// Load FHIR Bundles (transaction, batch, collection) and NDJSON files or folders.
     Import {
@@ -161,6 +188,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(serve::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            listen,
+            data,
+            slow,
+            down,
+            synthea,
+            people,
+            deadline_ms,
+        } => {
+            let config = Config::load(None, &Overrides::default())?;
+            node::init_logging(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(demo::run(demo::DemoOptions {
+                listen,
+                data,
+                slow,
+                down,
+                synthea,
+                people,
+                deadline_ms,
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import {

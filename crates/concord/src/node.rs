@@ -70,7 +70,10 @@ pub fn hub(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Hub> {
     )
     .map_err(|e| anyhow::anyhow!("cannot load the master patient index: {e}"))?
     .with_message_log(store);
-    Ok(hub)
+    Ok(match crate::sources::federation(config)? {
+        Some(federation) => hub.with_federation(federation),
+        None => hub,
+    })
 }
 
 /// Reads the node key from the data directory, creating it (readable by the owner only) the

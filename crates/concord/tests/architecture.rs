@@ -25,6 +25,13 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             BTreeSet::from(["concord-fhir", "concord-hl7v2", "concord-mpi"]),
         ),
         ("concord-search", BTreeSet::from(["concord-fhir"])),
+        // Merging sources' answers is pure; it shapes OperationOutcomes with concord-fhir.
+        ("concord-federation", BTreeSet::from(["concord-fhir"])),
+        // The source connector speaks FHIR REST to other servers and reports in federation's terms.
+        (
+            "concord-source",
+            BTreeSet::from(["concord-fhir", "concord-federation"]),
+        ),
         (
             "concord-store",
             BTreeSet::from(["concord-fhir", "concord-search"]),
@@ -37,10 +44,12 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         (
             "concord-hub",
             BTreeSet::from([
+                "concord-federation",
                 "concord-fhir",
                 "concord-hl7v2",
                 "concord-mpi",
                 "concord-search",
+                "concord-source",
                 "concord-store",
                 "concord-store-sqlite",
                 "concord-v2fhir",
@@ -56,19 +65,28 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "concord-store-sqlite",
             ]),
         ),
-        // The REST crate reaches data only through the hub; its tests build a hub over SQLite.
+        // The REST crate reaches data only through the hub; its tests build a hub over SQLite
+        // and give it sources.
         (
             "concord-rest",
-            BTreeSet::from(["concord-fhir", "concord-hub", "concord-store-sqlite"]),
+            BTreeSet::from([
+                "concord-federation",
+                "concord-fhir",
+                "concord-hub",
+                "concord-source",
+                "concord-store-sqlite",
+            ]),
         ),
         (
             "concord",
             BTreeSet::from([
+                "concord-federation",
                 "concord-fhir",
                 "concord-hub",
                 "concord-mllp",
                 "concord-mpi",
                 "concord-rest",
+                "concord-source",
                 "concord-store",
                 "concord-store-sqlite",
                 "concord-v2fhir",
@@ -114,6 +132,7 @@ fn crates_depend_only_along_documented_edges() {
             "concord-mpi",
             "concord-hl7v2",
             "concord-v2fhir",
+            "concord-federation",
         ]
         .contains(&name.as_str())
         {
@@ -178,6 +197,7 @@ fn the_pure_crates_read_no_clock_environment_or_files() {
         "crates/mpi/src",
         "crates/hl7v2/src",
         "crates/v2fhir/src",
+        "crates/federation/src",
     ] {
         let mut stack = vec![root.join(krate)];
         while let Some(dir) = stack.pop() {

@@ -13,6 +13,7 @@ pub mod announce;
 pub mod bundle;
 pub mod capability;
 pub mod everything;
+pub mod federate;
 pub mod feed;
 pub mod history;
 pub mod identity;
@@ -80,6 +81,8 @@ pub struct Hub {
     pub(crate) identity: Arc<identity::Identity>,
     /// The log of inbound HL7 v2 messages, on nodes that receive feeds.
     pub(crate) messages: Option<Arc<dyn concord_store::MessageLog>>,
+    /// The sources this node federates, when it is a hub.
+    pub(crate) federation: Option<Arc<federate::Federation>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -102,6 +105,7 @@ impl Hub {
             clock,
             identity: Arc::new(identity::Identity::new(&config.identity)),
             messages: None,
+            federation: None,
             config,
         };
         hub.load_identity(&RequestContext::system("concord-hub", "start"))?;

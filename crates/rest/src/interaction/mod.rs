@@ -60,6 +60,20 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// Where a request came from, when another hub asks (`X-Concord-Origin`, `X-Concord-Hops`), so
+/// hubs that list each other as sources never loop. A missing or unreadable hop count is 0.
+pub(crate) fn hop(headers: &HeaderMap) -> concord_hub::federate::Hop {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    concord_hub::federate::Hop {
+        origin: text("x-concord-origin")
+            .filter(|o| !o.is_empty())
+            .map(str::to_string),
+        hops: text("x-concord-hops")
+            .and_then(|h| h.trim().parse().ok())
+            .unwrap_or(0),
+    }
+}
+
 /// Decoded query parameters, after checking `Accept` / `_format`.
 pub(crate) fn query_params(
     headers: &HeaderMap,

@@ -1,5 +1,6 @@
 //! FHIR operations (<https://hl7.org/fhir/R4/operations.html>), type- and instance-level:
-//! `Patient/[id]/$everything`, `Patient/$match`, `Patient/$ihe-pix` (IHE PIXm),
+//! `Patient/[id]/$everything` (federated on a hub), `Patient/[id]/$summary` (the International
+//! Patient Summary, federated on a hub), `Patient/$match`, `Patient/$ihe-pix` (IHE PIXm),
 //! `Patient/$merge` and `Patient/$unmerge` (a source's record merge, as HL7 v2 A40),
 //! `Person/$merge`, `Person/$unmerge`, `Person/[id]/$locate` and `Task/[id]/$resolve-match`.
 //! Each arm reads its inputs and calls one hub method; an unknown operation is 501.
@@ -36,6 +37,22 @@ pub(crate) async fn instance_operation(
         operation.as_str(),
         method == Method::POST,
     ) {
+        ("Patient", "$everything", _) if hub.federation().is_some() => {
+            let base = state.base(&headers);
+            let hop = super::hop(&headers);
+            let bundle = hub
+                .federated_everything(&ctx, &hop, &id, &params, &base)
+                .await?;
+            super::bundle_response(&bundle)
+        }
+        ("Patient", "$summary", false) => {
+            let base = state.base(&headers);
+            let hop = super::hop(&headers);
+            let document = hub
+                .federated_summary(&ctx, &hop, &id, &params, &base)
+                .await?;
+            Ok(json_response(&document))
+        }
         ("Patient", "$everything", _) => {
             let base = state.base(&headers);
             let bundle =

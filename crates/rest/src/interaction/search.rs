@@ -1,5 +1,6 @@
 //! Search by GET and by POST `_search` (<https://hl7.org/fhir/R4/http.html#search>), type and
-//! system level.
+//! system level. On a hub, a search scoped to one patient federates across the sources that hold
+//! the person (`concord_hub::federate::search`).
 
 use axum::Extension;
 use axum::body::Body;
@@ -22,6 +23,15 @@ async fn run(
     let (_, handling) = prefer(&headers);
     let base = state.base(&headers);
     let hub = state.hub.clone();
+    if let Some(t) = resource_type.as_deref()
+        && let Some(patient) = hub.federated_search_patient(t, &params)
+    {
+        let hop = super::hop(&headers);
+        let bundle = hub
+            .federated_search(&ctx, &hop, t, &patient, &params, &base)
+            .await?;
+        return super::bundle_response(&bundle);
+    }
     let bundle =
         blocking(move || hub.search(&ctx, resource_type.as_deref(), &params, handling, &base))
             .await?;

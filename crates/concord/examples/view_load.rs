@@ -1,0 +1,130 @@
+//! The federated view benchmark's load generator: `concurrency` clients ask a hub for one
+//! person's view (`$summary` by default) for `seconds`, and it reports views per second, the
+//! latency, and the hub's overhead: each view's time minus its slowest source's time, read from
+//! the view's own per-source OperationOutcome (`source-elapsed`). Used by
+//! `tools/bench/federation.sh`; see docs/performance.md.
+//!
+//! Owns only measuring; it checks every answer is a 200 with the expected shape, and counts the
+//! rest as errors, so a fast wrong answer never looks like a good figure.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ELAPSED: &str = "https://concord.health/fhir/StructureDefinition/source-elapsed";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: view_load URL TOKEN [CONCURRENCY=16] [SECONDS=10]";
+    let url = args.next().ok_or(usage)?;
+    let token = args.next().ok_or(usage)?;
+    let concurrency: usize = args.next().map_or(Ok(16), |s| s.parse())?;
+    let seconds: u64 = args.next().map_or(Ok(10), |s| s.parse())?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+
+    // Warm up the connections and the hub's pools.
+    for _ in 0..concurrency.min(8) {
+        view(&client, &url, &token).await?;
+    }
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        workers.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < end {
+                match view(&client, &url, &token).await {
+                    Ok(sample) => samples.push(sample),
+                    Err(_) => errors += 1,
+                }
+            }
+            (samples, errors)
+        }));
+    }
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (s, e) = worker.await?;
+        samples.extend(s);
+        errors += e;
+    }
+    let wall = started.elapsed().as_secs_f64().max(seconds as f64);
+    if samples.is_empty() {
+        return Err("no view succeeded".into());
+    }
+    let mut latency: Vec<f64> = samples.iter().map(|s| s.0).collect();
+    let mut overhead: Vec<f64> = samples.iter().map(|s| (s.0 - s.1).max(0.0)).collect();
+    let mut slowest: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    println!(
+        "views: {}  errors: {errors}  concurrency: {concurrency}  views/s: {:.0}",
+        samples.len(),
+        samples.len() as f64 / wall
+    );
+    println!(
+        "latency ms      p50 {:6.2}  p99 {:6.2}  max {:6.2}",
+        pct(&mut latency, 0.50),
+        pct(&mut latency, 0.99),
+        pct(&mut latency, 1.0)
+    );
+    println!(
+        "slowest source  p50 {:6.2}  p99 {:6.2}",
+        pct(&mut slowest, 0.50),
+        pct(&mut slowest, 0.99)
+    );
+    println!(
+        "hub overhead    p50 {:6.2}  p99 {:6.2}  (view time minus its slowest source)",
+        pct(&mut overhead, 0.50),
+        pct(&mut overhead, 0.99)
+    );
+    Ok(())
+}
+
+/// One view: (latency ms, slowest source ms).
+async fn view(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> Result<(f64, f64), Box<dyn std::error::Error + Send + Sync>> {
+    let started = Instant::now();
+    let response = client.get(url).bearer_auth(token).send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    let latency = started.elapsed().as_secs_f64() * 1000.0;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}").into());
+    }
+    let value: Value = serde_json::from_slice(&body)?;
+    let mut slowest: f64 = 0.0;
+    let mut outcomes = 0;
+    for entry in value["entry"].as_array().into_iter().flatten() {
+        let resource = &entry["resource"];
+        if resource["resourceType"] != "OperationOutcome" {
+            continue;
+        }
+        outcomes += 1;
+        for issue in resource["issue"].as_array().into_iter().flatten() {
+            for ext in issue["extension"].as_array().into_iter().flatten() {
+                if ext["url"] == ELAPSED
+                    && let Some(ms) = ext["valueQuantity"]["value"].as_f64()
+                {
+                    slowest = slowest.max(ms);
+                }
+            }
+        }
+    }
+    if outcomes == 0 {
+        return Err("the view names no sources".into());
+    }
+    Ok((latency, slowest))
+}
+
+fn pct(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let i = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values[i.min(values.len() - 1)]
+}

@@ -1,0 +1,453 @@
+//! Federated reads: one real-time view of a person across the organisations that hold their
+//! records (the read path of `../shared/design.md`).
+//!
+//! Owns: resolving a hub Patient to its golden person, asking the record locator which sources
+//! hold the person, discovering the person at other regions' hubs (by NHS number, demographics
+//! where there is none), fanning out to every source in parallel through `concord-source`, adding
+//! this hub's own data (patient-entered data lives here), and the loop guard between hubs (the
+//! origin and hop count every outbound request carries). One module per operation:
+//! [`everything`], [`summary`], [`search`].
+//!
+//! Does not: speak HTTP to clients (the REST crate does), talk to a source's wire itself
+//! (`concord-source` does, with its deadline, retry and breaker), or merge (the pure
+//! `concord-federation` crate does). Nothing is cached: every view asks the sources again.
+
+pub mod everything;
+pub mod search;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use concord_federation::{Freshness, SourceInfo, SourceKind, SourceResult, SourceStatus};
+use concord_fhir::{Error, RequestContext};
+use concord_source::{Outbound, Source};
+use serde_json::Value;
+
+use crate::Hub;
+
+/// The identifier system an edge's announcement puts on the hub's copy of a record:
+/// `{SOURCE_RECORD_SYSTEM}{source id}` with the record's local id at that source as the value.
+pub const SOURCE_RECORD_SYSTEM: &str = "https://concord.health/fhir/sid/source/";
+
+/// The NHS number identifier system.
+pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+
+/// Who this hub is, for provenance of its own data and for the loop guard.
+#[derive(Debug, Clone)]
+pub struct FederationConfig {
+    /// This hub's id, sent as `X-Concord-Origin` (e.g. `north-central-london`).
+    pub origin: String,
+    /// This hub's display name, the organisation patient-entered data is shown as coming from.
+    pub name: String,
+    pub ods_code: Option<String>,
+    /// How many hub-to-hub hops a request may take. 1: neighbours are asked, but they do not ask
+    /// their own neighbours on our behalf, so hubs that list each other never loop.
+    pub max_hops: u32,
+}
+
+/// The sources a hub federates, built once at start.
+pub struct Federation {
+    pub(crate) config: FederationConfig,
+    pub(crate) sources: Vec<Arc<Source>>,
+    pub(crate) by_id: BTreeMap<String, usize>,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field("config", &self.config)
+            .field("sources", &self.by_id.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Federation {
+    pub fn new(config: FederationConfig, sources: Vec<Source>) -> Federation {
+        let sources: Vec<Arc<Source>> = sources.into_iter().map(Arc::new).collect();
+        let by_id = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.info().id.clone(), i))
+            .collect();
+        Federation {
+            config,
+            sources,
+            by_id,
+        }
+    }
+
+    pub fn sources(&self) -> impl Iterator<Item = &SourceInfo> {
+        self.sources.iter().map(|s| s.info())
+    }
+}
+
+/// Where a request came from, read off `X-Concord-Origin` and `X-Concord-Hops`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hop {
+    /// The hub that started the request, when another hub asks.
+    pub origin: Option<String>,
+    /// How many hubs the request has passed through before this one.
+    pub hops: u32,
+}
+
+/// What to fetch from each source for one person.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fetch {
+    /// Resource types wanted (`None`: all).
+    pub types: Option<Vec<String>>,
+    /// `_since`, passed through as text.
+    pub since: Option<String>,
+}
+
+/// A person resolved at the hub: the Patient asked about and where the person's records live.
+pub(crate) struct Resolved {
+    /// The hub's Patient record the request named.
+    pub patient: Value,
+    /// (source id, local id) of every record an edge announced.
+    pub records: Vec<(String, String)>,
+    /// The hub's own Patient ids of the person (for the hub's local data).
+    pub hub_records: Vec<String>,
+    pub nhs_number: Option<String>,
+}
+
+impl Hub {
+    /// Makes this node a hub that federates reads across `federation`'s sources.
+    pub fn with_federation(mut self, federation: Federation) -> Hub {
+        self.federation = Some(Arc::new(federation));
+        self
+    }
+
+    /// The federation, when this node federates.
+    pub fn federation(&self) -> Option<&Federation> {
+        self.federation.as_deref()
+    }
+
+    /// Reads the hub Patient, its golden person and every located record. Blocking (store reads).
+    pub(crate) fn resolve_person(
+        &self,
+        ctx: &RequestContext,
+        patient_id: &str,
+    ) -> Result<Resolved, Error> {
+        let version = self.read(ctx, "Patient", patient_id)?;
+        let patient: Value = serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
+            .map_err(|_| Error::internal())?;
+        let locations = match self.person_of(patient_id) {
+            Some(person) => self.locate(ctx, &person)?,
+            None => vec![crate::identity::locator::location(patient_id, &patient)],
+        };
+        let mut records = Vec::new();
+        let mut hub_records = Vec::new();
+        let mut nhs_number = None;
+        for location in &locations {
+            hub_records.push(location.patient.clone());
+            for (system, value) in &location.identifiers {
+                if let Some(source) = system.strip_prefix(SOURCE_RECORD_SYSTEM) {
+                    let record = (source.to_string(), value.clone());
+                    if !records.contains(&record) {
+                        records.push(record);
+                    }
+                } else if system == NHS_NUMBER_SYSTEM
+                    && nhs_number.is_none()
+                    && concord_mpi::nhs_number::NhsNumber::parse(value).is_ok()
+                {
+                    nhs_number = Some(value.replace(' ', ""));
+                }
+            }
+        }
+        Ok(Resolved {
+            patient,
+            records,
+            hub_records,
+            nhs_number,
+        })
+    }
+
+    /// The hub's own data about the person (patient-entered readings, "what matters to me"),
+    /// from every hub record of the person, without the index's own resources. Blocking.
+    pub(crate) fn local_data(
+        &self,
+        ctx: &RequestContext,
+        resolved: &Resolved,
+        fetch: &Fetch,
+        base: &str,
+    ) -> Result<Vec<Value>, Error> {
+        let mut params = vec![("_count".to_string(), self.config.max_count.to_string())];
+        if let Some(types) = &fetch.types {
+            params.push(("_type".into(), types.join(",")));
+        }
+        if let Some(since) = &fetch.since {
+            params.push(("_since".into(), since.clone()));
+        }
+        let mut out = Vec::new();
+        for id in &resolved.hub_records {
+            let bundle = self.patient_everything(ctx, id, &params, base)?;
+            for entry in bundle.entry {
+                let Some(raw) = entry.resource else { continue };
+                let Ok(resource) = serde_json::from_str::<Value>(raw.get()) else {
+                    continue;
+                };
+                if is_index_resource(&resource) {
+                    continue;
+                }
+                out.push(resource);
+            }
+        }
+        Ok(out)
+    }
+
+    /// This hub as a source, for provenance of its own data.
+    pub(crate) fn hub_source_info(&self, federation: &Federation, base: &str) -> SourceInfo {
+        SourceInfo {
+            id: federation.config.origin.clone(),
+            name: federation.config.name.clone(),
+            ods_code: federation.config.ods_code.clone(),
+            kind: SourceKind::Region,
+            base_url: base.trim_end_matches('/').to_string(),
+            resource_types: Vec::new(),
+            freshness: Freshness::Live,
+        }
+    }
+
+    /// Asks every source that holds the person, and every neighbouring region, in parallel, and
+    /// adds this hub's own data. Sources are returned in registry order, this hub first.
+    pub(crate) async fn gather(
+        &self,
+        ctx: &RequestContext,
+        hop: &Hop,
+        patient_id: &str,
+        fetch: Fetch,
+        base: &str,
+    ) -> Result<(Value, Vec<SourceResult>), Error> {
+        // A node with no sources (an edge) answers from its own data alone.
+        let federation = self.federation.clone().unwrap_or_else(|| {
+            Arc::new(Federation::new(
+                FederationConfig {
+                    origin: "local".into(),
+                    name: "this server".into(),
+                    ods_code: None,
+                    max_hops: 0,
+                },
+                Vec::new(),
+            ))
+        });
+        let started = std::time::Instant::now();
+        let hub = self.clone();
+        let (ctx_owned, id_owned, fetch_owned, base_owned) = (
+            ctx.clone(),
+            patient_id.to_string(),
+            fetch.clone(),
+            base.to_string(),
+        );
+        let (resolved, local) = blocking(move || {
+            let resolved = hub.resolve_person(&ctx_owned, &id_owned)?;
+            let local = hub.local_data(&ctx_owned, &resolved, &fetch_owned, &base_owned)?;
+            Ok((resolved, local))
+        })
+        .await?;
+        let local_elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+        let out = Outbound {
+            request_id: ctx.request_id.clone(),
+            origin: hop
+                .origin
+                .clone()
+                .unwrap_or_else(|| federation.config.origin.clone()),
+            hops: hop.hops + 1,
+        };
+        let looped = hop.origin.as_deref() == Some(federation.config.origin.as_str());
+        let types = fetch.types.clone();
+        let since = fetch.since.clone();
+        let mut calls = Vec::new();
+        for source in &federation.sources {
+            let info = source.info();
+            if info.kind == SourceKind::Region {
+                let source = source.clone();
+                let out = out.clone();
+                let skip = if looped || hop.hops >= federation.config.max_hops {
+                    Some("the request has already crossed the most hub-to-hub hops allowed")
+                } else if hop.origin.as_deref() == Some(info.id.as_str()) {
+                    Some("the request came from this region")
+                } else {
+                    None
+                };
+                let nhs = resolved.nhs_number.clone();
+                let demographics = demographic_params(&resolved.patient);
+                let (types, since) = (types.clone(), since.clone());
+                calls.push(Box::pin(async move {
+                    if let Some(reason) = skip {
+                        return skipped(source.info(), reason);
+                    }
+                    discover_and_fetch(&source, &out, nhs, demographics, types, since).await
+                })
+                    as std::pin::Pin<Box<dyn Future<Output = SourceResult> + Send>>);
+                continue;
+            }
+            let locals: Vec<String> = resolved
+                .records
+                .iter()
+                .filter(|(s, _)| s == &info.id)
+                .map(|(_, l)| l.clone())
+                .collect();
+            if locals.is_empty() {
+                continue;
+            }
+            let source = source.clone();
+            let out = out.clone();
+            let (types, since) = (types.clone(), since.clone());
+            calls.push(Box::pin(async move {
+                let mut results = Vec::new();
+                for local in &locals {
+                    results.push(
+                        source
+                            .patient_data(&out, local, types.as_deref(), since.as_deref())
+                            .await,
+                    );
+                }
+                combine(results)
+            }));
+        }
+        let mut results = vec![SourceResult {
+            source: self.hub_source_info(&federation, base),
+            status: SourceStatus::Ok,
+            resources: local,
+            elapsed_ms: local_elapsed,
+            forwarded_issues: Vec::new(),
+        }];
+        results.extend(futures_util::future::join_all(calls).await);
+        Ok((resolved.patient, results))
+    }
+}
+
+/// Finds the person at a neighbouring region's hub and fetches their record there.
+async fn discover_and_fetch(
+    source: &Source,
+    out: &Outbound,
+    nhs_number: Option<String>,
+    demographics: Option<Vec<(String, String)>>,
+    types: Option<Vec<String>>,
+    since: Option<String>,
+) -> SourceResult {
+    let params = match (nhs_number, demographics) {
+        (Some(nhs), _) => vec![(
+            "identifier".to_string(),
+            format!("{NHS_NUMBER_SYSTEM}|{nhs}"),
+        )],
+        (None, Some(demographics)) => demographics,
+        (None, None) => {
+            return skipped(
+                source.info(),
+                "the person has no NHS number and too few demographics to look for them",
+            );
+        }
+    };
+    let found = source.find_patients(out, &params).await;
+    if found.status != SourceStatus::Ok {
+        return found;
+    }
+    let ids: Vec<String> = found
+        .resources
+        .iter()
+        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
+        .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    // The neighbour federates the whole person from any one of its records.
+    let Some(first) = ids.first() else {
+        let mut none = skipped(source.info(), "the person is not known in this region");
+        none.elapsed_ms = found.elapsed_ms;
+        return none;
+    };
+    let mut result = source
+        .patient_data(out, first, types.as_deref(), since.as_deref())
+        .await;
+    result.elapsed_ms += found.elapsed_ms;
+    result
+}
+
+/// Exact-demographics discovery parameters, used only when there is no NHS number: family name,
+/// given name and date of birth must all be present, so a neighbour is never asked a vague
+/// question whose answers could be someone else.
+fn demographic_params(patient: &Value) -> Option<Vec<(String, String)>> {
+    let name = patient.get("name")?.as_array()?.first()?;
+    let family = name.get("family")?.as_str()?;
+    let given = name.get("given")?.as_array()?.first()?.as_str()?;
+    let birth_date = patient.get("birthDate")?.as_str()?;
+    Some(vec![
+        ("family:exact".into(), family.to_string()),
+        ("given".into(), given.to_string()),
+        ("birthdate".into(), birth_date.to_string()),
+    ])
+}
+
+fn skipped(info: &SourceInfo, reason: &str) -> SourceResult {
+    SourceResult {
+        source: info.clone(),
+        status: SourceStatus::Skipped {
+            reason: reason.to_string(),
+        },
+        resources: Vec::new(),
+        elapsed_ms: 0,
+        forwarded_issues: Vec::new(),
+    }
+}
+
+/// One source holding several records of the person (a duplicate at the source) is one result:
+/// every record's resources, the worst status, and the longest time.
+fn combine(results: Vec<SourceResult>) -> SourceResult {
+    let mut iter = results.into_iter();
+    let mut first = iter.next().expect("a source is only asked for at least one record");
+    for next in iter {
+        first.resources.extend(next.resources);
+        first.forwarded_issues.extend(next.forwarded_issues);
+        first.elapsed_ms = first.elapsed_ms.max(next.elapsed_ms);
+        if first.status == SourceStatus::Ok {
+            first.status = next.status;
+        }
+    }
+    first
+}
+
+/// A resource the master patient index keeps about the person (golden Person, worklist Task,
+/// decision Provenance), which is the index's business, not part of the record.
+fn is_index_resource(resource: &Value) -> bool {
+    resource
+        .pointer("/meta/tag")
+        .and_then(Value::as_array)
+        .is_some_and(|tags| {
+            tags.iter().any(|t| {
+                t.get("system").and_then(Value::as_str) == Some(crate::identity::MPI_SYSTEM)
+            })
+        })
+        || resource.get("resourceType").and_then(Value::as_str) == Some("Patient")
+}
+
+/// Runs blocking store work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::internal())?
+}
+
+/// Reads `_count` and `_offset` for paging over a merged result.
+pub(crate) fn page(params: &[(String, String)], default: u32, max: u32) -> Result<(usize, usize), Error> {
+    let mut count = default;
+    let mut offset = 0u32;
+    for (name, value) in params {
+        match name.as_str() {
+            "_count" => {
+                count = value
+                    .parse()
+                    .map_err(|_| Error::invalid("_count must be a whole number").at("_count"))?;
+            }
+            "_offset" => {
+                offset = value
+                    .parse()
+                    .map_err(|_| Error::invalid("_offset must be a whole number").at("_offset"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok((offset as usize, count.min(max) as usize))
+}
