@@ -1,0 +1,107 @@
+//! De-duplication across sources: the same fact reported by two organisations is shown once.
+//!
+//! Owns the match keys (shared identifier; or shared code, clinical day and, for Observation,
+//! value) and the rule for which copy is kept and what it records about the others. Does not:
+//! read the keys out of elements (see [`crate::facts`]), tag resources (see
+//! [`crate::provenance`]) or order the result (see [`crate::merge`]).
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value};
+
+use crate::facts::{fact_keys, identifier_keys};
+use crate::provenance::{Accepted, add_also_reported_by, reporters};
+
+/// A resource that survived de-duplication so far.
+pub(crate) struct Kept {
+    pub resource: Map<String, Value>,
+    pub resource_type: String,
+    pub id: String,
+    /// Position of its source in the input.
+    pub source_index: usize,
+    /// The sources whose copies it has absorbed; at most one copy per source, so two distinct
+    /// resources of one source are never folded into one.
+    absorbed: BTreeSet<usize>,
+}
+
+/// The kept resources and an index from match key to the kept resources that carry it.
+#[derive(Default)]
+pub(crate) struct Dedup {
+    kept: Vec<Kept>,
+    index: HashMap<String, Vec<usize>>,
+}
+
+/// The match keys of a resource, qualified by its type so only resources of one type can match.
+/// Patients have none: each source's demographics are kept so disagreement stays visible.
+fn match_keys(resource_type: &str, resource: &Map<String, Value>) -> Vec<String> {
+    if resource_type == "Patient" {
+        return Vec::new();
+    }
+    let identifiers = identifier_keys(resource)
+        .into_iter()
+        .map(|k| format!("{resource_type}\u{1e}identifier\u{1e}{k}"));
+    let facts = fact_keys(resource_type, resource)
+        .into_iter()
+        .map(|k| format!("{resource_type}\u{1e}fact\u{1e}{k}"));
+    identifiers.chain(facts).collect()
+}
+
+impl Dedup {
+    /// Offers one tagged resource from the source at `source_index`. Sources must be offered in
+    /// input order, so the kept copy of a fact is always the one from the earliest source.
+    ///
+    /// A resource that matches a kept resource of another source (one that has not yet absorbed
+    /// a copy from this source) is dropped, and the kept one gains an `also-reported-by` for
+    /// each organisation the dropped copy names. When several kept resources match, the first
+    /// kept wins, so the choice does not depend on hash order. The dropped copy's keys are added
+    /// to the kept one, so a third source that shares a key only with the dropped copy still
+    /// matches.
+    pub(crate) fn offer(&mut self, source_index: usize, accepted: Accepted) {
+        let Accepted {
+            resource,
+            resource_type,
+            id,
+        } = accepted;
+        let keys = match_keys(&resource_type, &resource);
+        let target = keys
+            .iter()
+            .filter_map(|k| self.index.get(k))
+            .flatten()
+            .copied()
+            .filter(|&i| {
+                let kept = &self.kept[i];
+                kept.source_index != source_index && !kept.absorbed.contains(&source_index)
+            })
+            .min();
+        let at = match target {
+            Some(i) => {
+                let kept = &mut self.kept[i];
+                kept.absorbed.insert(source_index);
+                for organization in reporters(&resource) {
+                    add_also_reported_by(&mut kept.resource, &organization);
+                }
+                i
+            }
+            None => {
+                self.kept.push(Kept {
+                    resource,
+                    resource_type,
+                    id,
+                    source_index,
+                    absorbed: BTreeSet::new(),
+                });
+                self.kept.len() - 1
+            }
+        };
+        for key in keys {
+            let holders = self.index.entry(key).or_default();
+            if !holders.contains(&at) {
+                holders.push(at);
+            }
+        }
+    }
+
+    pub(crate) fn into_kept(self) -> Vec<Kept> {
+        self.kept
+    }
+}

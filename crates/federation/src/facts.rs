@@ -1,0 +1,457 @@
+//! Reading the clinical facts two sources can agree on: identifiers, codes, clinical dates and
+//! observation values, turned into comparable keys.
+//!
+//! Owns the per-type table of which element holds a resource's code and clinical date, the date
+//! keys (the calendar day for matching, an instant for ordering) and the canonical text of an
+//! observation's value. Does not: decide that two resources are the same fact (see
+//! [`crate::dedup`]); it only produces the keys. Malformed elements yield no key rather than an
+//! error, so a bad element can only prevent a match, never cause one.
+
+use serde_json::{Map, Value};
+
+/// The resource types matched by code, clinical date (and, for Observation, value) as well as by
+/// identifier.
+pub(crate) const FACT_TYPES: [&str; 7] = [
+    "AllergyIntolerance",
+    "Condition",
+    "Immunization",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Observation",
+    "Procedure",
+];
+
+/// The elements that may hold a resource's clinical date, most specific first; the first one
+/// present is the date. Matching uses it for the fact types; ordering uses it for every type.
+fn date_paths(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Observation" => &[
+            "effectiveDateTime",
+            "effectivePeriod.start",
+            "effectiveInstant",
+        ],
+        "Condition" | "AllergyIntolerance" => {
+            &["onsetDateTime", "onsetPeriod.start", "recordedDate"]
+        }
+        "Immunization" => &["occurrenceDateTime"],
+        "Procedure" => &["performedDateTime", "performedPeriod.start"],
+        "MedicationRequest" => &["authoredOn"],
+        "MedicationStatement" | "MedicationAdministration" => {
+            &["effectiveDateTime", "effectivePeriod.start"]
+        }
+        "MedicationDispense" => &["whenHandedOver", "whenPrepared"],
+        "DiagnosticReport" => &["effectiveDateTime", "effectivePeriod.start", "issued"],
+        "Encounter" | "EpisodeOfCare" | "Flag" => &["period.start"],
+        "CarePlan" => &["period.start", "created"],
+        "DocumentReference" | "Composition" => &["date"],
+        "ServiceRequest" => &["authoredOn", "occurrenceDateTime", "occurrencePeriod.start"],
+        "Appointment" => &["start"],
+        "Consent" => &["dateTime"],
+        "ClinicalImpression" => &["effectiveDateTime", "effectivePeriod.start", "date"],
+        "FamilyMemberHistory" | "RiskAssessment" => &["date", "occurrenceDateTime"],
+        _ => &[],
+    }
+}
+
+/// The element holding the code that says what the fact is.
+fn code_path(resource_type: &str) -> &'static str {
+    match resource_type {
+        "Immunization" => "vaccineCode",
+        "MedicationRequest" | "MedicationStatement" => "medicationCodeableConcept",
+        _ => "code",
+    }
+}
+
+/// Follows a dotted path of object keys.
+pub(crate) fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, key| v.get(key))
+}
+
+fn at_map<'a>(resource: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let (first, rest) = path.split_once('.').unwrap_or((path, ""));
+    let head = resource.get(first)?;
+    if rest.is_empty() {
+        Some(head)
+    } else {
+        at(head, rest)
+    }
+}
+
+/// The clinical date text of a resource, if the type has one and it is present as a string.
+pub(crate) fn clinical_date<'a>(
+    resource_type: &str,
+    resource: &'a Map<String, Value>,
+) -> Option<&'a str> {
+    date_paths(resource_type)
+        .iter()
+        .find_map(|path| at_map(resource, path).and_then(Value::as_str))
+}
+
+/// `system|code` for every coding of a CodeableConcept that has both.
+pub(crate) fn codings(concept: Option<&Value>) -> Vec<String> {
+    concept
+        .and_then(|c| c.get("coding"))
+        .and_then(Value::as_array)
+        .map(|codings| {
+            codings
+                .iter()
+                .filter_map(|c| {
+                    let system = c.get("system")?.as_str().filter(|s| !s.is_empty())?;
+                    let code = c.get("code")?.as_str().filter(|s| !s.is_empty())?;
+                    Some(format!("{system}|{code}"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `system|value` for every identifier that has both.
+pub(crate) fn identifier_keys(resource: &Map<String, Value>) -> Vec<String> {
+    let Some(identifiers) = resource.get("identifier").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    identifiers
+        .iter()
+        .filter_map(|i| {
+            let system = i.get("system")?.as_str().filter(|s| !s.is_empty())?;
+            let value = i.get("value")?.as_str().filter(|s| !s.is_empty())?;
+            Some(format!("{system}|{value}"))
+        })
+        .collect()
+}
+
+/// The keys under which a fact-type resource matches another source's copy: one per code it
+/// carries, each joined with its clinical day and (Observation only) one per value reading.
+/// Empty when any part is missing: a fact with no date or no value cannot be shown to be the
+/// same as another, and wrongly hiding a fact is worse than showing it twice.
+pub(crate) fn fact_keys(resource_type: &str, resource: &Map<String, Value>) -> Vec<String> {
+    if !FACT_TYPES.contains(&resource_type) {
+        return Vec::new();
+    }
+    let codes = codings(resource.get(code_path(resource_type)));
+    let Some(day) = clinical_date(resource_type, resource).and_then(day_key) else {
+        return Vec::new();
+    };
+    let values = if resource_type == "Observation" {
+        observation_value_keys(resource)
+    } else {
+        vec![String::new()]
+    };
+    let mut keys = Vec::new();
+    for code in &codes {
+        for value in &values {
+            keys.push(format!("{code}\u{1f}{day}\u{1f}{value}"));
+        }
+    }
+    keys
+}
+
+/// The calendar day of a FHIR date or dateTime as written (its first ten characters), or the
+/// whole text for a year or year-month. `None` for text that is not a FHIR date.
+///
+/// The day is taken in the source's own offset, not converted to UTC: a date-only value is a
+/// local date and has no offset to convert, and UK sources write local dates, so the written day
+/// is the one two sources agree on. A year-month only matches the same year-month, never a day
+/// inside it.
+pub(crate) fn day_key(text: &str) -> Option<&str> {
+    let date = parse_date(text)?;
+    Some(&text[..date.prefix_len])
+}
+
+struct ParsedDate {
+    year: i64,
+    month: u32,
+    day: u32,
+    /// Length of the date part (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`).
+    prefix_len: usize,
+    /// Milliseconds after local midnight and the offset from UTC in minutes, when a time is given.
+    time: Option<(i64, i64)>,
+}
+
+fn digits(text: &str, from: usize, len: usize) -> Option<i64> {
+    let part = text.get(from..from + len)?;
+    if part.bytes().all(|b| b.is_ascii_digit()) {
+        part.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn parse_date(text: &str) -> Option<ParsedDate> {
+    let year = digits(text, 0, 4)?;
+    let mut date = ParsedDate {
+        year,
+        month: 1,
+        day: 1,
+        prefix_len: 4,
+        time: None,
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() == 4 {
+        return Some(date);
+    }
+    if bytes.get(4) != Some(&b'-') {
+        return None;
+    }
+    let month = digits(text, 5, 2)?;
+    if !(1..=12).contains(&month) {
+        return None;
+    }
+    date.month = month as u32;
+    date.prefix_len = 7;
+    if bytes.len() == 7 {
+        return Some(date);
+    }
+    if bytes.get(7) != Some(&b'-') {
+        return None;
+    }
+    let day = digits(text, 8, 2)?;
+    if day < 1 || day > days_in_month(year, month as u32) {
+        return None;
+    }
+    date.day = day as u32;
+    date.prefix_len = 10;
+    if bytes.len() == 10 {
+        return Some(date);
+    }
+    if bytes.get(10) != Some(&b'T') {
+        return None;
+    }
+    date.time = Some(parse_time(&text[11..])?);
+    Some(date)
+}
+
+/// `hh:mm[:ss[.fff…]]` then `Z` or `±hh:mm` (FHIR requires the offset with a time; a missing one
+/// is read as UTC so an otherwise good date still orders sensibly).
+fn parse_time(text: &str) -> Option<(i64, i64)> {
+    let hour = digits(text, 0, 2)?;
+    if text.as_bytes().get(2) != Some(&b':') {
+        return None;
+    }
+    let minute = digits(text, 3, 2)?;
+    let mut pos = 5;
+    let mut second = 0;
+    let mut millis = 0;
+    if text.as_bytes().get(pos) == Some(&b':') {
+        second = digits(text, pos + 1, 2)?;
+        pos += 3;
+        if text.as_bytes().get(pos) == Some(&b'.') {
+            let fraction: String = text[pos + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if fraction.is_empty() {
+                return None;
+            }
+            pos += 1 + fraction.len();
+            let padded = format!("{:0<3}", &fraction[..fraction.len().min(3)]);
+            millis = padded.parse().ok()?;
+        }
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let offset = match &text[pos..] {
+        "" | "Z" => 0,
+        zone => {
+            let sign = match zone.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if zone.len() != 6 || zone.as_bytes()[3] != b':' {
+                return None;
+            }
+            let hours = digits(zone, 1, 2)?;
+            let minutes = digits(zone, 4, 2)?;
+            if hours > 14 || minutes > 59 {
+                return None;
+            }
+            sign * (hours * 60 + minutes)
+        }
+    };
+    let local_ms = ((hour * 60 + minute) * 60 + second) * 1000 + millis;
+    Some((local_ms, offset))
+}
+
+fn days_in_month(year: i64, month: u32) -> i64 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A FHIR date or dateTime as UTC epoch milliseconds, for ordering. A partial date stands for its
+/// start (so `2024` sorts with 1 January 2024), and a time is converted to UTC using its offset.
+pub(crate) fn instant_key(text: &str) -> Option<i64> {
+    let date = parse_date(text)?;
+    let midnight = days_from_civil(date.year, date.month, date.day) * 86_400_000;
+    Some(match date.time {
+        None => midnight,
+        Some((local_ms, offset_minutes)) => midnight + local_ms - offset_minutes * 60_000,
+    })
+}
+
+/// Canonical text of a JSON number, so `5`, `5.0` and `0.5e1` compare equal: the significant
+/// digits and a power of ten. `None` for anything that is not a number.
+pub(crate) fn canonical_decimal(value: &Value) -> Option<String> {
+    let Value::Number(number) = value else {
+        return None;
+    };
+    let text = number.to_string();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.as_str()),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.trim_start_matches('+').parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut all: String = format!("{whole}{fraction}");
+    // Checked arithmetic: the exponent is the sender's text and may sit at the edge of i64.
+    let mut exponent = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let trimmed = all.trim_start_matches('0').len();
+    all = all[all.len() - trimmed..].to_string();
+    while all.ends_with('0') {
+        all.pop();
+        exponent = exponent.checked_add(1)?;
+    }
+    if all.is_empty() {
+        return Some("0".to_string());
+    }
+    let sign = if negative { "-" } else { "" };
+    Some(format!("{sign}{all}e{exponent}"))
+}
+
+/// The value readings of one observation-like element (the observation or one component).
+fn value_keys(element: &Map<String, Value>) -> Vec<String> {
+    if let Some(quantity) = element.get("valueQuantity") {
+        let Some(value) = quantity.get("value").and_then(canonical_decimal) else {
+            return Vec::new();
+        };
+        // A UCUM code when present, else the unit text: sources that send only `unit` still
+        // match sources that also send the code, as long as the unit reads the same.
+        let unit = quantity
+            .get("code")
+            .and_then(Value::as_str)
+            .or_else(|| quantity.get("unit").and_then(Value::as_str))
+            .unwrap_or("");
+        return vec![format!("q:{value} {unit}")];
+    }
+    if let Some(concept) = element.get("valueCodeableConcept") {
+        return codings(Some(concept))
+            .into_iter()
+            .map(|c| format!("c:{c}"))
+            .collect();
+    }
+    if let Some(text) = element.get("valueString").and_then(Value::as_str) {
+        return vec![format!("s:{text}")];
+    }
+    if let Some(flag) = element.get("valueBoolean").and_then(Value::as_bool) {
+        return vec![format!("b:{flag}")];
+    }
+    if let Some(number) = element.get("valueInteger").and_then(canonical_decimal) {
+        return vec![format!("i:{number}")];
+    }
+    Vec::new()
+}
+
+/// An observation's value keys; for one without `value[x]` (a blood pressure), one key made of
+/// every component's code and value, so two readings only match when all components agree.
+fn observation_value_keys(resource: &Map<String, Value>) -> Vec<String> {
+    let own = value_keys(resource);
+    if !own.is_empty() {
+        return own;
+    }
+    let Some(components) = resource.get("component").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut parts = Vec::new();
+    for component in components {
+        // The smallest coding and value stand for the component: components coded in different
+        // systems then do not match, which shows both copies rather than hiding one.
+        let code = codings(component.get("code")).into_iter().min();
+        let value = component
+            .as_object()
+            .and_then(|c| value_keys(c).into_iter().min());
+        match (code, value) {
+            (Some(code), Some(value)) => parts.push(format!("{code}={value}")),
+            _ => return Vec::new(),
+        }
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    parts.sort();
+    vec![format!("components:{}", parts.join(";"))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decimals_compare_by_value_not_spelling() {
+        let canon = |v: Value| canonical_decimal(&v);
+        let five: Value = serde_json::from_str("5.0").unwrap();
+        let five_e: Value = serde_json::from_str("0.5e1").unwrap();
+        assert_eq!(canon(json!(5)), canon(five));
+        assert_eq!(canon(json!(5)), canon(five_e));
+        assert_ne!(canon(json!(5)), canon(json!(50)));
+        assert_ne!(canon(json!(5)), canon(json!(-5)));
+        assert_eq!(canon(json!(0)), Some("0".to_string()));
+        let neg_zero: Value = serde_json::from_str("-0.00").unwrap();
+        assert_eq!(canon(neg_zero), Some("0".to_string()));
+        assert_eq!(canon(json!("5")), None);
+    }
+
+    #[test]
+    fn day_keys_keep_the_written_day_and_partial_precision() {
+        assert_eq!(day_key("2024-03-01T23:30:00+00:00"), Some("2024-03-01"));
+        assert_eq!(day_key("2024-03-01"), Some("2024-03-01"));
+        assert_eq!(day_key("2024-03"), Some("2024-03"));
+        assert_eq!(day_key("2024"), Some("2024"));
+        for bad in [
+            "",
+            "24-03-01",
+            "2024-13-01",
+            "2024-02-30",
+            "2024-03-01X",
+            "yesterday",
+        ] {
+            assert_eq!(day_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn instants_convert_offsets_to_utc() {
+        let utc = instant_key("2024-06-01T09:30:00Z").unwrap();
+        let bst = instant_key("2024-06-01T10:30:00+01:00").unwrap();
+        assert_eq!(utc, bst);
+        assert_eq!(instant_key("1970-01-01"), Some(0));
+        assert_eq!(instant_key("1970-01-02"), Some(86_400_000));
+        assert_eq!(instant_key("2024"), instant_key("2024-01-01T00:00:00Z"));
+        assert_eq!(
+            instant_key("2024-01-01T00:00:00.5Z"),
+            Some(instant_key("2024-01-01").unwrap() + 500)
+        );
+        assert!(instant_key("1969-12-31").unwrap() < 0);
+        assert_eq!(instant_key("2024-01-01T25:00:00Z"), None);
+        assert_eq!(instant_key("2024-01-01T10:00:00+1:00"), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! The merge: every source's answer in, one tagged, de-duplicated, ordered set and one
+//! OperationOutcome out.
+//!
+//! Owns [`merge`], [`Merged`] and [`MergedEntry`]: skipping values that are not resources,
+//! collapsing a source's repeats of one resource, the order sources and resources are processed
+//! in (which makes the result independent of the order a source sent its resources), fullUrls,
+//! and the final order. Does not: build the response Bundle (the hub does) or the summary
+//! document (see [`crate::summary`]).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
+use serde_json::Value;
+
+use crate::dedup::{Dedup, Kept};
+use crate::facts::{clinical_date, instant_key};
+use crate::outcome::{self, SourceReport};
+use crate::provenance::{Accepted, accept, data_age_secs, organization_reference, tag};
+use crate::source::SourceResult;
+
+/// The merged answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Merged {
+    /// The resources to show, in display order.
+    pub entries: Vec<MergedEntry>,
+    /// One OperationOutcome with an issue per source consulted, in input order.
+    pub outcome: Value,
+}
+
+/// One resource to show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MergedEntry {
+    /// `{base_url}/{resourceType}/{id}` of the source it came through, so relative references
+    /// inside it resolve against that source.
+    pub full_url: String,
+    pub resource: Value,
+    /// The configuration id of the source it came through (the region, for forwarded data).
+    pub source_id: String,
+}
+
+/// How much to trust one copy of a resource over another copy with the same type and id from the
+/// same source (paging overlapped while the data changed): the higher version, then the later
+/// update, then, so the choice never depends on arrival order, the copy whose JSON sorts first.
+fn recency(accepted: &Accepted) -> (Option<u64>, Option<i64>, Reverse<String>) {
+    let meta = accepted.resource.get("meta");
+    let version = meta
+        .and_then(|m| m.get("versionId"))
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok());
+    let updated = meta
+        .and_then(|m| m.get("lastUpdated"))
+        .and_then(Value::as_str)
+        .and_then(instant_key);
+    let text = serde_json::to_string(&accepted.resource).unwrap_or_default();
+    (version, updated, Reverse(text))
+}
+
+/// Merges what the sources answered, as of `now_ms` (Unix epoch milliseconds, for data ages).
+///
+/// Sources are processed in input order (the first listed wins a duplicate); each source's
+/// resources are processed sorted by type and id, whatever order they arrived in.
+pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
+    let mut dedup = Dedup::default();
+    let mut reports = Vec::with_capacity(results.len());
+    let mut sources = Vec::with_capacity(results.len());
+    for (source_index, result) in results.into_iter().enumerate() {
+        let SourceResult {
+            source,
+            status,
+            resources,
+            elapsed_ms,
+            forwarded_issues,
+        } = result;
+        let mut rejected = 0;
+        let mut distinct: BTreeMap<(String, String), Accepted> = BTreeMap::new();
+        for value in resources {
+            let Some(accepted) = accept(value) else {
+                rejected += 1;
+                continue;
+            };
+            match distinct.entry((accepted.resource_type.clone(), accepted.id.clone())) {
+                Entry::Vacant(slot) => {
+                    slot.insert(accepted);
+                }
+                Entry::Occupied(mut slot) => {
+                    if recency(&accepted) > recency(slot.get()) {
+                        slot.insert(accepted);
+                    }
+                }
+            }
+        }
+        let accepted = distinct.len();
+        let organization = organization_reference(&source);
+        let age = data_age_secs(&source.freshness, now_ms);
+        for (_, mut resource) in distinct {
+            tag(&mut resource.resource, &source, &organization, age);
+            dedup.offer(source_index, resource);
+        }
+        let (forwarded, rejected_forwarded): (Vec<Value>, Vec<Value>) =
+            forwarded_issues.into_iter().partition(Value::is_object);
+        sources.push((
+            source.id.clone(),
+            source.base_url.trim_end_matches('/').to_string(),
+        ));
+        reports.push(SourceReport {
+            info: source,
+            status,
+            elapsed_ms,
+            accepted,
+            rejected,
+            forwarded,
+            rejected_forwarded: rejected_forwarded.len(),
+        });
+    }
+    let outcome = outcome::build(&reports, now_ms);
+
+    let mut kept = dedup.into_kept();
+    kept.sort_by(|a, b| display_order(a, b, &sources));
+    let entries = kept
+        .into_iter()
+        .map(|k| {
+            let (source_id, base) = &sources[k.source_index];
+            MergedEntry {
+                full_url: format!("{base}/{}/{}", k.resource_type, k.id),
+                resource: Value::Object(k.resource),
+                source_id: source_id.clone(),
+            }
+        })
+        .collect();
+    Merged { entries, outcome }
+}
+
+/// Patient first, then by resource type, then clinical date descending (undated last), then the
+/// id of the source and the resource; the source's position settles the only remaining tie (two
+/// sources configured with one id), so the order is total and the same for the same input.
+fn display_order(a: &Kept, b: &Kept, sources: &[(String, String)]) -> Ordering {
+    let date = |k: &Kept| match clinical_date(&k.resource_type, &k.resource).and_then(instant_key) {
+        Some(ms) => (0, Reverse(ms)),
+        None => (1, Reverse(0)),
+    };
+    let source_id = |k: &Kept| sources[k.source_index].0.as_str();
+    (a.resource_type != "Patient")
+        .cmp(&(b.resource_type != "Patient"))
+        .then_with(|| a.resource_type.cmp(&b.resource_type))
+        .then_with(|| date(a).cmp(&date(b)))
+        .then_with(|| source_id(a).cmp(source_id(b)))
+        .then_with(|| a.id.cmp(&b.id))
+        .then_with(|| a.source_index.cmp(&b.source_index))
+}

@@ -1,0 +1,232 @@
+//! Provenance tags: which organisation a resource came from, through which hub, and how old it is.
+//!
+//! Owns the Concord extension URLs, the organisation reference that names a source, the age of a
+//! batch source's data, checking that a value is a resource at all, and writing the tags into
+//! `meta`. Does not: decide which copy of a fact is kept (see [`crate::dedup`]) or build
+//! outcome issues (see [`crate::outcome`]).
+
+use serde_json::{Map, Value, json};
+
+use crate::source::{Freshness, SourceInfo};
+
+/// Names the organisation that holds the record a resource came from.
+pub const SOURCE_ORGANIZATION_URL: &str =
+    "https://concord.health/fhir/StructureDefinition/source-organization";
+/// Names a region hub a resource passed through on its way here (one per hop).
+pub const VIA_ORGANIZATION_URL: &str =
+    "https://concord.health/fhir/StructureDefinition/via-organization";
+/// How old a batch source's data was when it was read, in seconds.
+pub const SOURCE_DATA_AGE_URL: &str =
+    "https://concord.health/fhir/StructureDefinition/source-data-age";
+/// Names another organisation that reported the same fact (the duplicate was dropped).
+pub const ALSO_REPORTED_BY_URL: &str =
+    "https://concord.health/fhir/StructureDefinition/also-reported-by";
+/// On an outcome issue: the configuration id of the source it is about.
+pub const SOURCE_ID_URL: &str = "https://concord.health/fhir/StructureDefinition/source-id";
+/// On an outcome issue: how long the source took, in milliseconds.
+pub const SOURCE_ELAPSED_URL: &str =
+    "https://concord.health/fhir/StructureDefinition/source-elapsed";
+/// The NHS ODS organisation code system.
+pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+
+const UCUM: &str = "http://unitsofmeasure.org";
+
+/// The `valueReference` that names a source's organisation: its ODS code when it has one, and
+/// always its name, because a reader needs a name even when the code means nothing to them.
+pub(crate) fn organization_reference(info: &SourceInfo) -> Value {
+    let mut reference = Map::new();
+    if let Some(ods) = info.ods_code.as_deref().filter(|c| !c.is_empty()) {
+        reference.insert(
+            "identifier".into(),
+            json!({ "system": ODS_SYSTEM, "value": ods }),
+        );
+    }
+    reference.insert("display".into(), Value::from(info.name.clone()));
+    Value::Object(reference)
+}
+
+/// A UCUM duration quantity, in whole units.
+pub(crate) fn quantity(value: i64, code: &str) -> Value {
+    json!({ "value": value, "unit": code, "system": UCUM, "code": code })
+}
+
+/// The age of a batch source's data in whole seconds, when its last load time is known. A load
+/// time in the future (clock skew between machines) counts as age zero rather than negative.
+pub(crate) fn data_age_secs(freshness: &Freshness, now_ms: i64) -> Option<i64> {
+    match freshness {
+        Freshness::Live => None,
+        Freshness::Batch { last_load_ms, .. } => {
+            last_load_ms.map(|loaded| now_ms.saturating_sub(loaded).max(0) / 1000)
+        }
+    }
+}
+
+/// Whether a batch source's data is older than it may be. Unknown load time counts as stale:
+/// nobody can vouch for the data's age, so the reader must be told.
+pub(crate) fn is_stale(freshness: &Freshness, now_ms: i64) -> bool {
+    match freshness {
+        Freshness::Live => false,
+        Freshness::Batch {
+            last_load_ms,
+            max_age_ms,
+        } => match last_load_ms {
+            None => true,
+            Some(loaded) => now_ms.saturating_sub(*loaded) > *max_age_ms,
+        },
+    }
+}
+
+/// A resource that passed [`accept`]: its object, type and id.
+pub(crate) struct Accepted {
+    pub resource: Map<String, Value>,
+    pub resource_type: String,
+    pub id: String,
+}
+
+/// Checks that a value is a resource the merge can place: an object with a FHIR resource type
+/// name and a FHIR id, and a `meta` (if any) the tags can be written into. The id and type go
+/// into the fullUrl, so anything else (a slash, a space, an empty string) is refused rather than
+/// producing a URL that points somewhere else.
+pub(crate) fn accept(value: Value) -> Option<Accepted> {
+    let Value::Object(resource) = value else {
+        return None;
+    };
+    let resource_type = resource.get("resourceType")?.as_str()?.to_string();
+    let id = resource.get("id")?.as_str()?.to_string();
+    if !is_type_name(&resource_type) || !is_fhir_id(&id) {
+        return None;
+    }
+    match resource.get("meta") {
+        None => {}
+        Some(Value::Object(meta)) if meta.get("extension").is_none_or(Value::is_array) => {}
+        Some(_) => return None,
+    }
+    Some(Accepted {
+        resource,
+        resource_type,
+        id,
+    })
+}
+
+fn is_type_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_alphanumeric())
+        && text.len() <= 64
+}
+
+/// FHIR `id`: 1 to 64 of `A-Z a-z 0-9 - .`.
+fn is_fhir_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// The `url` of an extension object, if it has one.
+pub(crate) fn extension_url(extension: &Value) -> Option<&str> {
+    extension.get("url").and_then(Value::as_str)
+}
+
+/// The `meta.extension` entries of a resource (empty when there are none).
+pub(crate) fn meta_extensions(resource: &Map<String, Value>) -> &[Value] {
+    resource
+        .get("meta")
+        .and_then(|m| m.get("extension"))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The organisation a tagged resource names as its origin.
+pub(crate) fn origin_of(resource: &Map<String, Value>) -> Option<&Value> {
+    meta_extensions(resource)
+        .iter()
+        .find(|e| extension_url(e) == Some(SOURCE_ORGANIZATION_URL))
+        .and_then(|e| e.get("valueReference"))
+}
+
+/// Writes the provenance tags into an accepted resource.
+///
+/// A resource that already names its origin came through a region hub: it keeps the origin (the
+/// organisation that actually holds the record) and its `meta.source`, and gains a
+/// `via-organization` naming the region. Every other resource gets `meta.source` = the source's
+/// base URL and a `source-organization`. A batch source's data age is added unless a hop nearer
+/// the data already recorded one.
+pub(crate) fn tag(
+    resource: &mut Map<String, Value>,
+    info: &SourceInfo,
+    organization: &Value,
+    age_secs: Option<i64>,
+) {
+    if !resource.contains_key("meta") {
+        // Placed straight after `id`, where FHIR's own JSON puts it, so tagged resources read
+        // like the ones a FHIR server writes.
+        let at = resource
+            .keys()
+            .position(|k| k == "id")
+            .map_or(resource.len(), |i| i + 1);
+        resource.shift_insert(at, "meta".into(), Value::Object(Map::new()));
+    }
+    let Some(Value::Object(meta)) = resource.get_mut("meta") else {
+        return;
+    };
+    let extensions = meta
+        .entry("extension")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let Value::Array(extensions) = extensions else {
+        return;
+    };
+    let forwarded = extensions
+        .iter()
+        .any(|e| extension_url(e) == Some(SOURCE_ORGANIZATION_URL));
+    let has_age = extensions
+        .iter()
+        .any(|e| extension_url(e) == Some(SOURCE_DATA_AGE_URL));
+    if forwarded {
+        extensions.push(json!({ "url": VIA_ORGANIZATION_URL, "valueReference": organization }));
+    } else {
+        extensions.push(json!({ "url": SOURCE_ORGANIZATION_URL, "valueReference": organization }));
+    }
+    if let Some(age) = age_secs.filter(|_| !has_age) {
+        extensions.push(json!({ "url": SOURCE_DATA_AGE_URL, "valueQuantity": quantity(age, "s") }));
+    }
+    if !forwarded || !meta.contains_key("source") {
+        meta.insert("source".into(), Value::from(info.base_url.clone()));
+    }
+}
+
+/// Adds an `also-reported-by` naming `organization` unless the resource already names it, as its
+/// origin or as another reporter: the same organisation twice tells the reader nothing.
+pub(crate) fn add_also_reported_by(resource: &mut Map<String, Value>, organization: &Value) {
+    let known = meta_extensions(resource).iter().any(|e| {
+        matches!(
+            extension_url(e),
+            Some(SOURCE_ORGANIZATION_URL | ALSO_REPORTED_BY_URL)
+        ) && e.get("valueReference") == Some(organization)
+    });
+    if known {
+        return;
+    }
+    if let Some(Value::Array(extensions)) = resource
+        .get_mut("meta")
+        .and_then(|m| m.get_mut("extension"))
+    {
+        extensions.push(json!({ "url": ALSO_REPORTED_BY_URL, "valueReference": organization }));
+    }
+}
+
+/// The organisations that reported a resource: its origin and any it already lists as
+/// also reporting it (a region hub may have merged duplicates before forwarding).
+pub(crate) fn reporters(resource: &Map<String, Value>) -> Vec<Value> {
+    meta_extensions(resource)
+        .iter()
+        .filter(|e| {
+            matches!(
+                extension_url(e),
+                Some(SOURCE_ORGANIZATION_URL | ALSO_REPORTED_BY_URL)
+            )
+        })
+        .filter_map(|e| e.get("valueReference").cloned())
+        .collect()
+}

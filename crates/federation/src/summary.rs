@@ -1,0 +1,626 @@
+//! The `$summary` document: the merged record as an IPS-shaped FHIR `document` Bundle.
+//!
+//! Owns [`Section`] (the sections, their codes and titles), [`section_of`] (which section a
+//! resource belongs in), the generated section narratives and [`summary`], which assembles the
+//! Composition and the Bundle. Does not: merge (see [`crate::merge`]), mint random ids or read
+//! a clock: the caller passes the ids and the time, and the document-local `urn:uuid:`s it needs
+//! beyond those are derived from them.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value, json};
+
+use crate::facts::{at, clinical_date, instant_key};
+use crate::merge::{Merged, MergedEntry};
+use crate::provenance::origin_of;
+
+const LOINC: &str = "http://loinc.org";
+/// Concord's codes for summary sections that have no LOINC section code.
+pub const SUMMARY_SECTION_SYSTEM: &str = "https://concord.health/fhir/CodeSystem/summary-section";
+const LIST_EMPTY_REASON: &str = "http://terminology.hl7.org/CodeSystem/list-empty-reason";
+const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+const XHTML_OPEN: &str = "<div xmlns=\"http://www.w3.org/1999/xhtml\">";
+
+/// A section of the summary, in the order the document lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Section {
+    Problems,
+    Allergies,
+    Medications,
+    Immunizations,
+    Results,
+    VitalSigns,
+    Procedures,
+    CarePlans,
+    Encounters,
+    Documents,
+    SocialCare,
+}
+
+impl Section {
+    /// Every section, in document order: the three IPS requires first, then the rest.
+    pub const ALL: [Section; 11] = [
+        Section::Problems,
+        Section::Allergies,
+        Section::Medications,
+        Section::Immunizations,
+        Section::Results,
+        Section::VitalSigns,
+        Section::Procedures,
+        Section::CarePlans,
+        Section::Encounters,
+        Section::Documents,
+        Section::SocialCare,
+    ];
+
+    /// The section code as `(system, code, display)`: the IPS IG's LOINC section codes where IPS
+    /// (or C-CDA, for encounters) has one, Concord's own code system otherwise.
+    pub fn code(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Section::Problems => (LOINC, "11450-4", "Problem list - Reported"),
+            Section::Allergies => (LOINC, "48765-2", "Allergies and adverse reactions Document"),
+            Section::Medications => (LOINC, "10160-0", "History of Medication use Narrative"),
+            Section::Immunizations => (LOINC, "11369-6", "History of Immunization Narrative"),
+            Section::Results => (
+                LOINC,
+                "30954-2",
+                "Relevant diagnostic tests/laboratory data Narrative",
+            ),
+            Section::VitalSigns => (LOINC, "8716-3", "Vital signs"),
+            Section::Procedures => (LOINC, "47519-4", "History of Procedures Document"),
+            Section::CarePlans => (LOINC, "18776-5", "Plan of care note"),
+            Section::Encounters => (
+                LOINC,
+                "46240-8",
+                "History of Hospitalizations+Outpatient visits Narrative",
+            ),
+            Section::Documents => (SUMMARY_SECTION_SYSTEM, "documents", "Clinical documents"),
+            Section::SocialCare => (
+                SUMMARY_SECTION_SYSTEM,
+                "social-care",
+                "Social care involvement",
+            ),
+        }
+    }
+
+    /// The section title shown to people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::Problems => "Problems",
+            Section::Allergies => "Allergies and intolerances",
+            Section::Medications => "Medications",
+            Section::Immunizations => "Immunizations",
+            Section::Results => "Results",
+            Section::VitalSigns => "Vital signs",
+            Section::Procedures => "Procedures",
+            Section::CarePlans => "Care plans",
+            Section::Encounters => "Encounters",
+            Section::Documents => "Clinical documents",
+            Section::SocialCare => "Social care involvement",
+        }
+    }
+
+    /// Whether the IPS requires the section even when it is empty.
+    pub fn required(self) -> bool {
+        matches!(
+            self,
+            Section::Problems | Section::Allergies | Section::Medications
+        )
+    }
+}
+
+/// Whether an Observation carries `category` code `code` (in the FHIR observation-category
+/// system, or with no system, which some sources omit for these well-known codes).
+fn has_category(resource: &Value, code: &str) -> bool {
+    resource
+        .get("category")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("coding").and_then(Value::as_array))
+        .flatten()
+        .any(|coding| {
+            coding.get("code").and_then(Value::as_str) == Some(code)
+                && coding
+                    .get("system")
+                    .and_then(Value::as_str)
+                    .is_none_or(|s| s == OBSERVATION_CATEGORY)
+        })
+}
+
+/// The section a resource belongs in, or `None` when the summary leaves it out (Patient and
+/// other supporting resources, and Observations that are neither vital signs nor results).
+/// An Observation that is both vital signs and a result is a vital sign: that category is the
+/// more specific one.
+pub fn section_of(resource: &Value) -> Option<Section> {
+    let resource_type = resource.get("resourceType")?.as_str()?;
+    Some(match resource_type {
+        "Condition" => Section::Problems,
+        "AllergyIntolerance" => Section::Allergies,
+        "MedicationStatement" | "MedicationRequest" => Section::Medications,
+        "Immunization" => Section::Immunizations,
+        "DiagnosticReport" => Section::Results,
+        "Observation" if has_category(resource, "vital-signs") => Section::VitalSigns,
+        "Observation"
+            if has_category(resource, "laboratory") || has_category(resource, "imaging") =>
+        {
+            Section::Results
+        }
+        "Procedure" => Section::Procedures,
+        "CarePlan" => Section::CarePlans,
+        "Encounter" => Section::Encounters,
+        "DocumentReference" => Section::Documents,
+        "EpisodeOfCare" => Section::SocialCare,
+        _ => return None,
+    })
+}
+
+/// Escapes text for the XHTML narrative.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The words of a CodeableConcept: its text, else the first coding's display, else its code.
+fn concept_text(concept: Option<&Value>) -> Option<String> {
+    let concept = concept?;
+    if let Some(text) = concept.get("text").and_then(Value::as_str) {
+        return Some(text.to_string());
+    }
+    let codings = concept.get("coding")?.as_array()?;
+    codings
+        .iter()
+        .find_map(|c| c.get("display").and_then(Value::as_str))
+        .or_else(|| {
+            codings
+                .iter()
+                .find_map(|c| c.get("code").and_then(Value::as_str))
+        })
+        .map(str::to_string)
+}
+
+/// The first CodeableConcept in an array element.
+fn first_concept<'a>(resource: &'a Value, key: &str) -> Option<&'a Value> {
+    resource.get(key)?.as_array()?.first()
+}
+
+/// What a resource is, in words, for its narrative line.
+fn describe(resource_type: &str, resource: &Value) -> String {
+    let name = match resource_type {
+        "Immunization" => concept_text(resource.get("vaccineCode")),
+        "MedicationStatement" | "MedicationRequest" => {
+            concept_text(resource.get("medicationCodeableConcept")).or_else(|| {
+                at(resource, "medicationReference.display")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        }
+        "Encounter" | "EpisodeOfCare" => concept_text(first_concept(resource, "type")),
+        "CarePlan" => resource
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| concept_text(first_concept(resource, "category"))),
+        "DocumentReference" => concept_text(resource.get("type")).or_else(|| {
+            resource
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }),
+        _ => concept_text(resource.get("code")),
+    };
+    let mut line = name.unwrap_or_else(|| resource_type.to_string());
+    if resource_type == "Observation"
+        && let Some(value) = observation_value_text(resource)
+    {
+        line.push_str(": ");
+        line.push_str(&value);
+    }
+    line
+}
+
+fn observation_value_text(resource: &Value) -> Option<String> {
+    if let Some(quantity) = resource.get("valueQuantity") {
+        let value = quantity.get("value")?.to_string();
+        let unit = quantity
+            .get("unit")
+            .or_else(|| quantity.get("code"))
+            .and_then(Value::as_str);
+        return Some(match unit {
+            Some(unit) => format!("{value} {unit}"),
+            None => value,
+        });
+    }
+    if let Some(concept) = resource.get("valueCodeableConcept") {
+        return concept_text(Some(concept));
+    }
+    if let Some(text) = resource.get("valueString").and_then(Value::as_str) {
+        return Some(text.to_string());
+    }
+    let parts: Vec<String> = resource
+        .get("component")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(|c| {
+            let q = c.get("valueQuantity")?;
+            let value = q.get("value")?.to_string();
+            let unit = q.get("unit").and_then(Value::as_str).unwrap_or("");
+            Some(format!("{value} {unit}").trim_end().to_string())
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" / "))
+}
+
+/// One narrative line: what, when, and who reported it.
+fn narrative_line(entry: &MergedEntry) -> String {
+    let resource_type = entry
+        .resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("Resource");
+    let mut line = describe(resource_type, &entry.resource);
+    if let Some(object) = entry.resource.as_object() {
+        if let Some(date) = clinical_date(resource_type, object) {
+            line.push_str(", ");
+            line.push_str(date);
+        }
+        if let Some(origin) = origin_of(object)
+            .and_then(|o| o.get("display"))
+            .and_then(Value::as_str)
+        {
+            line.push_str(" (");
+            line.push_str(origin);
+            line.push(')');
+        }
+    }
+    line
+}
+
+fn list_div(lines: &[String]) -> String {
+    let mut div = String::from(XHTML_OPEN);
+    div.push_str("<ul>");
+    for line in lines {
+        div.push_str("<li>");
+        div.push_str(&escape(line));
+        div.push_str("</li>");
+    }
+    div.push_str("</ul></div>");
+    div
+}
+
+/// Whether text is a UUID in its canonical 8-4-4-4-12 hexadecimal form.
+fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// 64-bit FNV-1a, seeded, over the parts with a separator between them.
+fn fnv1a(seed: u64, parts: &[&str]) -> u64 {
+    let mut hash = seed;
+    for part in parts {
+        for byte in part.bytes().chain([0x1f]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// A UUID derived from the parts (RFC 9562 version 8, the custom layout): the same inputs give
+/// the same UUID, so the document is deterministic, and different inputs give different UUIDs
+/// with the probability of a 122-bit hash.
+fn derived_uuid(parts: &[&str]) -> String {
+    let high = fnv1a(0xcbf2_9ce4_8422_2325, parts);
+    let low = fnv1a(0x6c62_272e_07bb_0142, parts);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&high.to_be_bytes());
+    bytes[8..].copy_from_slice(&low.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// `urn:uuid:` for an id: the id itself when it is a UUID, else one derived from it.
+fn urn_for(kind: &str, id: &str) -> String {
+    if is_uuid(id) {
+        format!("urn:uuid:{}", id.to_ascii_lowercase())
+    } else {
+        format!("urn:uuid:{}", derived_uuid(&[kind, id]))
+    }
+}
+
+/// Every `reference` string inside a value.
+fn collect_references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match (key.as_str(), child) {
+                    ("reference", Value::String(reference)) => out.push(reference),
+                    _ => collect_references(child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, out)),
+        _ => {}
+    }
+}
+
+/// The fullUrl a reference inside `entry` points at: absolute ones as written, relative
+/// `Type/id` ones against the base the entry came from (its fullUrl less `Type/id`), both
+/// without any `/_history/n`. Contained (`#`) references point inside the resource itself.
+fn resolve(entry: &MergedEntry, reference: &str) -> Option<String> {
+    if reference.starts_with('#') {
+        return None;
+    }
+    let reference = reference
+        .split_once("/_history/")
+        .map_or(reference, |(head, _)| head);
+    if reference.starts_with("urn:") || reference.contains("://") {
+        return Some(reference.to_string());
+    }
+    let resource_type = entry.resource.get("resourceType")?.as_str()?;
+    let id = entry.resource.get("id")?.as_str()?;
+    let base = entry
+        .full_url
+        .strip_suffix(&format!("/{resource_type}/{id}"))?;
+    Some(format!("{base}/{reference}"))
+}
+
+/// Builds the IPS-shaped `document` Bundle for `$summary`.
+///
+/// `patient` is the hub's Patient (the document's subject), `composition_id` and `bundle_id`
+/// are fresh ids from the caller (UUIDs are used as they are; other ids get a derived UUID for
+/// their `urn:uuid:`), and `now` is the instant text for `Composition.date` and
+/// `Bundle.timestamp`.
+///
+/// Entries: the Composition, the Patient, every merged entry placed in a section (in section
+/// order, newest first within a section), every merged entry those reference (directly or through each
+/// other, so references resolve inside the document), and last the sources OperationOutcome,
+/// which the "Sources consulted" section references.
+pub fn summary(
+    merged: &Merged,
+    patient: &Value,
+    composition_id: &str,
+    bundle_id: &str,
+    now: &str,
+) -> Value {
+    let mut by_section: Vec<(Section, Vec<usize>)> =
+        Section::ALL.iter().map(|s| (*s, Vec::new())).collect();
+    for (i, entry) in merged.entries.iter().enumerate() {
+        if let Some(section) = section_of(&entry.resource)
+            && let Some((_, members)) = by_section.iter_mut().find(|(s, _)| *s == section)
+        {
+            members.push(i);
+        }
+    }
+
+    // Within a section the newest comes first whatever its type (a Results section mixes
+    // reports and observations); the merged order settles ties.
+    for (_, members) in &mut by_section {
+        members.sort_by_key(|&i| {
+            let entry = &merged.entries[i];
+            let date = entry.resource.as_object().and_then(|r| {
+                let resource_type = r.get("resourceType")?.as_str()?;
+                instant_key(clinical_date(resource_type, r)?)
+            });
+            (date.is_none(), Reverse(date), i)
+        });
+    }
+
+    // Entries placed in sections, then whatever they reference, followed until nothing new
+    // turns up; each entry is included once.
+    let by_url: HashMap<&str, usize> = merged
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.full_url.as_str(), i))
+        .collect();
+    let mut included: Vec<usize> = by_section
+        .iter()
+        .flat_map(|(_, members)| members.iter().copied())
+        .collect();
+    let mut seen: BTreeSet<usize> = included.iter().copied().collect();
+    let mut referenced = BTreeSet::new();
+    let mut frontier = included.clone();
+    while let Some(i) = frontier.pop() {
+        let entry = &merged.entries[i];
+        let mut references = Vec::new();
+        collect_references(&entry.resource, &mut references);
+        for reference in references {
+            let Some(url) = resolve(entry, reference) else {
+                continue;
+            };
+            if let Some(&target) = by_url.get(url.as_str())
+                && seen.insert(target)
+            {
+                referenced.insert(target);
+                frontier.push(target);
+            }
+        }
+    }
+    included.extend(referenced);
+
+    let patient_id = patient.get("id").and_then(Value::as_str);
+    let patient_url = match patient_id {
+        Some(id) => urn_for("Patient", id),
+        None => format!("urn:uuid:{}", derived_uuid(&["Patient", bundle_id])),
+    };
+    let outcome_url = format!("urn:uuid:{}", derived_uuid(&["source-status", bundle_id]));
+
+    let mut sections: Vec<Value> = Vec::new();
+    for (section, members) in &by_section {
+        if members.is_empty() && !section.required() {
+            continue;
+        }
+        let (system, code, display) = section.code();
+        let mut value = Map::new();
+        value.insert("title".into(), Value::from(section.title()));
+        let mut coded =
+            json!({ "coding": [{ "system": system, "code": code, "display": display }] });
+        if system != LOINC {
+            coded["text"] = Value::from(display);
+        }
+        value.insert("code".into(), coded);
+        if members.is_empty() {
+            // Nothing reported is not the same as "none": no source asserted an absence, so the
+            // reason is `unavailable`, never `nilknown`.
+            value.insert(
+                "text".into(),
+                json!({
+                    "status": "generated",
+                    "div": format!(
+                        "{XHTML_OPEN}<p>No information is available from the sources consulted.</p></div>"
+                    ),
+                }),
+            );
+            value.insert(
+                "emptyReason".into(),
+                json!({ "coding": [{ "system": LIST_EMPTY_REASON, "code": "unavailable", "display": "Unavailable" }] }),
+            );
+        } else {
+            let lines: Vec<String> = members
+                .iter()
+                .map(|&i| narrative_line(&merged.entries[i]))
+                .collect();
+            value.insert(
+                "text".into(),
+                json!({ "status": "generated", "div": list_div(&lines) }),
+            );
+            let entries: Vec<Value> = members
+                .iter()
+                .map(|&i| json!({ "reference": merged.entries[i].full_url }))
+                .collect();
+            value.insert("entry".into(), Value::Array(entries));
+        }
+        sections.push(Value::Object(value));
+    }
+    let source_lines: Vec<String> = merged
+        .outcome
+        .get("issue")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|issue| {
+            issue
+                .get("diagnostics")
+                .or_else(|| at(issue, "details.text"))
+                .and_then(Value::as_str)
+                .unwrap_or("An issue without text.")
+                .to_string()
+        })
+        .collect();
+    sections.push(json!({
+        "title": "Sources consulted",
+        "code": {
+            "coding": [{ "system": SUMMARY_SECTION_SYSTEM, "code": "sources", "display": "Sources consulted" }],
+            "text": "Sources consulted",
+        },
+        "text": { "status": "generated", "div": list_div(&source_lines) },
+        "entry": [{ "reference": outcome_url }],
+    }));
+
+    let composition = json!({
+        "resourceType": "Composition",
+        "id": composition_id,
+        "status": "final",
+        "type": { "coding": [{ "system": LOINC, "code": "60591-5", "display": "Patient summary Document" }] },
+        "subject": { "reference": patient_url },
+        "date": now,
+        "author": [{ "display": "Concord" }],
+        "title": "Patient Summary",
+        "section": sections,
+    });
+
+    let mut entries = vec![
+        json!({ "fullUrl": urn_for("Composition", composition_id), "resource": composition }),
+        json!({ "fullUrl": patient_url, "resource": patient }),
+    ];
+    for i in included {
+        let entry = &merged.entries[i];
+        entries.push(json!({ "fullUrl": entry.full_url, "resource": entry.resource }));
+    }
+    entries.push(json!({ "fullUrl": outcome_url, "resource": merged.outcome }));
+
+    json!({
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "identifier": { "system": "urn:ietf:rfc:3986", "value": urn_for("Bundle", bundle_id) },
+        "type": "document",
+        "timestamp": now,
+        "entry": entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_kept_or_derived_deterministically() {
+        let id = "0F8FAD5B-D9CB-469F-A165-70867728950E";
+        assert_eq!(
+            urn_for("Bundle", id),
+            "urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e"
+        );
+        let derived = urn_for("Bundle", "summary-1");
+        assert_eq!(derived, urn_for("Bundle", "summary-1"));
+        assert_ne!(derived, urn_for("Bundle", "summary-2"));
+        assert_ne!(derived, urn_for("Composition", "summary-1"));
+        let uuid = derived.strip_prefix("urn:uuid:").unwrap();
+        assert!(is_uuid(uuid), "{uuid}");
+        assert_eq!(&uuid[14..15], "8", "version 8");
+        assert!("89ab".contains(&uuid[19..20]), "RFC variant");
+    }
+
+    #[test]
+    fn narrative_text_is_escaped() {
+        assert_eq!(
+            list_div(&["<b>&\"'".to_string()]),
+            format!("{XHTML_OPEN}<ul><li>&lt;b&gt;&amp;&quot;&#39;</li></ul></div>")
+        );
+    }
+
+    #[test]
+    fn references_resolve_against_the_entry_source() {
+        let entry = MergedEntry {
+            full_url: "https://gp.example/fhir/Condition/c1".into(),
+            resource: json!({ "resourceType": "Condition", "id": "c1" }),
+            source_id: "gp".into(),
+        };
+        assert_eq!(
+            resolve(&entry, "Patient/p1").as_deref(),
+            Some("https://gp.example/fhir/Patient/p1")
+        );
+        assert_eq!(
+            resolve(&entry, "Encounter/e1/_history/2").as_deref(),
+            Some("https://gp.example/fhir/Encounter/e1")
+        );
+        assert_eq!(
+            resolve(&entry, "https://other.example/fhir/Practitioner/x").as_deref(),
+            Some("https://other.example/fhir/Practitioner/x")
+        );
+        assert_eq!(resolve(&entry, "#med"), None);
+    }
+}
