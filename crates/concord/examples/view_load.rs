@@ -21,13 +21,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = args.next().ok_or(usage)?;
     let concurrency: usize = args.next().map_or(Ok(16), |s| s.parse())?;
     let seconds: u64 = args.next().map_or(Ok(10), |s| s.parse())?;
+    // Plain HTTP to a local hub; TLS is configured only because this reqwest build brings no
+    // crypto provider of its own.
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
     let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .pool_max_idle_per_host(concurrency)
         .build()?;
 
     // Warm up the connections and the hub's pools.
     for _ in 0..concurrency.min(8) {
-        view(&client, &url, &token).await?;
+        view(&client, &url, &token)
+            .await
+            .map_err(|e| format!("the first view failed: {e}"))?;
     }
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut workers = Vec::new();

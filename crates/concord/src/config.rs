@@ -377,6 +377,10 @@ impl Config {
     }
 
     /// A secret named by an environment variable in the config (`token_env = "GP_TOKEN"`).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this module is the one reader of the environment; a source's secret is named in the config and read here, never written to it"
+    )]
     pub fn secret(variable: &str) -> anyhow::Result<String> {
         std::env::var(variable).with_context(|| {
             format!("the environment variable {variable} (a source's secret) is not set")
@@ -393,7 +397,10 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
-                bail!("{at}.id must be lower-case letters, digits and '-', not {:?}", source.id);
+                bail!(
+                    "{at}.id must be lower-case letters, digits and '-', not {:?}",
+                    source.id
+                );
             }
             if !seen.insert(source.id.as_str()) {
                 bail!("{at}.id {:?} is listed twice", source.id);
@@ -404,22 +411,26 @@ impl Config {
                     source.kind
                 );
             }
-            if !(source.base_url.starts_with("http://") || source.base_url.starts_with("https://")) {
+            if !(source.base_url.starts_with("http://") || source.base_url.starts_with("https://"))
+            {
                 bail!("{at}.base_url must be an http(s) URL");
             }
             if source.deadline_ms == 0 || source.deadline_ms > 60_000 {
                 bail!("{at}.deadline_ms must be between 1 and 60000");
             }
             if !matches!(source.fetch.as_str(), "everything" | "search") {
-                bail!("{at}.fetch must be \"everything\" or \"search\", not {:?}", source.fetch);
+                bail!(
+                    "{at}.fetch must be \"everything\" or \"search\", not {:?}",
+                    source.fetch
+                );
             }
             match source.freshness.as_str() {
                 "live" => {}
                 "batch" => {
-                    if let Some(at_text) = &source.last_load {
-                        if concord_fhir::primitive::date_range(at_text).is_none() {
-                            bail!("{at}.last_load {at_text:?} is not a date or instant");
-                        }
+                    if let Some(at_text) = &source.last_load
+                        && concord_fhir::primitive::date_range(at_text).is_none()
+                    {
+                        bail!("{at}.last_load {at_text:?} is not a date or instant");
                     }
                 }
                 other => bail!("{at}.freshness must be \"live\" or \"batch\", not {other:?}"),

@@ -25,7 +25,7 @@ pub fn federation(config: &Config) -> anyhow::Result<Option<Federation>> {
     };
     let mut sources = Vec::new();
     for entry in &config.sources {
-        let source = Source::new(source_config(entry)?, breaker.clone())
+        let source = Source::new(source_config(entry)?, breaker)
             .with_context(|| format!("source {:?} cannot be set up", entry.id))?;
         sources.push(source);
     }

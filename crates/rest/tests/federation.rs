@@ -17,7 +17,7 @@ use concord_hub::federate::{Federation, FederationConfig};
 use concord_source::{Auth, BreakerConfig, FetchMode, Source, SourceConfig};
 use serde_json::{Value, json};
 
-const NHS: &str = "9990001234";
+const NHS: &str = "9990001235";
 const SOURCE_SYSTEM: &str = "https://concord.health/fhir/sid/source/";
 
 /// Serves `app` on a loopback port and returns its FHIR base.
@@ -148,7 +148,10 @@ async fn region() -> Region {
     })))
     .await;
     let invalid = serve(Router::new().fallback(any(|| async {
-        ([("content-type", "application/fhir+json")], "{\"resourceType\": \"Bundle\", \"entry\": [")
+        (
+            [("content-type", "application/fhir+json")],
+            "{\"resourceType\": \"Bundle\", \"entry\": [",
+        )
     })))
     .await;
     let down = {
@@ -167,7 +170,13 @@ async fn region() -> Region {
         },
         vec![
             source("gp", SourceKind::Gp, &gp_base, Some(&gp.token), 2500),
-            source("acute", SourceKind::Acute, &acute_base, Some(&acute.token), 2500),
+            source(
+                "acute",
+                SourceKind::Acute,
+                &acute_base,
+                Some(&acute.token),
+                2500,
+            ),
             source("hang", SourceKind::Community, &hanging, None, 300),
             source("fail", SourceKind::MentalHealth, &failing, None, 2500),
             source("invalid", SourceKind::Ambulance, &invalid, None, 2500),
@@ -198,7 +207,9 @@ fn outcome_statuses(bundle: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["search"]["mode"] == "outcome" || e["resource"]["resourceType"] == "OperationOutcome")
+        .find(|e| {
+            e["search"]["mode"] == "outcome" || e["resource"]["resourceType"] == "OperationOutcome"
+        })
         .expect("an OperationOutcome naming the sources")["resource"]
         .clone();
     outcome["issue"]
@@ -214,7 +225,13 @@ fn outcome_statuses(bundle: &Value) -> Vec<(String, String)> {
                 .and_then(|e| e["valueString"].as_str())
                 .unwrap_or("?")
                 .to_string();
-            (id, i["details"]["coding"][0]["code"].as_str().unwrap_or("?").to_string())
+            (
+                id,
+                i["details"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
+            )
         })
         .collect()
 }
@@ -248,7 +265,15 @@ async fn everything_merges_every_source_and_names_each_failure() {
     // Both organisations' data is there, each tagged with where it came from.
     assert_eq!(of_type(bundle, "Condition").len(), 1);
     assert_eq!(of_type(bundle, "Encounter").len(), 1);
-    assert_eq!(of_type(bundle, "Patient").len(), 2, "each source's demographics are kept");
+    assert_eq!(
+        of_type(bundle, "Patient").len(),
+        2,
+        "each source's demographics are kept"
+    );
+    assert!(
+        of_type(bundle, "Person").is_empty(),
+        "the sources' own index resources are not part of the record"
+    );
     for entry in bundle["entry"].as_array().unwrap() {
         let resource = &entry["resource"];
         if resource["resourceType"] == "OperationOutcome" {
@@ -260,7 +285,9 @@ async fn everything_merges_every_source_and_names_each_failure() {
             "fullUrl resolves against its source: {entry}"
         );
         assert!(
-            resource["meta"]["extension"].to_string().contains("source-organization"),
+            resource["meta"]["extension"]
+                .to_string()
+                .contains("source-organization"),
             "{resource}"
         );
     }
@@ -314,9 +341,20 @@ async fn summary_is_an_ips_document_across_sources() {
             .cloned()
             .unwrap_or_else(|| panic!("no section {loinc}"))
     };
-    assert_eq!(section("11450-4")["entry"].as_array().unwrap().len(), 1, "problems");
-    assert_eq!(section("48765-2")["entry"].as_array().unwrap().len(), 1, "allergies");
-    assert!(section("10160-0")["emptyReason"].is_object(), "no medications anywhere");
+    assert_eq!(
+        section("11450-4")["entry"].as_array().unwrap().len(),
+        1,
+        "problems"
+    );
+    assert_eq!(
+        section("48765-2")["entry"].as_array().unwrap().len(),
+        1,
+        "allergies"
+    );
+    assert!(
+        section("10160-0")["emptyReason"].is_object(),
+        "no medications anywhere"
+    );
     // Every reference in the composition resolves to an entry of the document.
     let full_urls: Vec<&str> = bundle["entry"]
         .as_array()
@@ -339,7 +377,10 @@ async fn patient_scoped_search_federates_and_pages() {
         .hub
         .send(
             Method::GET,
-            &format!("/fhir/Observation?patient={}&code=http://loinc.org|2339-0", region.patient),
+            &format!(
+                "/fhir/Observation?patient={}&code=http://loinc.org|2339-0",
+                region.patient
+            ),
             &[],
             axum::body::Body::empty(),
         )
@@ -409,13 +450,15 @@ async fn hubs_listing_each_other_never_loop() {
     // by rebuilding the state the listener serves.
     let north_state = Arc::new(std::sync::Mutex::new(north.state.clone()));
     let served = north_state.clone();
-    let north_base = serve(Router::new().fallback(any(move |request: axum::extract::Request| {
-        let state = served.lock().unwrap().clone();
-        async move {
-            use tower::ServiceExt;
-            concord_rest::router(state).oneshot(request).await.unwrap()
-        }
-    })))
+    let north_base = serve(
+        Router::new().fallback(any(move |request: axum::extract::Request| {
+            let state = served.lock().unwrap().clone();
+            async move {
+                use tower::ServiceExt;
+                concord_rest::router(state).oneshot(request).await.unwrap()
+            }
+        })),
+    )
     .await;
     let south_base = serve(concord_rest::router(south.state.clone())).await;
     let _ = south_base;
@@ -427,8 +470,20 @@ async fn hubs_listing_each_other_never_loop() {
             max_hops: 1,
         },
         vec![
-            source("north-acute", SourceKind::Acute, &north_edge_base, Some(&north_edge.token), 2500),
-            source("south", SourceKind::Region, "http://127.0.0.1:9/fhir", None, 500),
+            source(
+                "north-acute",
+                SourceKind::Acute,
+                &north_edge_base,
+                Some(&north_edge.token),
+                2500,
+            ),
+            source(
+                "south",
+                SourceKind::Region,
+                "http://127.0.0.1:9/fhir",
+                None,
+                500,
+            ),
         ],
     ));
     *north_state.lock().unwrap() = north.state.clone();
@@ -441,7 +496,13 @@ async fn hubs_listing_each_other_never_loop() {
             ods_code: None,
             max_hops: 1,
         },
-        vec![source("north", SourceKind::Region, &north_base, Some(&north.token), 2500)],
+        vec![source(
+            "north",
+            SourceKind::Region,
+            &north_base,
+            Some(&north.token),
+            2500,
+        )],
     ));
     let southern = announce(&south, "south-gp", "s-1", "Grace").await;
     let reply = south
@@ -456,9 +517,16 @@ async fn hubs_listing_each_other_never_loop() {
     // Found across the boundary by NHS number, with the northern hospital named as the holder.
     let conditions = of_type(&reply.body, "Condition");
     assert_eq!(conditions.len(), 1, "{}", reply.body);
-    assert!(conditions[0].to_string().contains("north-acute organisation"));
+    assert!(
+        conditions[0]
+            .to_string()
+            .contains("north-acute organisation")
+    );
     let statuses = outcome_statuses(&reply.body);
-    assert!(statuses.contains(&("north".into(), "ok".into())), "{statuses:?}");
+    assert!(
+        statuses.contains(&("north".into(), "ok".into())),
+        "{statuses:?}"
+    );
     // North did not ask its own region source (south) back: hop limit.
     assert!(
         statuses.contains(&("south".into(), "skipped".into())),
@@ -475,5 +543,8 @@ async fn hubs_listing_each_other_never_loop() {
         )
         .await;
     let statuses = outcome_statuses(&reply.body);
-    assert!(statuses.contains(&("north".into(), "skipped".into())), "{statuses:?}");
+    assert!(
+        statuses.contains(&("north".into(), "skipped".into())),
+        "{statuses:?}"
+    );
 }

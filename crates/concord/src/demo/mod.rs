@@ -86,7 +86,11 @@ pub async fn start(
         if !data::ORGS.iter().any(|o| o.id == id) {
             bail!(
                 "--slow/--down: {id:?} is not a demo organisation; they are: {}",
-                data::ORGS.iter().map(|o| o.id).collect::<Vec<_>>().join(", ")
+                data::ORGS
+                    .iter()
+                    .map(|o| o.id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }
@@ -153,12 +157,10 @@ pub async fn start(
     for (org, _, key, _, _) in &edges {
         neighbour_tokens.insert(org.id.to_string(), system_token(key, NEIGHBOUR_ID)?);
     }
-    let neighbour_hub = node::hub(&neighbour_config, node::open_store(&neighbour_config)?)?
-        .with_federation(federation(
-            &neighbour_config,
-            &neighbour_sources,
-            &neighbour_tokens,
-        )?);
+    let neighbour_hub =
+        node::hub(&neighbour_config, node::open_store(&neighbour_config)?)?.with_federation(
+            federation(&neighbour_config, &neighbour_sources, &neighbour_tokens)?,
+        );
     let (neighbour_addr, handle) = listen(
         &neighbour_hub,
         &neighbour_key,
@@ -236,7 +238,11 @@ pub async fn start(
         }));
     }
     for (org, edge, _) in &feeds {
-        let target = if org.region == "home" { &home_hub } else { &neighbour_hub };
+        let target = if org.region == "home" {
+            &home_hub
+        } else {
+            &neighbour_hub
+        };
         wait_announced(edge, target, org.id, Duration::from_secs(600)).await?;
     }
     if let Some(generated) = &generated {
@@ -364,7 +370,7 @@ fn federation(
                 token: token.clone(),
             };
         }
-        sources.push(concord_source::Source::new(source, breaker.clone())?);
+        sources.push(concord_source::Source::new(source, breaker)?);
     }
     Ok(concord_hub::federate::Federation::new(
         concord_hub::federate::FederationConfig {

@@ -314,7 +314,12 @@ impl Hub {
             elapsed_ms: local_elapsed,
             forwarded_issues: Vec::new(),
         }];
-        results.extend(futures_util::future::join_all(calls).await);
+        for mut result in futures_util::future::join_all(calls).await {
+            // A Concord source's own index (its golden Persons, worklist Tasks and decision
+            // Provenance) is its business, not part of the person's record.
+            result.resources.retain(|r| !is_mpi_resource(r));
+            results.push(result);
+        }
         Ok((resolved.patient, results))
     }
 }
@@ -395,7 +400,9 @@ fn skipped(info: &SourceInfo, reason: &str) -> SourceResult {
 /// every record's resources, the worst status, and the longest time.
 fn combine(results: Vec<SourceResult>) -> SourceResult {
     let mut iter = results.into_iter();
-    let mut first = iter.next().expect("a source is only asked for at least one record");
+    let mut first = iter
+        .next()
+        .expect("a source is only asked for at least one record");
     for next in iter {
         first.resources.extend(next.resources);
         first.forwarded_issues.extend(next.forwarded_issues);
@@ -409,7 +416,7 @@ fn combine(results: Vec<SourceResult>) -> SourceResult {
 
 /// A resource the master patient index keeps about the person (golden Person, worklist Task,
 /// decision Provenance), which is the index's business, not part of the record.
-fn is_index_resource(resource: &Value) -> bool {
+pub(crate) fn is_mpi_resource(resource: &Value) -> bool {
     resource
         .pointer("/meta/tag")
         .and_then(Value::as_array)
@@ -418,6 +425,12 @@ fn is_index_resource(resource: &Value) -> bool {
                 t.get("system").and_then(Value::as_str) == Some(crate::identity::MPI_SYSTEM)
             })
         })
+}
+
+/// What of the hub's own data is not the record: the index's resources, and the hub's copies of
+/// the sources' Patients (the sources' own Patients are in the view).
+fn is_index_resource(resource: &Value) -> bool {
+    is_mpi_resource(resource)
         || resource.get("resourceType").and_then(Value::as_str) == Some("Patient")
 }
 
@@ -431,7 +444,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Reads `_count` and `_offset` for paging over a merged result.
-pub(crate) fn page(params: &[(String, String)], default: u32, max: u32) -> Result<(usize, usize), Error> {
+pub(crate) fn page(
+    params: &[(String, String)],
+    default: u32,
+    max: u32,
+) -> Result<(usize, usize), Error> {
     let mut count = default;
     let mut offset = 0u32;
     for (name, value) in params {

@@ -70,8 +70,15 @@ impl Hub {
             .filter(|(k, _)| {
                 !matches!(
                     k.as_str(),
-                    "patient" | "subject" | "subject:Patient" | "_count" | "_offset" | "_format"
-                        | "_pretty" | "_sort" | "_total"
+                    "patient"
+                        | "subject"
+                        | "subject:Patient"
+                        | "_count"
+                        | "_offset"
+                        | "_format"
+                        | "_pretty"
+                        | "_sort"
+                        | "_total"
                 )
             })
             .cloned()
@@ -149,7 +156,10 @@ impl Hub {
                     .await
             });
         }
-        results.extend(futures_util::future::join_all(calls).await);
+        for mut result in futures_util::future::join_all(calls).await {
+            result.resources.retain(|r| !super::is_mpi_resource(r));
+            results.push(result);
+        }
         let merged = concord_federation::merge(results, self.clock.now_ms());
         super::everything::searchset(
             self.clock.now_ms(),

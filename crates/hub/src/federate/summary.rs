@@ -58,7 +58,8 @@ impl Hub {
         if let Some(obj) = patient.as_object_mut() {
             // The hub's copy of the record carries the index's view of the person; its own
             // `meta.source` names the edge that announced it, which the document keeps.
-            obj.entry("id").or_insert_with(|| Value::String(patient_id.to_string()));
+            obj.entry("id")
+                .or_insert_with(|| Value::String(patient_id.to_string()));
         }
         Ok(concord_federation::summary(
             &merged,
