@@ -541,7 +541,7 @@ pub fn summary(
         "entry": [{ "reference": outcome_url }],
     }));
 
-    let composition = json!({
+    let mut composition = json!({
         "resourceType": "Composition",
         "id": composition_id,
         "status": "final",
@@ -550,27 +550,42 @@ pub fn summary(
         "date": now,
         "author": [{ "display": "Concord" }],
         "title": "Patient Summary",
-        "section": sections,
     });
+    // Values are moved into place, never through `json!`: it copies an interpolated Value by
+    // serialising it, which for a whole record was most of a view's cost (docs/performance.md).
+    if let Some(obj) = composition.as_object_mut() {
+        obj.insert("section".into(), Value::Array(sections));
+    }
 
     let mut entries = vec![
-        json!({ "fullUrl": urn_for("Composition", composition_id), "resource": composition }),
-        json!({ "fullUrl": patient_url, "resource": patient }),
+        entry_of(urn_for("Composition", composition_id), composition),
+        entry_of(patient_url, patient.clone()),
     ];
     for i in included {
         let entry = &merged.entries[i];
-        entries.push(json!({ "fullUrl": entry.full_url, "resource": entry.resource }));
+        entries.push(entry_of(entry.full_url.clone(), entry.resource.clone()));
     }
-    entries.push(json!({ "fullUrl": outcome_url, "resource": merged.outcome }));
+    entries.push(entry_of(outcome_url, merged.outcome.clone()));
 
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": bundle_id,
         "identifier": { "system": "urn:ietf:rfc:3986", "value": urn_for("Bundle", bundle_id) },
         "type": "document",
         "timestamp": now,
-        "entry": entries,
-    })
+    });
+    if let Some(obj) = bundle.as_object_mut() {
+        obj.insert("entry".into(), Value::Array(entries));
+    }
+    bundle
+}
+
+/// A Bundle entry, moving the resource in.
+fn entry_of(full_url: String, resource: Value) -> Value {
+    let mut entry = serde_json::Map::new();
+    entry.insert("fullUrl".into(), Value::String(full_url));
+    entry.insert("resource".into(), resource);
+    Value::Object(entry)
 }
 
 #[cfg(test)]
