@@ -41,7 +41,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let body = body.clone();
             async move {
                 tokio::time::sleep(delay).await;
-                ([("content-type", "application/fhir+json")], body.to_string()).into_response()
+                (
+                    [("content-type", "application/fhir+json")],
+                    body.to_string(),
+                )
+                    .into_response()
             }
         }));
         tokio::spawn(async move {
