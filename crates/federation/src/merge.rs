@@ -115,10 +115,15 @@ pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
     }
     let outcome = outcome::build(&reports, now_ms);
 
-    let mut kept = dedup.into_kept();
-    kept.sort_by(|a, b| display_order(a, b, &sources));
-    let entries = kept
+    let kept = dedup.into_kept();
+    // Each resource's clinical date is read once, not at every comparison of the sort.
+    let dates: Vec<(u8, Reverse<i64>)> = kept.iter().map(date_key).collect();
+    let mut order: Vec<usize> = (0..kept.len()).collect();
+    order.sort_by(|&a, &b| display_order(&kept[a], &kept[b], dates[a], dates[b], &sources));
+    let mut slots: Vec<Option<Kept>> = kept.into_iter().map(Some).collect();
+    let entries = order
         .into_iter()
+        .filter_map(|i| slots[i].take())
         .map(|k| {
             let (source_id, base) = &sources[k.source_index];
             MergedEntry {
@@ -131,19 +136,29 @@ pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
     Merged { entries, outcome }
 }
 
+/// The sort key of a resource's clinical date: dated first, newest first.
+fn date_key(k: &Kept) -> (u8, Reverse<i64>) {
+    match clinical_date(&k.resource_type, &k.resource).and_then(instant_key) {
+        Some(ms) => (0, Reverse(ms)),
+        None => (1, Reverse(0)),
+    }
+}
+
 /// Patient first, then by resource type, then clinical date descending (undated last), then the
 /// id of the source and the resource; the source's position settles the only remaining tie (two
 /// sources configured with one id), so the order is total and the same for the same input.
-fn display_order(a: &Kept, b: &Kept, sources: &[(String, String)]) -> Ordering {
-    let date = |k: &Kept| match clinical_date(&k.resource_type, &k.resource).and_then(instant_key) {
-        Some(ms) => (0, Reverse(ms)),
-        None => (1, Reverse(0)),
-    };
+fn display_order(
+    a: &Kept,
+    b: &Kept,
+    date_a: (u8, Reverse<i64>),
+    date_b: (u8, Reverse<i64>),
+    sources: &[(String, String)],
+) -> Ordering {
     let source_id = |k: &Kept| sources[k.source_index].0.as_str();
     (a.resource_type != "Patient")
         .cmp(&(b.resource_type != "Patient"))
         .then_with(|| a.resource_type.cmp(&b.resource_type))
-        .then_with(|| date(a).cmp(&date(b)))
+        .then_with(|| date_a.cmp(&date_b))
         .then_with(|| source_id(a).cmp(source_id(b)))
         .then_with(|| a.id.cmp(&b.id))
         .then_with(|| a.source_index.cmp(&b.source_index))
