@@ -400,7 +400,7 @@ fn resolve(entry: &MergedEntry, reference: &str) -> Option<String> {
 /// other, so references resolve inside the document), and last the sources OperationOutcome,
 /// which the "Sources consulted" section references.
 pub fn summary(
-    merged: &Merged,
+    merged: Merged,
     patient: &Value,
     composition_id: &str,
     bundle_id: &str,
@@ -561,11 +561,19 @@ pub fn summary(
         entry_of(urn_for("Composition", composition_id), composition),
         entry_of(patient_url, patient.clone()),
     ];
+    // The merged resources are moved into the document, not copied: a whole record is most of
+    // a view's memory traffic.
+    let Merged {
+        entries: merged_entries,
+        outcome,
+    } = merged;
+    let mut slots: Vec<Option<MergedEntry>> = merged_entries.into_iter().map(Some).collect();
     for i in included {
-        let entry = &merged.entries[i];
-        entries.push(entry_of(entry.full_url.clone(), entry.resource.clone()));
+        if let Some(entry) = slots.get_mut(i).and_then(Option::take) {
+            entries.push(entry_of(entry.full_url, entry.resource));
+        }
     }
-    entries.push(entry_of(outcome_url, merged.outcome.clone()));
+    entries.push(entry_of(outcome_url, outcome));
 
     let mut bundle = json!({
         "resourceType": "Bundle",

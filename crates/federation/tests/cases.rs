@@ -98,7 +98,7 @@ fn check(path: &Path) {
     });
     if let Some(request) = case.get("summary") {
         let document = summary(
-            &merged,
+            merged.clone(),
             &request["patient"],
             request["composition_id"].as_str().expect("composition_id"),
             request["bundle_id"].as_str().expect("bundle_id"),

@@ -279,7 +279,7 @@ proptest! {
         let merged = merge(results, now_ms);
         let issues = merged.outcome["issue"].as_array().unwrap();
         prop_assert!(issues.len() >= count.max(1));
-        let document = summary(&merged, &patient, "c", "b", "2024-06-01T12:00:00Z");
+        let document = summary(merged.clone(), &patient, "c", "b", "2024-06-01T12:00:00Z");
         prop_assert_eq!(&document["type"], "document");
     }
 }

@@ -62,7 +62,7 @@ impl Hub {
                 .or_insert_with(|| Value::String(patient_id.to_string()));
         }
         Ok(concord_federation::summary(
-            &merged,
+            merged,
             &patient,
             &Hub::new_id(),
             &Hub::new_id(),
