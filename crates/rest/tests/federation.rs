@@ -533,6 +533,19 @@ async fn hubs_listing_each_other_never_loop() {
         "{statuses:?}"
     );
 
+    // A patient-scoped search crosses the boundary the same way.
+    let reply = south
+        .send(
+            Method::GET,
+            &format!("/fhir/Condition?patient={southern}"),
+            &[],
+            axum::body::Body::empty(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(of_type(&reply.body, "Condition").len(), 1, "{}", reply.body);
+    assert!(outcome_statuses(&reply.body).contains(&("north".into(), "ok".into())));
+
     // A request that says it has already crossed hubs is not passed on again.
     let reply = south
         .send(

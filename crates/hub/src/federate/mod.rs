@@ -324,6 +324,46 @@ impl Hub {
     }
 }
 
+/// Finds the person at a neighbouring region's hub: the id of one of their records there (that hub
+/// federates the whole person from any one), or the result to report when there is none.
+pub(crate) async fn discover(
+    source: &Source,
+    out: &Outbound,
+    nhs_number: Option<String>,
+    demographics: Option<Vec<(String, String)>>,
+) -> Result<(String, u64), SourceResult> {
+    let params = match (nhs_number, demographics) {
+        (Some(nhs), _) => vec![(
+            "identifier".to_string(),
+            format!("{NHS_NUMBER_SYSTEM}|{nhs}"),
+        )],
+        (None, Some(demographics)) => demographics,
+        (None, None) => {
+            return Err(skipped(
+                source.info(),
+                "the person has no NHS number and too few demographics to look for them",
+            ));
+        }
+    };
+    let found = source.find_patients(out, &params).await;
+    if found.status != SourceStatus::Ok {
+        return Err(found);
+    }
+    let first = found
+        .resources
+        .iter()
+        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
+        .find_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string));
+    match first {
+        Some(id) => Ok((id, found.elapsed_ms)),
+        None => {
+            let mut none = skipped(source.info(), "the person is not known in this region");
+            none.elapsed_ms = found.elapsed_ms;
+            Err(none)
+        }
+    }
+}
+
 /// Finds the person at a neighbouring region's hub and fetches their record there.
 async fn discover_and_fetch(
     source: &Source,
@@ -333,46 +373,22 @@ async fn discover_and_fetch(
     types: Option<Vec<String>>,
     since: Option<String>,
 ) -> SourceResult {
-    let params = match (nhs_number, demographics) {
-        (Some(nhs), _) => vec![(
-            "identifier".to_string(),
-            format!("{NHS_NUMBER_SYSTEM}|{nhs}"),
-        )],
-        (None, Some(demographics)) => demographics,
-        (None, None) => {
-            return skipped(
-                source.info(),
-                "the person has no NHS number and too few demographics to look for them",
-            );
+    match discover(source, out, nhs_number, demographics).await {
+        Ok((id, discovery_ms)) => {
+            let mut result = source
+                .patient_data(out, &id, types.as_deref(), since.as_deref())
+                .await;
+            result.elapsed_ms += discovery_ms;
+            result
         }
-    };
-    let found = source.find_patients(out, &params).await;
-    if found.status != SourceStatus::Ok {
-        return found;
+        Err(result) => result,
     }
-    let ids: Vec<String> = found
-        .resources
-        .iter()
-        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
-        .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    // The neighbour federates the whole person from any one of its records.
-    let Some(first) = ids.first() else {
-        let mut none = skipped(source.info(), "the person is not known in this region");
-        none.elapsed_ms = found.elapsed_ms;
-        return none;
-    };
-    let mut result = source
-        .patient_data(out, first, types.as_deref(), since.as_deref())
-        .await;
-    result.elapsed_ms += found.elapsed_ms;
-    result
 }
 
 /// Exact-demographics discovery parameters, used only when there is no NHS number: family name,
 /// given name and date of birth must all be present, so a neighbour is never asked a vague
 /// question whose answers could be someone else.
-fn demographic_params(patient: &Value) -> Option<Vec<(String, String)>> {
+pub(crate) fn demographic_params(patient: &Value) -> Option<Vec<(String, String)>> {
     let name = patient.get("name")?.as_array()?.first()?;
     let family = name.get("family")?.as_str()?;
     let given = name.get("given")?.as_array()?.first()?.as_str()?;
@@ -384,7 +400,7 @@ fn demographic_params(patient: &Value) -> Option<Vec<(String, String)>> {
     ])
 }
 
-fn skipped(info: &SourceInfo, reason: &str) -> SourceResult {
+pub(crate) fn skipped(info: &SourceInfo, reason: &str) -> SourceResult {
     SourceResult {
         source: info.clone(),
         status: SourceStatus::Skipped {

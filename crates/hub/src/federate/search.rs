@@ -3,14 +3,15 @@
 //! with the patient parameter rewritten to each source's local id, merged and paged.
 //!
 //! Owns: deciding which searches federate (a `patient` or `subject` parameter naming one hub
-//! Patient, on a type other than the index's own), the rewrite, and the merge into one searchset.
+//! Patient, on a type other than the index's own), the rewrite (at a neighbouring region, to the
+//! record found there by NHS number), and the merge into one searchset.
 //! Does not: evaluate search parameters (each source does its own search) or fetch over the
 //! wire (`concord-source`). `_sort` is not applied across sources: the merged set keeps the
 //! federation's consistent order (date descending), and the outcome says so.
 
 use std::sync::Arc;
 
-use concord_federation::{SourceResult, SourceStatus};
+use concord_federation::{SourceKind, SourceResult, SourceStatus};
 use concord_fhir::{Error, RequestContext};
 
 use super::{Hop, blocking, page};
@@ -134,9 +135,43 @@ impl Hub {
                 .unwrap_or_else(|| federation.config.origin.clone()),
             hops: hop.hops + 1,
         };
-        let mut calls = Vec::new();
+        let looped = hop.origin.as_deref() == Some(federation.config.origin.as_str());
+        let mut calls: Vec<std::pin::Pin<Box<dyn Future<Output = SourceResult> + Send>>> =
+            Vec::new();
         for source in &federation.sources {
             let source: Arc<concord_source::Source> = source.clone();
+            if source.info().kind == SourceKind::Region {
+                // The same search at a neighbouring region, for the person found there by NHS
+                // number; never past the hop limit, so hubs that list each other never loop.
+                let out = out.clone();
+                let mut params = passed.clone();
+                let resource_type = resource_type.to_string();
+                let skip = looped
+                    || hop.hops >= federation.config.max_hops
+                    || hop.origin.as_deref() == Some(source.info().id.as_str());
+                let nhs = resolved.nhs_number.clone();
+                let demographics = super::demographic_params(&resolved.patient);
+                calls.push(Box::pin(async move {
+                    if skip {
+                        return super::skipped(
+                            source.info(),
+                            "the request has already crossed the most hub-to-hub hops allowed",
+                        );
+                    }
+                    match super::discover(&source, &out, nhs, demographics).await {
+                        Ok((id, discovery_ms)) => {
+                            params.push(("patient".into(), id));
+                            let mut result = source
+                                .search(&out, &resource_type, &params, PER_SOURCE_LIMIT)
+                                .await;
+                            result.elapsed_ms += discovery_ms;
+                            result
+                        }
+                        Err(result) => result,
+                    }
+                }));
+                continue;
+            }
             let locals: Vec<String> = resolved
                 .records
                 .iter()
@@ -150,11 +185,11 @@ impl Hub {
             let mut params = passed.clone();
             params.push(("patient".into(), locals.join(",")));
             let resource_type = resource_type.to_string();
-            calls.push(async move {
+            calls.push(Box::pin(async move {
                 source
                     .search(&out, &resource_type, &params, PER_SOURCE_LIMIT)
                     .await
-            });
+            }));
         }
         for mut result in futures_util::future::join_all(calls).await {
             result.resources.retain(|r| !super::is_mpi_resource(r));
