@@ -76,6 +76,6 @@ for e in b["entry"]:
     r = e["resource"]
     if r["resourceType"] == "OperationOutcome":
         for i in r["issue"]:
-            print("   source:", i["details"]["coding"][0]["code"], "-", i["diagnostics"])
+            print("   source:", (i.get("details", {}).get("coding") or [{}])[0].get("code", i.get("code")), "-", i.get("diagnostics"))
 ' "$op"
 done

@@ -561,3 +561,71 @@ async fn hubs_listing_each_other_never_loop() {
         "{statuses:?}"
     );
 }
+
+/// A source that ignores the patient search parameter (as some servers do, with only a warning)
+/// answers with everyone's records; the view keeps only this person's and says the source
+/// misbehaved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_other_patients_are_never_shown() {
+    let careless = serve(Router::new().fallback(any(|| async {
+        let mut entries = vec![
+            json!({"resource": patient("c1", "Grace")}),
+            json!({"resource": patient("someone-else", "Harriet")}),
+        ];
+        for (id, subject) in [("mine", "c1"), ("theirs", "someone-else")] {
+            entries.push(json!({"resource": glucose(id, subject)}));
+        }
+        (
+            [("content-type", "application/fhir+json")],
+            json!({"resourceType": "Bundle", "type": "searchset", "entry": entries}).to_string(),
+        )
+    })))
+    .await;
+    let mut hub = TestApp::new();
+    let mut careless_source = SourceConfig::new(
+        SourceInfo {
+            id: "careless".into(),
+            name: "careless organisation".into(),
+            ods_code: None,
+            kind: SourceKind::Gp,
+            base_url: careless.clone(),
+            resource_types: vec!["Patient".into(), "Observation".into()],
+            freshness: Freshness::Live,
+        },
+        Auth::None,
+    );
+    careless_source.fetch = FetchMode::Search;
+    hub.state.hub = hub.state.hub.clone().with_federation(Federation::new(
+        FederationConfig {
+            origin: "home".into(),
+            name: "Home hub".into(),
+            ods_code: None,
+            max_hops: 1,
+        },
+        vec![Source::new(careless_source, BreakerConfig::default()).unwrap()],
+    ));
+    let id = announce(&hub, "careless", "c1", "Grace").await;
+    for path in [
+        format!("/fhir/Patient/{id}/$everything"),
+        format!("/fhir/Observation?patient={id}"),
+    ] {
+        let reply = hub
+            .send(Method::GET, &path, &[], axum::body::Body::empty())
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let observations = of_type(&reply.body, "Observation");
+        assert_eq!(observations.len(), 1, "{path}: {}", reply.body);
+        assert_eq!(observations[0]["id"], "mine");
+        assert!(
+            of_type(&reply.body, "Patient")
+                .iter()
+                .all(|p| p["id"] != "someone-else"),
+            "{path}"
+        );
+        let statuses = outcome_statuses(&reply.body);
+        assert!(
+            statuses.contains(&("careless".into(), "invalid".into())),
+            "{path}: {statuses:?}"
+        );
+    }
+}

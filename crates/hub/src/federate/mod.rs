@@ -304,7 +304,9 @@ impl Hub {
                             .await,
                     );
                 }
-                combine(results)
+                let mut result = combine(results);
+                keep_own_patient(&mut result, &locals);
+                result
             }));
         }
         let mut results = vec![SourceResult {
@@ -382,6 +384,64 @@ async fn discover_and_fetch(
             result
         }
         Err(result) => result,
+    }
+}
+
+/// Keeps only what is about the person asked for. A source that ignores the patient parameter of
+/// a search (some servers do, with only a warning) answers with every patient's records; showing
+/// them in this person's view would be a serious clinical safety and privacy failure. So a
+/// Patient must be one of `local_ids`, and a resource of a Patient-compartment type must refer to
+/// one of them; anything else of such a type is left out and the source is reported as `invalid`.
+/// Resources outside the compartment (a Medication, a Practitioner) are context, not patient
+/// data, and are kept.
+pub(crate) fn keep_own_patient(result: &mut SourceResult, local_ids: &[String]) {
+    let targets: Vec<String> = local_ids.iter().map(|id| format!("Patient/{id}")).collect();
+    let before = result.resources.len();
+    result.resources.retain(|resource| {
+        let resource_type = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if resource_type == "Patient" {
+            return resource
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| local_ids.iter().any(|l| l == id));
+        }
+        if concord_search::registry::patient_compartment_params(resource_type).is_empty() {
+            return true;
+        }
+        refers_to(resource, &targets)
+    });
+    let dropped = before - result.resources.len();
+    if dropped > 0 {
+        let reason = format!(
+            "the source answered with {dropped} records that are not about this patient (it may not support the patient search parameter); they were left out"
+        );
+        result.status = match &result.status {
+            SourceStatus::Ok => SourceStatus::Invalid { reason },
+            other => other.clone(),
+        };
+    }
+}
+
+/// Whether any `reference` in the resource names one of `targets` (`Patient/id`), relative or
+/// absolute.
+fn refers_to(value: &Value, targets: &[String]) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(key, v)| {
+            if key == "reference"
+                && let Some(text) = v.as_str()
+            {
+                let text = text.split("/_history/").next().unwrap_or(text);
+                return targets
+                    .iter()
+                    .any(|t| text == t || text.ends_with(&format!("/{t}")));
+            }
+            refers_to(v, targets)
+        }),
+        Value::Array(items) => items.iter().any(|v| refers_to(v, targets)),
+        _ => false,
     }
 }
 

@@ -186,9 +186,11 @@ impl Hub {
             params.push(("patient".into(), locals.join(",")));
             let resource_type = resource_type.to_string();
             calls.push(Box::pin(async move {
-                source
+                let mut result = source
                     .search(&out, &resource_type, &params, PER_SOURCE_LIMIT)
-                    .await
+                    .await;
+                super::keep_own_patient(&mut result, &locals);
+                result
             }));
         }
         for mut result in futures_util::future::join_all(calls).await {
