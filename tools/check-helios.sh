@@ -8,13 +8,16 @@
 # Not run in CI: Helios takes about an hour to build on 2 cores. Build it once:
 #   cargo install helios-hfs --version 0.2.7 --locked --no-default-features --features R4,sqlite
 #
-#   HFS_BIN=path/to/hfs CONCORD_BIN=path/to/concord RECORD=gp.json tools/check-helios.sh
-# RECORD is a searchset Bundle of one person's record (tools/bench/federation.sh leaves one per
-# organisation in $WORK/recorded/).
+#   HFS_BIN=path/to/hfs CONCORD_BIN=path/to/concord RECORD=gp.json OTHER=other.json tools/check-helios.sh
+# RECORD is a searchset Bundle of one person's record, OTHER another person's (tools/bench/
+# federation.sh leaves one per organisation in $WORK/recorded/). With OTHER loaded too, the check
+# also shows that the hub never shows the other person's records, even from a server that
+# ignores the patient search parameter.
 set -euo pipefail
 hfs=${HFS_BIN:-hfs}
 concord=${CONCORD_BIN:-target/release/concord}
 record=${RECORD:?set RECORD to a searchset Bundle of one person}
+other=${OTHER:-}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 "$hfs" --port 18700 --database-url :memory: >"$work/hfs.log" 2>&1 &
@@ -23,11 +26,15 @@ helios=http://127.0.0.1:18700
 echo "Helios: $(curl -fs $helios/metadata | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m.get("software",{}).get("name"), m.get("software",{}).get("version"), "FHIR", m.get("fhirVersion"))')"
 
 # Load the record into Helios, resource by resource, keeping its ids so its references hold.
-patient=$(python3 - "$record" "$helios" <<'PY'
+patient=$(python3 - "$record" "$helios" $other <<'PY'
 import json, sys, urllib.request
-bundle = json.load(open(sys.argv[1])); base = sys.argv[2]
+base = sys.argv[2]
+entries = json.load(open(sys.argv[1])).get("entry", [])
+first = len(entries)
+for extra in sys.argv[3:]:
+    entries += json.load(open(extra)).get("entry", [])
 patient = None; loaded = failed = 0
-for e in bundle.get("entry", []):
+for n, e in enumerate(entries):
     r = e.get("resource", {})
     t, i = r.get("resourceType"), r.get("id")
     if not t or not i or t == "OperationOutcome" or t == "Person":
@@ -39,7 +46,7 @@ for e in bundle.get("entry", []):
         urllib.request.urlopen(req, timeout=30).read(); loaded += 1
     except Exception as ex:  # noqa: BLE001
         failed += 1
-    if t == "Patient":
+    if t == "Patient" and n < first:
         patient = i
 print(f"{patient} {loaded} {failed}")
 PY
