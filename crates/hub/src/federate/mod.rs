@@ -4,8 +4,9 @@
 //! Owns: resolving a hub Patient to its golden person, asking the record locator which sources
 //! hold the person, discovering the person at other regions' hubs (by NHS number, demographics
 //! where there is none), fanning out to every source in parallel through `concord-source`, adding
-//! this hub's own data (patient-entered data lives here), and the loop guard between hubs (the
-//! origin and hop count every outbound request carries). One module per operation:
+//! this hub's own data (patient-entered data lives here), the loop guard between hubs (the
+//! origin and hop count every outbound request carries), and the rule that a view holds only the
+//! person asked for, whatever a source answered (`keep_own_patient`). One module per operation:
 //! [`everything`], [`summary`], [`search`].
 //!
 //! Does not: speak HTTP to clients (the REST crate does), talk to a source's wire itself
