@@ -167,7 +167,7 @@ fn issue(report: &SourceReport, now_ms: i64) -> Value {
             "invalid",
             "Invalid answer",
             format!(
-                "{who} answered with something that is not a usable FHIR Bundle: {}.",
+                "{who} gave an answer that could not be used as it is: {}.",
                 clause(reason)
             ),
         ),
