@@ -8,7 +8,9 @@
 //! or a dead letter kept with its error for `concord feed dead-letters`. Original mode answers
 //! AA / AE / AR after applying; enhanced mode (MSH-15 present) answers CA once the message is
 //! durably logged (CR when it could not be), whatever the application outcome, which the log
-//! keeps. Does not frame bytes (the MLLP and HTTP transports do) or parse or map (the hl7v2 and
+//! keeps. One person's messages take turns (`FeedTurns`): logging and applying a message happen
+//! under that person's turn, so across many connections the order they are logged in is the order
+//! they are applied in. Does not frame bytes (the MLLP and HTTP transports do) or parse or map (the hl7v2 and
 //! v2fhir crates do).
 
 use concord_fhir::primitive::format_instant;
@@ -102,6 +104,9 @@ impl Hub {
             message.sending_facility().unwrap_or_default()
         );
         let kind = message.message_type();
+        // Held until the message is applied: another connection's message for the same person
+        // waits, so it is logged, and then applied, after this one.
+        let _turn = self.feed_turns.take(&person_key(&message));
         let appended = self.message_log().and_then(|log| {
             log.append(
                 ctx,
@@ -158,6 +163,8 @@ impl Hub {
     }
 
     /// Maps and applies a logged message, recording the outcome in the log.
+    ///
+    /// (Called under the person's turn from `receive_v2`.)
     fn apply_logged(
         &self,
         ctx: &RequestContext,
@@ -212,6 +219,7 @@ impl Hub {
             ));
         }
         let message = Message::parse(&logged.raw).map_err(|e| Error::invalid(e.message))?;
+        let _turn = self.feed_turns.take(&person_key(&message));
         let _ = self.apply_logged(ctx, seq, &message);
         log.get(ctx, seq)?.ok_or_else(Error::internal)
     }
@@ -388,4 +396,47 @@ fn same_message(a: &[u8], b: &[u8]) -> bool {
         out.into_bytes()
     }
     a == b || without_time(a) == without_time(b)
+}
+
+/// The person a message is about, as the sender identifies them: PID-3's first identifier with
+/// its assigning authority. Messages without one share a turn.
+fn person_key(message: &Message) -> String {
+    message
+        .segments_named("PID")
+        .next()
+        .map(|pid| {
+            format!(
+                "{}^{}",
+                pid.get(3, 1).unwrap_or_default(),
+                pid.get(3, 4).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// Turns per person for inbound messages: a fixed set of locks, a person's key choosing one.
+/// Two people may share a lock, which only makes them wait for each other; a fixed set needs no
+/// clean-up, unlike a lock per person.
+pub(crate) struct FeedTurns {
+    locks: Vec<std::sync::Mutex<()>>,
+}
+
+impl Default for FeedTurns {
+    fn default() -> Self {
+        FeedTurns {
+            locks: (0..64).map(|_| std::sync::Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl FeedTurns {
+    fn take(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let lock = &self.locks[(hasher.finish() % self.locks.len() as u64) as usize];
+        // A panic while applying poisons the lock; the next message still gets its turn.
+        lock.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }

@@ -83,6 +83,8 @@ pub struct Hub {
     pub(crate) messages: Option<Arc<dyn concord_store::MessageLog>>,
     /// The sources this node federates, when it is a hub.
     pub(crate) federation: Option<Arc<federate::Federation>>,
+    /// One person's inbound HL7 v2 messages are logged and applied one at a time.
+    pub(crate) feed_turns: Arc<feed::FeedTurns>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -106,6 +108,7 @@ impl Hub {
             identity: Arc::new(identity::Identity::new(&config.identity)),
             messages: None,
             federation: None,
+            feed_turns: Arc::default(),
             config,
         };
         hub.load_identity(&RequestContext::system("concord-hub", "start"))?;
