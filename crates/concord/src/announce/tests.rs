@@ -12,6 +12,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use concord_fhir::RequestContext;
 use concord_hub::identity::{IdentityConfig, InvalidNhsNumber};
 use concord_hub::search::Handling;
 use concord_hub::{Hub, HubConfig, SystemClock};
@@ -340,6 +341,25 @@ async fn a_restarted_announcer_resumes_at_its_cursor_and_resending_is_harmless()
     let announcer = edge.start(edge.settings(addr, &hub.token()));
     eventually("the first Patients are at the hub", || {
         ids.iter().all(|id| hub.linked(id).is_some())
+    })
+    .await;
+    // The hub can hold a record before its answer reaches the announcer; stopped in between, the
+    // announcer would rightly send it again. Wait until the cursor covers all three.
+    let last_seq = ids
+        .iter()
+        .map(|id| {
+            edge.hub
+                .read(&RequestContext::system("test", "seq"), "Patient", id)
+                .expect("stored")
+                .seq
+        })
+        .max()
+        .expect("three");
+    eventually("the cursor covers the first Patients", || {
+        std::fs::read_to_string(edge.cursor_path())
+            .ok()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .is_some_and(|c| c >= last_seq)
     })
     .await;
     announcer.stop().await;

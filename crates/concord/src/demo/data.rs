@@ -3033,21 +3033,6 @@ mod tests {
     fn every_synthea_person_loads_into_a_hub() {
         let data = build(synthea(), 20_261_122, 62, TODAY).unwrap();
         check(&data, 62);
-        for o in &data.orgs {
-            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-            for b in &o.bundles {
-                for e in array_at(b, "entry") {
-                    *kinds.entry(resource_type(&e["resource"])).or_default() += 1;
-                }
-            }
-            eprintln!("{} {}: {kinds:?}", o.org.id, o.bundles.len());
-        }
-        for p in &data.people {
-            eprintln!(
-                "{} {} {} {:?} {:?}",
-                p.given, p.family, p.birth_date, p.orgs, p.highlights
-            );
-        }
         let persons = load(&data);
         for golden in &persons {
             assert!(

@@ -28,11 +28,10 @@ use serde_json::Value;
 use crate::Hub;
 
 /// The identifier system an edge's announcement puts on the hub's copy of a record:
-/// `{SOURCE_RECORD_SYSTEM}{source id}` with the record's local id at that source as the value.
-pub const SOURCE_RECORD_SYSTEM: &str = "https://concord.health/fhir/sid/source/";
-
-/// The NHS number identifier system.
-pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+/// `{SOURCE_RECORD_SYSTEM}{source id}` with the record's local id at that source as the value
+/// (the identity feed's own constant, so the two can never drift apart).
+pub use crate::announce::SOURCE_SYSTEM_PREFIX as SOURCE_RECORD_SYSTEM;
+use concord_mpi::NHS_NUMBER_SYSTEM;
 
 /// Who this hub is, for provenance of its own data and for the loop guard.
 #[derive(Debug, Clone)]
@@ -80,6 +79,32 @@ impl Federation {
 
     pub fn sources(&self) -> impl Iterator<Item = &SourceInfo> {
         self.sources.iter().map(|s| s.info())
+    }
+
+    /// What every outbound request of this view carries: the request id, the hub that started
+    /// the request, and one more hop.
+    pub(crate) fn outbound(&self, ctx: &RequestContext, hop: &Hop) -> Outbound {
+        Outbound {
+            request_id: ctx.request_id.clone(),
+            origin: hop
+                .origin
+                .clone()
+                .unwrap_or_else(|| self.config.origin.clone()),
+            hops: hop.hops + 1,
+        }
+    }
+
+    /// Why a neighbouring region is not asked on this request, if it is not: the hop limit, a
+    /// request that came from that region, or one that has come back to this hub.
+    pub(crate) fn region_skip(&self, hop: &Hop, region: &SourceInfo) -> Option<&'static str> {
+        let looped = hop.origin.as_deref() == Some(self.config.origin.as_str());
+        if looped || hop.hops >= self.config.max_hops {
+            Some("the request has already crossed the most hub-to-hub hops allowed")
+        } else if hop.origin.as_deref() == Some(region.id.as_str()) {
+            Some("the request came from this region")
+        } else {
+            None
+        }
     }
 }
 
@@ -248,15 +273,7 @@ impl Hub {
         .await?;
         let local_elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
-        let out = Outbound {
-            request_id: ctx.request_id.clone(),
-            origin: hop
-                .origin
-                .clone()
-                .unwrap_or_else(|| federation.config.origin.clone()),
-            hops: hop.hops + 1,
-        };
-        let looped = hop.origin.as_deref() == Some(federation.config.origin.as_str());
+        let out = federation.outbound(ctx, hop);
         let types = fetch.types.clone();
         let since = fetch.since.clone();
         let mut calls = Vec::new();
@@ -265,13 +282,7 @@ impl Hub {
             if info.kind == SourceKind::Region {
                 let source = source.clone();
                 let out = out.clone();
-                let skip = if looped || hop.hops >= federation.config.max_hops {
-                    Some("the request has already crossed the most hub-to-hub hops allowed")
-                } else if hop.origin.as_deref() == Some(info.id.as_str()) {
-                    Some("the request came from this region")
-                } else {
-                    None
-                };
+                let skip = federation.region_skip(hop, info);
                 let nhs = resolved.nhs_number.clone();
                 let demographics = demographic_params(&resolved.patient);
                 let (types, since) = (types.clone(), since.clone());

@@ -127,15 +127,7 @@ impl Hub {
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             forwarded_issues: Vec::new(),
         }];
-        let out = concord_source::Outbound {
-            request_id: ctx.request_id.clone(),
-            origin: hop
-                .origin
-                .clone()
-                .unwrap_or_else(|| federation.config.origin.clone()),
-            hops: hop.hops + 1,
-        };
-        let looped = hop.origin.as_deref() == Some(federation.config.origin.as_str());
+        let out = federation.outbound(ctx, hop);
         let mut calls: Vec<std::pin::Pin<Box<dyn Future<Output = SourceResult> + Send>>> =
             Vec::new();
         for source in &federation.sources {
@@ -146,17 +138,12 @@ impl Hub {
                 let out = out.clone();
                 let mut params = passed.clone();
                 let resource_type = resource_type.to_string();
-                let skip = looped
-                    || hop.hops >= federation.config.max_hops
-                    || hop.origin.as_deref() == Some(source.info().id.as_str());
+                let skip = federation.region_skip(hop, source.info());
                 let nhs = resolved.nhs_number.clone();
                 let demographics = super::demographic_params(&resolved.patient);
                 calls.push(Box::pin(async move {
-                    if skip {
-                        return super::skipped(
-                            source.info(),
-                            "the request has already crossed the most hub-to-hub hops allowed",
-                        );
+                    if let Some(reason) = skip {
+                        return super::skipped(source.info(), reason);
                     }
                     match super::discover(&source, &out, nhs, demographics).await {
                         Ok((id, discovery_ms)) => {
