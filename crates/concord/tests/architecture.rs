@@ -19,6 +19,10 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("concord-fhir", BTreeSet::new()),
         ("concord-mpi", BTreeSet::new()),
         ("concord-hl7v2", BTreeSet::new()),
+        // The access decision and consent are plain data in, a decision out.
+        ("concord-access", BTreeSet::new()),
+        // The audit record's shape (IHE BALP) and its hash chain are pure.
+        ("concord-audit", BTreeSet::new()),
         // Tests validate the mapped resources with concord-fhir's validator.
         (
             "concord-v2fhir",
@@ -32,6 +36,11 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "concord-source",
             BTreeSet::from(["concord-fhir", "concord-federation"]),
         ),
+        // The authorization server: keys, tokens, users, clients; it knows roles from concord-access.
+        (
+            "concord-auth",
+            BTreeSet::from(["concord-access", "concord-fhir"]),
+        ),
         (
             "concord-store",
             BTreeSet::from(["concord-fhir", "concord-search"]),
@@ -44,6 +53,8 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         (
             "concord-hub",
             BTreeSet::from([
+                "concord-access",
+                "concord-audit",
                 "concord-federation",
                 "concord-fhir",
                 "concord-hl7v2",
@@ -70,6 +81,9 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         (
             "concord-rest",
             BTreeSet::from([
+                "concord-access",
+                "concord-audit",
+                "concord-auth",
                 "concord-federation",
                 "concord-fhir",
                 "concord-hub",
@@ -80,6 +94,9 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         (
             "concord",
             BTreeSet::from([
+                "concord-access",
+                "concord-audit",
+                "concord-auth",
                 "concord-federation",
                 "concord-fhir",
                 "concord-hub",
@@ -133,6 +150,8 @@ fn crates_depend_only_along_documented_edges() {
             "concord-hl7v2",
             "concord-v2fhir",
             "concord-federation",
+            "concord-access",
+            "concord-audit",
         ]
         .contains(&name.as_str())
         {
@@ -198,6 +217,8 @@ fn the_pure_crates_read_no_clock_environment_or_files() {
         "crates/hl7v2/src",
         "crates/v2fhir/src",
         "crates/federation/src",
+        "crates/access/src",
+        "crates/audit/src",
     ] {
         let mut stack = vec![root.join(krate)];
         while let Some(dir) = stack.pop() {
