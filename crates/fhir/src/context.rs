@@ -17,6 +17,12 @@ pub enum Actor {
         organization: Option<String>,
         /// SMART scopes granted to the token, space-separated in the token.
         scopes: Vec<String>,
+        /// The patient in context (SMART `patient`): for a patient's own token, their hub Patient id.
+        patient: Option<String>,
+        /// For a proxy: the hub Patient ids of the people they may act for.
+        proxy_for: Vec<String>,
+        /// The OAuth client (SMART app) the user is acting through, when there is one.
+        client_id: Option<String>,
     },
     /// A named system caller: an edge node, a CLI command, a background job.
     System { name: String, scopes: Vec<String> },

@@ -139,6 +139,9 @@ pub fn context_from_claims(claims: Claims, request_id: String) -> RequestContext
             roles: claims.roles,
             organization: claims.org,
             scopes,
+            patient: claims.patient,
+            proxy_for: Vec::new(),
+            client_id: None,
         }
     };
     RequestContext {
