@@ -144,11 +144,11 @@ pub fn context_from_claims(claims: Claims, request_id: String) -> RequestContext
             client_id: None,
         }
     };
-    RequestContext {
+    RequestContext::new(
         request_id,
         actor,
-        purpose: Purpose(claims.purpose.unwrap_or_else(|| "TREAT".into())),
-    }
+        Purpose(claims.purpose.unwrap_or_else(|| "TREAT".into())),
+    )
 }
 
 /// Paths anyone may read: the CapabilityStatement (the spec requires it to be public) and the
