@@ -8,11 +8,14 @@
 //! SQLite allows one writer at a time, so writes are serialised here rather than retried on
 //! `SQLITE_BUSY`; readers never block the writer in WAL mode.
 
+mod audit;
 mod messages;
 mod read;
 mod schema;
 mod search;
 mod write;
+
+pub use audit::SqliteAuditLog;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

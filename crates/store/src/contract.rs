@@ -1272,3 +1272,252 @@ pub fn message_log_dedupes_and_tracks_status(log: &dyn crate::MessageLog) {
     );
     assert_eq!(log.get(&ctx(), 9999).expect("get"), None);
 }
+
+// The audit log: append-only, hash-chained, searchable.
+
+/// An audit entry for the contract. The hashes are stand-ins: the store keeps the chain's links
+/// (`seq` and `prev_hash` must continue what it holds) but computing hashes is the caller's job.
+fn audit_entry(
+    seq: u64,
+    prev_hash: &str,
+    recorded_ms: i64,
+    patients: &[&str],
+    agent: &str,
+    organization: Option<&str>,
+    outcome: &str,
+) -> crate::AuditEntry {
+    crate::AuditEntry {
+        seq,
+        recorded_ms,
+        patients: patients.iter().map(|p| (*p).to_string()).collect(),
+        agent: agent.into(),
+        organization: organization.map(Into::into),
+        action: if seq.is_multiple_of(2) { "R" } else { "U" }.into(),
+        interaction: if seq.is_multiple_of(2) { "read" } else { "update" }.into(),
+        outcome: outcome.into(),
+        prev_hash: prev_hash.into(),
+        hash: format!("{seq:064x}"),
+        body: format!("{{\"resourceType\":\"AuditEvent\",\"id\":\"ae-{seq}\"}}"),
+    }
+}
+
+fn hash_of(seq: u64) -> String {
+    if seq == 0 {
+        crate::audit::GENESIS.to_string()
+    } else {
+        format!("{seq:064x}")
+    }
+}
+
+/// Appended entries come back from `scan` exactly as given, oldest first, and `last` names the
+/// newest; an empty trail has no last entry.
+pub fn audit_log_appends_and_scans(log: &dyn crate::AuditLog) {
+    assert_eq!(log.last(&ctx()).expect("last"), None);
+    assert!(log.scan(&ctx(), 0, 10).expect("scan").is_empty());
+    let first = audit_entry(
+        1,
+        &hash_of(0),
+        1000,
+        &["p1", "p2"],
+        "dr-a",
+        Some("RX1"),
+        "success",
+    );
+    log.append(&ctx(), std::slice::from_ref(&first))
+        .expect("append one");
+    let batch = vec![
+        audit_entry(2, &hash_of(1), 2000, &[], "edge-1", None, "denied"),
+        audit_entry(3, &hash_of(2), 3000, &["p2"], "dr-b", Some("RX2"), "failed"),
+    ];
+    log.append(&ctx(), &batch).expect("append a batch");
+    assert_eq!(log.last(&ctx()).expect("last"), Some((3, hash_of(3))));
+    let all = log.scan(&ctx(), 0, 10).expect("scan");
+    assert_eq!(all, [vec![first], batch.clone()].concat());
+    assert_eq!(log.scan(&ctx(), 1, 10).expect("scan"), batch);
+    assert_eq!(
+        log.scan(&ctx(), 0, 2)
+            .expect("scan")
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        [1, 2],
+        "scan stops at the limit"
+    );
+    assert!(log.scan(&ctx(), 3, 10).expect("scan").is_empty());
+    // An empty append changes nothing.
+    log.append(&ctx(), &[]).expect("empty append");
+    assert_eq!(log.last(&ctx()).expect("last"), Some((3, hash_of(3))));
+}
+
+/// An append that does not continue the chain the store holds is refused whole: a repeated or
+/// skipped number, a wrong link, a break inside the batch, or a first entry not from GENESIS.
+pub fn audit_log_refuses_a_fork(log: &dyn crate::AuditLog) {
+    let conflict = |entries: &[crate::AuditEntry], why: &str| {
+        let err = log.append(&ctx(), entries).expect_err(why);
+        assert_eq!(err.kind, ErrorKind::Conflict, "{why}");
+    };
+    conflict(
+        &[audit_entry(1, &hash_of(7), 1, &[], "a", None, "success")],
+        "the first entry must link to GENESIS",
+    );
+    conflict(
+        &[audit_entry(2, &hash_of(0), 1, &[], "a", None, "success")],
+        "the first entry is number 1",
+    );
+    log.append(
+        &ctx(),
+        &[audit_entry(1, &hash_of(0), 1, &["p"], "a", None, "success")],
+    )
+    .expect("first");
+    conflict(
+        &[audit_entry(1, &hash_of(0), 1, &[], "b", None, "success")],
+        "a second writer's entry 1",
+    );
+    conflict(
+        &[audit_entry(3, &hash_of(2), 1, &[], "b", None, "success")],
+        "a gap",
+    );
+    conflict(
+        &[audit_entry(2, &hash_of(9), 1, &[], "b", None, "success")],
+        "a wrong link",
+    );
+    conflict(
+        &[
+            audit_entry(2, &hash_of(1), 1, &["q"], "b", None, "success"),
+            audit_entry(4, &hash_of(3), 1, &[], "b", None, "success"),
+        ],
+        "a break inside the batch",
+    );
+    conflict(
+        &[
+            audit_entry(2, &hash_of(1), 1, &["q"], "b", None, "success"),
+            audit_entry(3, &hash_of(9), 1, &[], "b", None, "success"),
+        ],
+        "a wrong link inside the batch",
+    );
+    assert_eq!(
+        log.last(&ctx()).expect("last"),
+        Some((1, hash_of(1))),
+        "a refused batch leaves nothing behind"
+    );
+    let touched_q = log
+        .search(
+            &ctx(),
+            &crate::AuditQuery {
+                patient: Some("q".into()),
+                limit: 10,
+                ..crate::AuditQuery::default()
+            },
+        )
+        .expect("search");
+    assert!(touched_q.is_empty(), "nor any index row");
+    log.append(
+        &ctx(),
+        &[audit_entry(2, &hash_of(1), 1, &[], "b", None, "success")],
+    )
+    .expect("the right continuation");
+}
+
+/// Search filters by patient, agent, organisation, outcome, action, interaction and time, newest
+/// first, and pages with `before_seq`.
+pub fn audit_log_search_filters_and_pages(log: &dyn crate::AuditLog) {
+    let people = [
+        (&["p1"][..], "dr-a", Some("RX1"), "success"),
+        (&["p1", "p2"][..], "dr-b", Some("RX2"), "denied"),
+        (&[][..], "edge-1", None, "success"),
+        (&["p2"][..], "dr-a", Some("RX1"), "failed"),
+        (&["p1"][..], "dr-b", Some("RX2"), "success"),
+        (&["p3"][..], "dr-a", Some("RX1"), "success"),
+    ];
+    let entries: Vec<crate::AuditEntry> = people
+        .iter()
+        .enumerate()
+        .map(|(i, (patients, agent, org, outcome))| {
+            let seq = i as u64 + 1;
+            audit_entry(
+                seq,
+                &hash_of(seq - 1),
+                i64::try_from(seq).unwrap_or(0) * 1000,
+                patients,
+                agent,
+                *org,
+                outcome,
+            )
+        })
+        .collect();
+    log.append(&ctx(), &entries).expect("append");
+    let seqs = |query: crate::AuditQuery| -> Vec<u64> {
+        log.search(&ctx(), &query)
+            .expect("search")
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    };
+    let q = |f: &dyn Fn(&mut crate::AuditQuery)| {
+        let mut query = crate::AuditQuery {
+            limit: 100,
+            ..crate::AuditQuery::default()
+        };
+        f(&mut query);
+        seqs(query)
+    };
+    assert_eq!(q(&|_| {}), [6, 5, 4, 3, 2, 1], "newest first");
+    assert_eq!(q(&|x| x.patient = Some("p1".into())), [5, 2, 1]);
+    assert_eq!(q(&|x| x.patient = Some("p2".into())), [4, 2]);
+    assert_eq!(q(&|x| x.patient = Some("nobody".into())), Vec::<u64>::new());
+    assert_eq!(q(&|x| x.agent = Some("dr-a".into())), [6, 4, 1]);
+    assert_eq!(q(&|x| x.organization = Some("RX2".into())), [5, 2]);
+    assert_eq!(q(&|x| x.outcome = Some("denied".into())), [2]);
+    assert_eq!(q(&|x| x.action = Some("R".into())), [6, 4, 2]);
+    assert_eq!(q(&|x| x.interaction = Some("update".into())), [5, 3, 1]);
+    assert_eq!(
+        q(&|x| {
+            x.since_ms = Some(2000);
+            x.until_ms = Some(5000);
+        }),
+        [4, 3, 2],
+        "since is inclusive, until exclusive"
+    );
+    assert_eq!(
+        q(&|x| {
+            x.patient = Some("p1".into());
+            x.agent = Some("dr-b".into());
+            x.outcome = Some("success".into());
+        }),
+        [5],
+        "filters combine"
+    );
+    let found = log
+        .search(
+            &ctx(),
+            &crate::AuditQuery {
+                patient: Some("p2".into()),
+                limit: 1,
+                ..crate::AuditQuery::default()
+            },
+        )
+        .expect("search");
+    assert_eq!(found, [entries[3].clone()], "an entry comes back whole");
+    // Paging: each page continues below the last seq of the one before.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = q(&|x| {
+            x.limit = 2;
+            x.before_seq = before;
+        });
+        let Some(&last) = page.last() else { break };
+        before = Some(last);
+        pages.push(page);
+    }
+    assert_eq!(pages, [vec![6, 5], vec![4, 3], vec![2, 1]]);
+    assert_eq!(
+        q(&|x| {
+            x.patient = Some("p1".into());
+            x.before_seq = Some(5);
+            x.limit = 1;
+        }),
+        [2]
+    );
+    assert!(q(&|x| x.limit = 0).is_empty(), "a zero limit finds nothing");
+}

@@ -10,9 +10,11 @@
 //! The trait is synchronous: the embedded backend is synchronous, and the service layer runs store
 //! calls on blocking threads.
 
+pub mod audit;
 pub mod contract;
 pub mod messages;
 
+pub use audit::{AuditEntry, AuditLog, AuditQuery};
 pub use messages::{Appended, LoggedMessage, MessageLog, MessageStatus, NewMessage};
 
 use concord_fhir::{Error, RequestContext};
