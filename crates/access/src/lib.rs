@@ -5,3 +5,30 @@
 //! relationship rule, break-glass grants, consent read from FHIR Consent resources, the decision
 //! and the mask applied after it. Does not: read a store, a clock or a token (the hub gathers the
 //! facts and passes the time in), or write audit (the hub does, with the decision's basis).
+
+pub mod break_glass;
+pub mod category;
+pub mod consent;
+pub mod decide;
+pub mod mask;
+pub mod permission;
+pub mod relationship;
+pub mod role;
+pub mod scope;
+mod time;
+
+pub use break_glass::{BreakGlass, BreakGlassReason, DEFAULT_BREAK_GLASS_MS, MAX_BREAK_GLASS_MS};
+pub use category::{Category, category_of, category_of_resource, is_patient_data};
+pub use consent::{
+    CodeMatch, ConsentChoices, ConsentPolicy, EmergencyOverride, SensitiveCategories,
+    consent_resource,
+};
+pub use decide::{
+    Basis, Decision, Denial, DenyReason, Permit, PersonFacts, Policy, Principal, PrincipalKind,
+    Target, decide,
+};
+pub use mask::{Filter, Verdict, mask, withheld_issue};
+pub use permission::{citizen_may_write, role_permits};
+pub use relationship::{Evidence, RelationshipFact, RelationshipPolicy, relationship};
+pub use role::Role;
+pub use scope::{Interaction, Scope, ScopeContext, scopes_permit};
