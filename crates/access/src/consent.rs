@@ -30,6 +30,7 @@
 //!   the portal replaces the old. Consents sharing the latest `dateTime` are all applied (the
 //!   union of what they withhold), because picking one of them would be arbitrary and withholding
 //!   too much is the safer error. A Consent without `dateTime` is older than any with one.
+//! - `policyRule` is read only when a Consent has no `provision`: `OPTOUT` is then an opt-out.
 //! - A deny provision that names neither an actor nor a label or code is an opt-out. A deny this
 //!   crate cannot express exactly (an actor named only by a literal reference, not an ODS
 //!   identifier; a label or code naming no known category; a `class`, `data`, `purpose` or

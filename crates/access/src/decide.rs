@@ -40,9 +40,10 @@
 //!    ([`crate::role_permits`]). If the target type's category is not permitted for the
 //!    interaction (read or write): `Deny(Role)`.
 //! 8. **Relationship or break-glass**: the principal's organisation has a legitimate relationship
-//!    ([`crate::relationship`]), basis `Relationship`; or the person's break-glass grant is for
+//!    ([`crate::relationship()`]), basis `Relationship`; or the person's break-glass grant is for
 //!    this principal's subject (and organisation, when the grant names one), is active at `now_ms`
-//!    and the principal has a role that may break glass, basis `BreakGlass`. Neither:
+//!    and the principal has a role that may break glass, basis `BreakGlass`. The hub passes only
+//!    a grant recorded for this person (PersonFacts carries no person id to compare). Neither:
 //!    `Deny(NoRelationship)` when a role may break glass (the message says so), else
 //!    `Deny(BreakGlassNotAllowed)`.
 //! 9. **Consent filter for staff**: an opt-out shows only records from the principal's own

@@ -5,6 +5,14 @@
 //! relationship rule, break-glass grants, consent read from FHIR Consent resources, the decision
 //! and the mask applied after it. Does not: read a store, a clock or a token (the hub gathers the
 //! facts and passes the time in), or write audit (the hub does, with the decision's basis).
+//!
+//! How the hub uses it, per request: build a [`Principal`] from the verified token and a
+//! [`Target`] (with the person's [`PersonFacts`]: Patient ids, [`RelationshipFact`]s, the
+//! [`ConsentPolicy`] read by [`ConsentPolicy::from_consents`], any [`BreakGlass`] grant), call
+//! [`decide()`], audit the basis or the denial, and on a permit run [`mask()`] over each resource
+//! fetched, dropping what it withholds and adding [`withheld_issue`] to the OperationOutcome when
+//! anything was dropped. A search across people (no person) is denied for patient data: the hub
+//! decides per person found instead.
 
 pub mod break_glass;
 pub mod category;
