@@ -10,6 +10,7 @@
 //! called from here, so no transport can skip it).
 
 pub mod announce;
+pub mod audit;
 pub mod bundle;
 pub mod capability;
 pub mod everything;
