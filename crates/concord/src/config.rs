@@ -28,7 +28,21 @@ pub struct Config {
     /// The source registry: the organisations' systems a hub federates.
     #[serde(default)]
     pub sources: Vec<SourceEntry>,
+    pub access: Access,
     pub log: Log,
+}
+
+/// Access policy (docs/access.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    pub organization: String,
+    pub relationship_recent_days: u32,
+    pub break_glass_hours: u32,
+    pub emergency_override_roles: Vec<String>,
+    pub emergency_override_categories: Vec<String>,
+    #[serde(default)]
+    pub sensitive: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The identity feed to a hub (see `announce`).
@@ -224,7 +238,60 @@ impl Config {
         Ok(config)
     }
 
+    /// The access policy, checked: known roles and categories, well-formed codes.
+    pub fn access_policy(&self) -> anyhow::Result<concord_access::Policy> {
+        let access = &self.access;
+        let mut policy = concord_access::Policy::default();
+        policy.relationship.recent_days = access.relationship_recent_days;
+        policy.emergency.roles = access
+            .emergency_override_roles
+            .iter()
+            .map(|r| {
+                concord_access::Role::parse(r)
+                    .with_context(|| format!("access.emergency_override_roles: {r:?} is not a role"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        for name in access
+            .emergency_override_categories
+            .iter()
+            .chain(access.sensitive.keys())
+        {
+            if !concord_access::consent::SENSITIVE_CATEGORIES.contains(&name.as_str()) {
+                bail!(
+                    "access: {name:?} is not a sensitive category; use one of {}",
+                    concord_access::consent::SENSITIVE_CATEGORIES.join(", ")
+                );
+            }
+        }
+        policy.emergency.categories = access.emergency_override_categories.iter().cloned().collect();
+        for (name, codes) in &access.sensitive {
+            let list = codes
+                .iter()
+                .map(|code| {
+                    let (system, code) = code.split_once('|').filter(|(s, c)| !s.is_empty() && !c.is_empty()).with_context(|| {
+                        format!("access.sensitive.{name}: {code:?} must be \"system|code\"")
+                    })?;
+                    Ok(concord_access::CodeMatch::new(system, code))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            policy.sensitive.0.insert(name.clone(), list);
+        }
+        Ok(policy)
+    }
+
+    /// The organisation that runs this node: `access.organization`, else a hub's own ODS code.
+    pub fn node_organization(&self) -> Option<String> {
+        [&self.access.organization, &self.federation.ods_code]
+            .into_iter()
+            .find(|o| !o.trim().is_empty())
+            .map(|o| o.trim().to_string())
+    }
+
     fn check(&self) -> anyhow::Result<()> {
+        if !(1..=24).contains(&self.access.break_glass_hours) {
+            bail!("access.break_glass_hours must be between 1 and 24");
+        }
+        self.access_policy()?;
         self.listen_addr()?;
         if !matches!(self.store.synchronous.as_str(), "full" | "normal") {
             bail!(

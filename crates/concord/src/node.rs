@@ -7,12 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use concord_hub::access::AccessConfig;
+use concord_hub::audit::AuditTrail;
 use concord_hub::feed::FeedConfig;
 use concord_hub::identity::{IdentityConfig, InvalidNhsNumber};
 use concord_hub::{Hub, HubConfig, SystemClock};
 use concord_mpi::MatchConfig;
 use concord_rest::auth::NodeKey;
-use concord_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use concord_store_sqlite::{SqliteAuditLog, SqliteOptions, SqliteStore, Synchronous};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
@@ -66,14 +68,34 @@ pub fn hub(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Hub> {
                 },
                 candidates: config.identity.candidates,
             },
+            access: AccessConfig {
+                organization: config.node_organization(),
+                policy: config.access_policy()?,
+                break_glass_ms: i64::from(config.access.break_glass_hours) * 3_600_000,
+            },
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot load the master patient index: {e}"))?
-    .with_message_log(store);
+    .with_message_log(store)
+    .with_audit(audit_trail(config)?);
     Ok(match crate::sources::federation(config)? {
         Some(federation) => hub.with_federation(federation),
         None => hub,
     })
+}
+
+/// The node's audit trail, in `audit.db` beside the store: every request is recorded there.
+pub fn audit_trail(config: &Config) -> anyhow::Result<AuditTrail> {
+    let path = config.store.data_dir.join("audit.db");
+    let log = SqliteAuditLog::open(&path)
+        .with_context(|| format!("cannot open the audit trail {}", path.display()))?;
+    let observer = if config.federation.origin.trim().is_empty() {
+        config.node_organization().unwrap_or_else(|| "concord".into())
+    } else {
+        config.federation.origin.clone()
+    };
+    AuditTrail::open(Arc::new(log), &observer)
+        .map_err(|e| anyhow::anyhow!("cannot start the audit trail: {e}"))
 }
 
 /// Reads the node key from the data directory, creating it (readable by the owner only) the

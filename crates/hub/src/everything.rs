@@ -13,6 +13,7 @@ use concord_store::CompartmentQuery;
 use crate::Hub;
 use crate::bundle::{Bundle, search_entry};
 use crate::search::{PageParams, page_links};
+use concord_access::Interaction;
 
 impl Hub {
     pub fn patient_everything(
@@ -22,7 +23,8 @@ impl Hub {
         params: &[(String, String)],
         base: &str,
     ) -> Result<Bundle, Error> {
-        let patient = self.read(ctx, "Patient", id)?;
+        let patient = self.read(&ctx.internal(), "Patient", id)?;
+        let grant = self.authorize(ctx, "Patient", Interaction::Read, Some(id))?;
         let mut since = None;
         let mut types: Option<Vec<String>> = None;
         for (name, value) in params {
@@ -86,7 +88,7 @@ impl Hub {
         } else {
             (page.offset, page.count)
         };
-        let result = self.store.compartment(
+        let mut result = self.store.compartment(
             ctx,
             &CompartmentQuery {
                 owner_type: "Patient".into(),
@@ -98,6 +100,20 @@ impl Hub {
                 snapshot: page.snapshot,
             },
         )?;
+        let before = result.matches.len();
+        if !grant.filter.is_everything() {
+            result.matches.retain(|version| {
+                version
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                    .is_some_and(|resource| {
+                        self.mask_local(&grant, &version.resource_type, &resource)
+                            == concord_access::Verdict::Keep
+                    })
+            });
+        }
+        let withheld = before - result.matches.len();
         let total = result.total.unwrap_or(0) + u64::from(include_patient);
         let mut bundle = Bundle::new("searchset", self.clock.now_ms());
         bundle.total = Some(total);
@@ -110,6 +126,10 @@ impl Hub {
             Some(total),
             result.matches.len(),
         );
+        if !grant.filter.is_everything() {
+            // The whole record's count would tell how much is withheld.
+            bundle.total = None;
+        }
         if include_patient && page.offset == 0 && page.count > 0 {
             bundle
                 .entry
@@ -119,6 +139,11 @@ impl Hub {
             bundle
                 .entry
                 .push(search_entry(base, version, "match", None)?);
+        }
+        if withheld > 0 {
+            // Paging counts stay those of the whole record, so pages line up; what is withheld
+            // is said, not what it was.
+            crate::search::push_withheld(&mut bundle)?;
         }
         Ok(bundle)
     }

@@ -3,6 +3,7 @@
 //! Owns: `_since`, `_count` and stable paging (`_offset` with the `_snapshot` of the first page)
 //! for history Bundles.
 
+use concord_access::Interaction;
 use concord_fhir::{Error, RequestContext};
 use concord_store::HistoryQuery;
 
@@ -46,12 +47,16 @@ impl Hub {
         }
         let page =
             PageParams::from_params(params, self.config.default_count, self.config.max_count)?;
-        if let (Some(t), Some(i)) = (resource_type, id)
-            && self.store.read(ctx, t, i)?.is_none()
-        {
-            return Err(Error::not_found(format!("{t}/{i} is not known")));
+        if let (Some(t), Some(i)) = (resource_type, id) {
+            match self.store.read(ctx, t, i)? {
+                None => return Err(Error::not_found(format!("{t}/{i} is not known"))),
+                Some(current) if !current.is_deleted() => {
+                    self.guard_read(ctx, Interaction::Read, &current)?;
+                }
+                Some(_) => {}
+            }
         }
-        let result = self.store.history(
+        let mut result = self.store.history(
             ctx,
             &HistoryQuery {
                 resource_type: resource_type.map(str::to_string),
@@ -62,8 +67,12 @@ impl Hub {
                 offset: page.offset,
             },
         )?;
+        let trusted = crate::access::is_trusted_system(ctx);
+        // Older versions may have belonged to someone else; each is decided on its own.
+        let withheld = self.filter_versions(ctx, Interaction::Read, &mut result.versions);
         let mut bundle = Bundle::new("history", self.clock.now_ms());
-        bundle.total = Some(result.total);
+        // The count of everyone's versions is not for a caller who may see only some of them.
+        bundle.total = trusted.then_some(result.total);
         bundle.link = page_links(
             base,
             self_path,
@@ -75,6 +84,9 @@ impl Hub {
         );
         for version in &result.versions {
             bundle.entry.push(history_entry(base, version)?);
+        }
+        if withheld > 0 {
+            crate::search::push_withheld(&mut bundle)?;
         }
         Ok(bundle)
     }

@@ -6,11 +6,14 @@
 //! and assembling response Bundles. Every method takes the [`RequestContext`] first.
 //!
 //! Does not: speak HTTP (the REST crate maps requests and the error vocabulary), store anything
-//! itself (the [`ResourceStore`] does), or decide access and consent (a later layer of this crate,
-//! called from here, so no transport can skip it).
+//! itself (the [`ResourceStore`] does), or decide access and consent itself: [`access`] asks the pure
+//! `concord-access` crate, and every use case that returns or writes a person's data calls it, so
+//! no transport can skip it.
 
+pub mod access;
 pub mod announce;
 pub mod audit;
+pub mod audit_view;
 pub mod bundle;
 pub mod capability;
 pub mod everything;
@@ -59,6 +62,8 @@ pub struct HubConfig {
     pub identity: identity::IdentityConfig,
     /// How inbound HL7 v2 is mapped.
     pub feed: feed::FeedConfig,
+    /// Who may see what: this node's organisation, the consent and break-glass policy.
+    pub access: access::AccessConfig,
 }
 
 impl Default for HubConfig {
@@ -69,6 +74,7 @@ impl Default for HubConfig {
             max_bundle_entries: 20_000,
             identity: identity::IdentityConfig::default(),
             feed: feed::FeedConfig::default(),
+            access: access::AccessConfig::default(),
         }
     }
 }
@@ -86,6 +92,10 @@ pub struct Hub {
     pub(crate) federation: Option<Arc<federate::Federation>>,
     /// One person's inbound HL7 v2 messages are logged and applied one at a time.
     pub(crate) feed_turns: Arc<feed::FeedTurns>,
+    /// Break-glass grants in force.
+    pub(crate) grants: Arc<access::Grants>,
+    /// The audit trail every request is recorded in, on nodes that serve people.
+    pub(crate) audit: Option<audit::AuditTrail>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -110,6 +120,8 @@ impl Hub {
             messages: None,
             federation: None,
             feed_turns: Arc::default(),
+            grants: Arc::default(),
+            audit: None,
             config,
         };
         hub.load_identity(&RequestContext::system("concord-hub", "start"))?;
@@ -125,6 +137,23 @@ impl Hub {
     pub fn config(&self) -> &HubConfig {
         &self.config
     }
+
+    /// Gives the hub its audit trail.
+    pub fn with_audit(mut self, trail: audit::AuditTrail) -> Hub {
+        self.audit = Some(trail);
+        self
+    }
+
+    /// The audit trail, when this node keeps one.
+    pub fn audit(&self) -> Option<&audit::AuditTrail> {
+        self.audit.as_ref()
+    }
+
+    /// Now, by the hub's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
 
     /// A fresh logical id for a created resource.
     pub(crate) fn new_id() -> String {

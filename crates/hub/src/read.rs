@@ -1,7 +1,9 @@
 //! Read and vread (<https://hl7.org/fhir/R4/http.html#read>, `#vread`).
 //!
-//! Owns: turning store lookups into the spec's outcomes: 404 for never-known, 410 for deleted.
+//! Owns: turning store lookups into the spec's outcomes: 404 for never-known, 410 for deleted,
+//! 403 when access is refused or the resource is withheld (`crate::access` decides).
 
+use concord_access::{Interaction, Verdict};
 use concord_fhir::{Error, ErrorKind, RequestContext};
 use concord_store::StoredVersion;
 
@@ -25,7 +27,10 @@ impl Hub {
                 ErrorKind::Gone,
                 format!("{resource_type}/{id} was deleted"),
             )),
-            Some(v) => Ok(v),
+            Some(v) => {
+                self.guard_read(ctx, Interaction::Read, &v)?;
+                Ok(v)
+            }
         }
     }
 
@@ -51,7 +56,35 @@ impl Hub {
                 ErrorKind::Gone,
                 format!("version {number} of {resource_type}/{id} is a deletion"),
             )),
-            Some(v) => Ok(v),
+            Some(v) => {
+                self.guard_read(ctx, Interaction::Read, &v)?;
+                Ok(v)
+            }
+        }
+    }
+
+    /// Access for one stored version: decided for its person; a masked resource is refused
+    /// with a reason that says something was withheld, not what.
+    pub(crate) fn guard_read(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        version: &StoredVersion,
+    ) -> Result<(), Error> {
+        if crate::access::is_trusted_system(ctx) {
+            return Ok(());
+        }
+        let resource: serde_json::Value =
+            serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
+                .map_err(|_| Error::internal())?;
+        let (_, verdict) =
+            self.authorize_lookup(ctx, interaction, &version.resource_type, &resource)?;
+        match verdict {
+            Verdict::Keep => Ok(()),
+            Verdict::Withhold => Err(Error::new(
+                ErrorKind::Forbidden,
+                "this information has been withheld: the person has limited who may see it, or your role does not include it",
+            )),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! (`Prefer: handling`), page sizes, `self`/`next`/`previous` links that carry the first page's
 //! snapshot so they stay correct while others write, and `_summary` / `_elements` shaping.
 
+use concord_access::Interaction;
 use concord_fhir::outcome::operation_outcome;
 use concord_fhir::{Error, ErrorKind, Issue, IssueType, RequestContext};
 use concord_search::parse::parse_search;
@@ -166,6 +167,10 @@ impl Hub {
         if let Some(t) = resource_type {
             ensure_type(t)?;
         }
+        if resource_type == Some("AuditEvent") && self.audit.is_some() {
+            // The audit trail is kept apart from the record, append-only; it answers itself.
+            return self.audit_search(ctx, params, base);
+        }
         let parsed = parse_search(resource_type, params)?;
         if handling == Handling::Strict && !parsed.unknown.is_empty() {
             // The lenient warnings say "ignored"; under strict handling they are errors.
@@ -191,9 +196,22 @@ impl Hub {
             snapshot: page.snapshot,
             ..parsed.query
         };
-        let result = self.store.search(ctx, &query)?;
+        let trusted = crate::access::is_trusted_system(ctx);
+        if !trusted && let Some(patient) = named_patient(params) {
+            // A search about one person is decided up front, so a refusal says why (and how to
+            // break glass) instead of looking like an empty record.
+            if resource_type == Some("Patient") || resource_type == Some("Person") {
+                // Looking a person up is decided per match below.
+            } else {
+                self.authorize(ctx, resource_type.unwrap_or("Patient"), Interaction::Search, Some(&patient))?;
+            }
+        }
+        let mut result = self.store.search(ctx, &query)?;
+        let withheld = self.filter_versions(ctx, Interaction::Search, &mut result.matches)
+            + self.filter_versions(ctx, Interaction::Read, &mut result.included);
         let mut bundle = Bundle::new("searchset", self.clock.now_ms());
-        bundle.total = result.total;
+        // A caller who may see only some people's records does not learn how many others match.
+        bundle.total = if trusted { result.total } else { None };
         let path = resource_type.unwrap_or("");
         bundle.link = page_links(
             base,
@@ -220,8 +238,46 @@ impl Hub {
                 .push(search_entry(base, version, "include", None)?);
         }
         push_outcome(&mut bundle, &parsed.issues)?;
+        if withheld > 0 {
+            push_withheld(&mut bundle)?;
+        }
         Ok(bundle)
     }
+}
+
+/// The one Patient a search is about, when its `patient` or `subject` parameter names exactly
+/// one (`Patient/123` or `123`).
+fn named_patient(params: &[(String, String)]) -> Option<String> {
+    let mut found = None;
+    for (name, value) in params {
+        let base = name.split(':').next().unwrap_or_default();
+        if !matches!(base, "patient" | "subject") || name.contains('.') {
+            continue;
+        }
+        if value.contains(',') || found.is_some() {
+            return None;
+        }
+        let id = value.strip_prefix("Patient/").unwrap_or(value);
+        if id.contains('/') {
+            return None;
+        }
+        found = Some(id.to_string());
+    }
+    found
+}
+
+/// Adds the notice that some information was withheld (not what, nor how much).
+pub(crate) fn push_withheld(bundle: &mut Bundle) -> Result<(), Error> {
+    let outcome = serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [concord_access::withheld_issue()],
+    });
+    bundle.entry.push(Entry {
+        resource: Some(raw(outcome.to_string())?),
+        search: Some(EntrySearch::mode("outcome")),
+        ..Entry::default()
+    });
+    Ok(())
 }
 
 /// Adds the warnings about ignored parameters as an `outcome` entry.

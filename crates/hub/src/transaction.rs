@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use concord_access::Interaction;
 use concord_fhir::outcome::from_error;
 use concord_fhir::primitive::format_instant;
 use concord_fhir::reference::{Reference, parse as parse_reference};
@@ -72,6 +73,7 @@ impl Hub {
             _ => return Err(Error::invalid("POST to the base takes a Bundle").at("resourceType")),
         };
         let requests = self.requests(bundle)?;
+        self.guard_requests(ctx, &requests)?;
         match bundle_type {
             "transaction" => self.transaction(ctx, requests, base),
             "batch" => self.batch(ctx, requests, base),
@@ -80,6 +82,54 @@ impl Hub {
             ))
             .at("Bundle.type")),
         }
+    }
+
+    /// Decides every entry before any is processed: a caller other than a trusted system may
+    /// only send entries it could send one by one. (A batch is refused whole too, so that a
+    /// refusal never leaves half of one applied.)
+    fn guard_requests(&self, ctx: &RequestContext, requests: &[Request]) -> Result<(), Error> {
+        if crate::access::is_trusted_system(ctx) {
+            return Ok(());
+        }
+        for r in requests {
+            let entry = format!("Bundle.entry[{}]", r.index);
+            let path = r.url.split('?').next().unwrap_or_default();
+            let mut parts = path.trim_matches('/').split('/');
+            let resource_type = parts.next().unwrap_or_default();
+            let id = parts.next();
+            let result = match (r.verb, &r.resource, id) {
+                (Verb::Post, Some(resource), _) => {
+                    self.guard_write(ctx, Interaction::Create, resource_type, resource)
+                }
+                (Verb::Put, Some(resource), Some(id)) => self
+                    .guard_existing(ctx, Interaction::Update, resource_type, id)
+                    .and_then(|()| {
+                        self.guard_write(ctx, Interaction::Update, resource_type, resource)
+                    }),
+                (Verb::Patch | Verb::Delete, _, Some(id)) => {
+                    let interaction = if r.verb == Verb::Delete {
+                        Interaction::Delete
+                    } else {
+                        Interaction::Update
+                    };
+                    self.guard_existing(ctx, interaction, resource_type, id)
+                }
+                (Verb::Get, _, Some(id)) if !r.url.contains('?') => {
+                    match self.store.read(&ctx.internal(), resource_type, id)? {
+                        Some(version) if !version.is_deleted() => {
+                            self.guard_read(ctx, Interaction::Read, &version)
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                _ => Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "this kind of entry is only accepted from system callers",
+                )),
+            };
+            result.map_err(|e| e.in_entry(&entry))?;
+        }
+        Ok(())
     }
 
     fn requests(&self, bundle: &Value) -> Result<Vec<Request>, Error> {

@@ -6,6 +6,7 @@
 //! index entries, and the version rules (`If-Match`, lost-update conflicts). The `tx_*` functions
 //! work inside a store unit of work so transactions reuse them.
 
+use concord_access::Interaction;
 use concord_fhir::primitive::format_instant;
 use concord_fhir::resource::{is_resource_type, set_id, set_meta_version};
 use concord_fhir::validate::validate_resource;
@@ -104,6 +105,7 @@ impl Hub {
         if_none_exist: Option<&str>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
+        self.guard_write(ctx, Interaction::Create, resource_type, &body)?;
         self.in_unit(ctx, |tx| {
             if let Some(condition) = if_none_exist {
                 match conditional_matches(tx, resource_type, condition)?.as_slice() {
@@ -137,6 +139,8 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
+        self.guard_existing(ctx, Interaction::Update, resource_type, id)?;
+        self.guard_write(ctx, Interaction::Update, resource_type, &body)?;
         self.in_unit(ctx, |tx| {
             tx_update(self, tx, resource_type, id, body, if_match, Method::Put)
         })
@@ -152,6 +156,8 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
+        self.guard_conditional(ctx, Interaction::Update, resource_type, condition)?;
+        self.guard_write(ctx, Interaction::Update, resource_type, &body)?;
         self.in_unit(ctx, |tx| {
             tx_conditional_update(self, tx, resource_type, condition, body, if_match)
         })
@@ -167,6 +173,8 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
+        // The patch is decided on what it changes; the patched result must be writable too.
+        self.guard_existing(ctx, Interaction::Update, resource_type, id)?;
         self.in_unit(ctx, |tx| {
             tx_patch(self, tx, resource_type, id, patch, if_match)
         })
@@ -182,6 +190,7 @@ impl Hub {
         if_match: Option<u64>,
     ) -> Result<Option<StoredVersion>, Error> {
         ensure_type(resource_type)?;
+        self.guard_existing(ctx, Interaction::Delete, resource_type, id)?;
         self.in_unit(ctx, |tx| tx_delete(self, tx, resource_type, id, if_match))
     }
 
@@ -193,9 +202,36 @@ impl Hub {
         condition: &str,
     ) -> Result<Option<StoredVersion>, Error> {
         ensure_type(resource_type)?;
+        self.guard_conditional(ctx, Interaction::Delete, resource_type, condition)?;
         self.in_unit(ctx, |tx| {
             tx_conditional_delete(self, tx, resource_type, condition)
         })
+    }
+}
+
+impl Hub {
+    /// Decides a conditional update or delete on whatever its condition matches now.
+    fn guard_conditional(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        resource_type: &str,
+        condition: &str,
+    ) -> Result<(), Error> {
+        if crate::access::is_trusted_system(ctx) {
+            return Ok(());
+        }
+        let params = crate::search::parse_query_string(condition);
+        let parsed = concord_search::parse::parse_search(Some(resource_type), &params)?;
+        let query = SearchQuery {
+            count: Some(2),
+            ..parsed.query
+        };
+        let found = self.store.search(&ctx.internal(), &query)?.matches;
+        for version in &found {
+            self.guard_existing(ctx, interaction, resource_type, &version.id)?;
+        }
+        Ok(())
     }
 }
 

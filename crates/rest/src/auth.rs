@@ -191,10 +191,12 @@ pub async fn require_auth(
     };
     match result {
         Ok(claims) => {
-            request
-                .extensions_mut()
-                .insert(context_from_claims(claims, request_id));
-            next.run(request).await
+            let ctx = context_from_claims(claims, request_id);
+            request.extensions_mut().insert(ctx.clone());
+            let mut response = next.run(request).await;
+            // The audit layer outside reads who asked and what access noted.
+            response.extensions_mut().insert(ctx);
+            response
         }
         Err(error) => {
             tracing::info!(request_id = %request_id, reason = %error, "request refused: not authenticated");

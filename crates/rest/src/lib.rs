@@ -8,6 +8,7 @@
 //! Does not: touch the store, or decide anything a FHIR rule decides; the service layer
 //! ([`concord_hub::Hub`]) does. Tests drive the router with `tower::ServiceExt::oneshot`.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod hl7v2;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))
+        .layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(middleware::from_fn(record_metrics))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -160,7 +160,9 @@ async fn region() -> Region {
         drop(listener);
         format!("http://{addr}/fhir")
     };
-    let hub = TestApp::new();
+    let mut hub = TestApp::new();
+    // The edges announce their people with system tokens.
+    hub.token = common::mint_system(&hub.key, "identity-feed");
     let federation = Federation::new(
         FederationConfig {
             origin: "home".into(),
@@ -195,6 +197,8 @@ async fn region() -> Region {
     ] {
         announce(&hub, s, local, "Grace").await;
     }
+    // The views are asked for by a clinician at the GP practice, which holds the person's record.
+    hub.token = common::mint_user(&hub.key, "alice", "clinician", Some("GP"), None);
     Region {
         hub,
         patient: first,
@@ -500,10 +504,12 @@ async fn hubs_listing_each_other_never_loop() {
             "north",
             SourceKind::Region,
             &north_base,
-            Some(&north.token),
+            Some(&common::mint_system(&north.key, "south")),
             2500,
         )],
     ));
+    // The person is asked about by a system caller here: this test is about the hop guard.
+    south.token = common::mint_system(&south.key, "bench");
     let southern = announce(&south, "south-gp", "s-1", "Grace").await;
     let reply = south
         .send(
@@ -582,11 +588,12 @@ async fn records_of_other_patients_are_never_shown() {
     })))
     .await;
     let mut hub = TestApp::new();
+    hub.token = common::mint_system(&hub.key, "identity-feed");
     let mut careless_source = SourceConfig::new(
         SourceInfo {
             id: "careless".into(),
             name: "careless organisation".into(),
-            ods_code: None,
+            ods_code: Some("Y00001".into()),
             kind: SourceKind::Gp,
             base_url: careless.clone(),
             resource_types: vec!["Patient".into(), "Observation".into()],
@@ -605,6 +612,7 @@ async fn records_of_other_patients_are_never_shown() {
         vec![Source::new(careless_source, BreakerConfig::default()).unwrap()],
     ));
     let id = announce(&hub, "careless", "c1", "Grace").await;
+    hub.token = common::mint_user(&hub.key, "alice", "clinician", Some("Y00001"), None);
     for path in [
         format!("/fhir/Patient/{id}/$everything"),
         format!("/fhir/Observation?patient={id}"),

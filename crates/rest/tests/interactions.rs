@@ -61,9 +61,10 @@ async fn create_returns_201_with_location_etag_last_modified_and_version_1() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let id = reply.body["id"].as_str().expect("server assigned an id");
     assert_eq!(reply.body["meta"]["versionId"], "1");
+    // The stepping clock's second reading: the first is the audit record's.
     assert_eq!(
         reply.body["meta"]["lastUpdated"],
-        "2024-01-01T00:00:00.000Z"
+        "2024-01-01T00:00:01.000Z"
     );
     assert_eq!(
         reply.header("location"),
@@ -72,7 +73,7 @@ async fn create_returns_201_with_location_etag_last_modified_and_version_1() {
     assert_eq!(reply.header("etag"), Some("W/\"1\""));
     assert_eq!(
         reply.header("last-modified"),
-        Some("Mon, 01 Jan 2024 00:00:00 GMT")
+        Some("Mon, 01 Jan 2024 00:00:01 GMT")
     );
     assert!(
         reply

@@ -81,6 +81,11 @@ impl Federation {
         self.sources.iter().map(|s| s.info())
     }
 
+    /// The registry entry of one source.
+    pub fn info(&self, id: &str) -> Option<&SourceInfo> {
+        self.by_id.get(id).map(|&i| self.sources[i].info())
+    }
+
     /// What every outbound request of this view carries: the request id, the hub that started
     /// the request, and one more hop.
     pub(crate) fn outbound(&self, ctx: &RequestContext, hop: &Hop) -> Outbound {
@@ -106,6 +111,80 @@ impl Federation {
             None
         }
     }
+}
+
+impl Hub {
+    /// Decides a federated view of one person up front (the store reads it needs run on the
+    /// blocking pool).
+    pub(crate) async fn authorize_view(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        patient_id: &str,
+    ) -> Result<crate::access::Grant, Error> {
+        let hub = self.clone();
+        let (ctx, resource_type, patient_id) = (
+            ctx.clone(),
+            resource_type.to_string(),
+            patient_id.to_string(),
+        );
+        blocking(move || {
+            // An unknown person is 404 for anyone: there is nothing to decide on.
+            hub.read(&ctx.internal(), "Patient", &patient_id)?;
+            hub.authorize(
+                &ctx,
+                &resource_type,
+                concord_access::Interaction::Read,
+                Some(&patient_id),
+            )
+        })
+        .await
+    }
+
+    /// Masks every source's answer with the grant. When anything was withheld (here, or by not
+    /// asking a withheld organisation: `already_withheld`), the hub's own result carries the
+    /// notice, so the view's OperationOutcome says so without saying what.
+    pub(crate) fn mask_results(
+        &self,
+        grant: &crate::access::Grant,
+        results: &mut [SourceResult],
+        already_withheld: usize,
+    ) {
+        let mut withheld = already_withheld;
+        if !grant.filter.is_everything() {
+            for result in results.iter_mut() {
+                let org = result.source.ods_code.clone();
+                let kind = Some(result.source.kind.as_str().to_string());
+                withheld += self.mask_entries(
+                    grant,
+                    &mut result.resources,
+                    |r| r,
+                    |_| (org.clone(), kind.clone()),
+                );
+            }
+        }
+        if withheld > 0
+            && let Some(own) = results.first_mut()
+        {
+            own.forwarded_issues.push(concord_access::withheld_issue());
+        }
+    }
+}
+
+/// Whether a grant lets the caller see an organisation's records at all.
+fn organization_allowed(filter: &concord_access::Filter, info: &SourceInfo) -> bool {
+    // A neighbouring region is many organisations; its records are masked one by one.
+    if info.kind == SourceKind::Region {
+        return true;
+    }
+    let Some(ods) = info.ods_code.as_deref() else {
+        return filter.only_organizations.is_none();
+    };
+    !filter.withheld_organizations.contains(ods)
+        && filter
+            .only_organizations
+            .as_ref()
+            .is_none_or(|only| only.contains(ods))
 }
 
 /// Where a request came from, read off `X-Concord-Origin` and `X-Concord-Hops`.
@@ -257,10 +336,12 @@ impl Hub {
                 Vec::new(),
             ))
         });
+        // Access is decided before any source is asked: a refused view asks no one.
+        let grant = self.authorize_view(ctx, "Patient", patient_id).await?;
         let started = std::time::Instant::now();
         let hub = self.clone();
         let (ctx_owned, id_owned, fetch_owned, base_owned) = (
-            ctx.clone(),
+            ctx.internal(),
             patient_id.to_string(),
             fetch.clone(),
             base.to_string(),
@@ -277,8 +358,15 @@ impl Hub {
         let types = fetch.types.clone();
         let since = fetch.since.clone();
         let mut calls = Vec::new();
+        let mut withheld = 0;
         for source in &federation.sources {
             let info = source.info();
+            if !organization_allowed(&grant.filter, info) {
+                // The person withheld this organisation's records: it is not asked, and the view
+                // says something was withheld without naming what.
+                withheld += 1;
+                continue;
+            }
             if info.kind == SourceKind::Region {
                 let source = source.clone();
                 let out = out.clone();
@@ -334,6 +422,7 @@ impl Hub {
             result.resources.retain(|r| !is_mpi_resource(r));
             results.push(result);
         }
+        self.mask_results(&grant, &mut results, withheld);
         Ok((resolved.patient, results))
     }
 }

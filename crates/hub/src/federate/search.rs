@@ -85,9 +85,10 @@ impl Hub {
             .cloned()
             .collect();
 
+        let grant = self.authorize_view(ctx, resource_type, patient_id).await?;
         let hub = self.clone();
         let (ctx_owned, id_owned, type_owned, passed_owned, base_owned) = (
-            ctx.clone(),
+            ctx.internal(),
             patient_id.to_string(),
             resource_type.to_string(),
             passed.clone(),
@@ -130,8 +131,13 @@ impl Hub {
         let out = federation.outbound(ctx, hop);
         let mut calls: Vec<std::pin::Pin<Box<dyn Future<Output = SourceResult> + Send>>> =
             Vec::new();
+        let mut withheld = 0;
         for source in &federation.sources {
             let source: Arc<concord_source::Source> = source.clone();
+            if !super::organization_allowed(&grant.filter, source.info()) {
+                withheld += 1;
+                continue;
+            }
             if source.info().kind == SourceKind::Region {
                 // The same search at a neighbouring region, for the person found there by NHS
                 // number; never past the hop limit, so hubs that list each other never loop.
@@ -184,6 +190,7 @@ impl Hub {
             result.resources.retain(|r| !super::is_mpi_resource(r));
             results.push(result);
         }
+        self.mask_results(&grant, &mut results, withheld);
         let merged = concord_federation::merge(results, self.clock.now_ms());
         super::everything::searchset(
             self.clock.now_ms(),

@@ -2,7 +2,9 @@
 //! `Patient/[id]/$everything` (federated on a hub), `Patient/[id]/$summary` (the International
 //! Patient Summary, federated on a hub), `Patient/$match`, `Patient/$ihe-pix` (IHE PIXm),
 //! `Patient/$merge` and `Patient/$unmerge` (a source's record merge, as HL7 v2 A40),
-//! `Person/$merge`, `Person/$unmerge`, `Person/[id]/$locate` and `Task/[id]/$resolve-match`.
+//! `Person/$merge`, `Person/$unmerge`, `Person/[id]/$locate`, `Task/[id]/$resolve-match`, and
+//! `Patient/[id]/$break-glass` (issue 6: a time-boxed grant with a reason, for a user without a
+//! legitimate relationship) and `Patient/[id]/$access-log` (who looked at the record).
 //! Each arm reads its inputs and calls one hub method; an unknown operation is 501.
 
 use axum::Extension;
@@ -58,6 +60,32 @@ pub(crate) async fn instance_operation(
             let bundle =
                 blocking(move || hub.patient_everything(&ctx, &id, &params, &base)).await?;
             super::bundle_response(&bundle)
+        }
+        ("Patient", "$break-glass", true) => {
+            let input = parameters(&state, &headers, body).await?;
+            let reason = param_string(&input, "reason")?.ok_or_else(|| {
+                Error::invalid("reason is required: a break-glass reason code")
+                    .at("Parameters.parameter[reason]")
+            })?;
+            let text = param_string(&input, "text")?.ok_or_else(|| {
+                Error::invalid("text is required: say in your own words why you need this record")
+                    .at("Parameters.parameter[text]")
+            })?;
+            let grant = blocking(move || hub.break_glass(&ctx, &id, &reason, &text)).await?;
+            Ok(json_response(&break_glass_parameters(&grant)))
+        }
+        ("Patient", "$access-log", false) => {
+            let limit = params
+                .iter()
+                .find(|(k, _)| k == "_count")
+                .map(|(_, v)| {
+                    v.parse::<usize>()
+                        .map_err(|_| Error::invalid("_count must be a whole number").at("_count"))
+                })
+                .transpose()?
+                .unwrap_or(100);
+            let log = blocking(move || hub.access_log(&ctx, &id, limit)).await?;
+            Ok(json_response(&log))
         }
         ("Person", "$locate", false) => {
             let parameters = blocking(move || hub.locate_parameters(&ctx, &id)).await?;
@@ -198,6 +226,18 @@ pub(crate) async fn type_operation_post(
         body,
     )
     .await
+}
+
+/// What a break-glass grant says back: its reason, and when it ends.
+fn break_glass_parameters(grant: &concord_access::BreakGlass) -> Value {
+    let expires = concord_fhir::primitive::format_instant(grant.expires_ms);
+    serde_json::json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "reason", "valueCode": grant.reason.code()},
+            {"name": "expires", "valueInstant": expires},
+        ]
+    })
 }
 
 async fn parameters(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Value> {

@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use concord_hub::access::AccessConfig;
+use concord_hub::audit::AuditTrail;
 use concord_hub::{Clock, Hub, HubConfig};
 use concord_rest::auth::{Claims, NodeKey};
 use concord_rest::{AppState, router};
-use concord_store_sqlite::{SqliteOptions, SqliteStore};
+use concord_store_sqlite::{SqliteAuditLog, SqliteOptions, SqliteStore};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -97,6 +99,10 @@ pub struct TestApp {
 
 pub const BASE: &str = "http://test.example/fhir";
 
+/// The organisation that runs a test node, and the test clinician's organisation: so the
+/// clinician has a relationship with everyone the node holds.
+pub const ORGANIZATION: &str = "A81001";
+
 impl TestApp {
     pub fn new() -> TestApp {
         TestApp::with_limit(1024 * 1024)
@@ -105,14 +111,22 @@ impl TestApp {
     pub fn with_limit(max_body_bytes: usize) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&SqliteOptions::new(dir.path().join("db"))).expect("store");
-        let hub = Hub::new(
-            Arc::new(store),
-            Arc::new(SteppingClock::new()),
-            HubConfig::default(),
-        )
-        .expect("hub");
+        let config = HubConfig {
+            access: AccessConfig {
+                organization: Some(ORGANIZATION.into()),
+                ..AccessConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        let audit = SqliteAuditLog::open(dir.path().join("audit.db")).expect("audit log");
+        let trail = AuditTrail::open(Arc::new(audit), "test-node").expect("audit trail");
+        let hub = Hub::new(Arc::new(store), Arc::new(SteppingClock::new()), config)
+            .expect("hub")
+            .with_audit(trail);
         let key = NodeKey::generate().expect("key");
-        let token = mint(&key, 3600);
+        // The FHIR interaction tests call as a trusted system (an integrator's loader); people's
+        // access is tested with user tokens (`mint_user`) in tests/access.rs and federation.rs.
+        let token = mint_system(&key, "integration-test");
         let state = AppState {
             hub,
             key: key.clone(),
@@ -221,6 +235,52 @@ impl TestApp {
     }
 }
 
+/// Mints a one-hour token for a user with one role at an organisation, with a patient in
+/// context for a patient's own token.
+pub fn mint_user(key: &NodeKey, sub: &str, role: &str, org: Option<&str>, patient: Option<&str>) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let now = i64::try_from(now).expect("time fits");
+    let scope = if role == "patient" { "patient/*.*" } else { "user/*.*" };
+    key.mint(&Claims {
+        iss: concord_rest::auth::ISSUER.to_string(),
+        sub: sub.into(),
+        iat: now,
+        exp: now + 3600,
+        scope: scope.into(),
+        kind: "user".into(),
+        roles: vec![role.into()],
+        org: org.map(str::to_string),
+        patient: patient.map(str::to_string),
+        purpose: None,
+    })
+    .expect("mint")
+}
+
+/// Mints a one-hour `system/*.*` token, as an edge or another hub holds.
+pub fn mint_system(key: &NodeKey, sub: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let now = i64::try_from(now).expect("time fits");
+    key.mint(&Claims {
+        iss: concord_rest::auth::ISSUER.to_string(),
+        sub: sub.into(),
+        iat: now,
+        exp: now + 3600,
+        scope: "system/*.*".into(),
+        kind: "system".into(),
+        roles: Vec::new(),
+        org: None,
+        patient: None,
+        purpose: None,
+    })
+    .expect("mint")
+}
+
 /// Mints a token for a clinician that expires `ttl_secs` from now (negative: already expired).
 pub fn mint(key: &NodeKey, ttl_secs: i64) -> String {
     let now = std::time::SystemTime::now()
@@ -236,7 +296,7 @@ pub fn mint(key: &NodeKey, ttl_secs: i64) -> String {
         scope: "user/*.*".into(),
         kind: "user".into(),
         roles: vec!["clinician".into()],
-        org: Some("A81001".into()),
+        org: Some(ORGANIZATION.into()),
         patient: None,
         purpose: None,
     })

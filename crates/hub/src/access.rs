@@ -1,0 +1,664 @@
+//! Access control in the service layer (issue 6): every use case asks here before it returns or
+//! writes a person's data, so no transport can skip it.
+//!
+//! Owns: the [`Principal`] a request context stands for, the facts about a person that the
+//! decision needs (which organisations hold the person's records, the person's Consent resources,
+//! an active break-glass grant), turning a denial into the error vocabulary, masking what a permit
+//! withholds, break-glass grants (`Patient/[id]/$break-glass`), and noting on the context whose
+//! records a request touched and on what basis, for the audit record.
+//!
+//! Does not: decide (the pure `concord-access` crate does: decide first, mask second, and the
+//! decision never mutates), authenticate (the transport does) or write audit (the transport writes
+//! exactly one audit record per request from the context's note).
+//!
+//! System callers holding `system/*.*` (edges announcing their people, the hub's own jobs, the
+//! CLI) are not person-filtered: an edge answers the hub in full and the hub masks for its user.
+//! Grants live in memory: after a restart a user breaks glass again, the safe direction.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use concord_access::{
+    Basis, BreakGlass, BreakGlassReason, ConsentPolicy, Decision, Evidence, Filter, Interaction,
+    PersonFacts, Policy, Principal, PrincipalKind, RelationshipFact, Role, Target, Verdict,
+};
+use concord_fhir::context::Actor;
+use concord_fhir::{Error, ErrorKind, RequestContext};
+use concord_search::index::IndexValue;
+use concord_search::registry::{lookup, patient_compartment_params};
+use concord_store::StoredVersion;
+use serde_json::Value;
+
+use crate::Hub;
+use crate::federate::SOURCE_RECORD_SYSTEM;
+
+/// How this node decides access.
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// The ODS code of the organisation that runs this node. Its users have a relationship with
+    /// every person whose record the node holds itself (an edge is one organisation's system).
+    pub organization: Option<String>,
+    /// Relationship window, sensitive code lists and emergency override.
+    pub policy: Policy,
+    /// How long a break-glass grant lasts.
+    pub break_glass_ms: i64,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            organization: None,
+            policy: Policy::default(),
+            break_glass_ms: concord_access::DEFAULT_BREAK_GLASS_MS,
+        }
+    }
+}
+
+/// Break-glass grants in force, by (user, golden person or Patient id).
+#[derive(Debug, Default)]
+pub(crate) struct Grants {
+    by_user: Mutex<HashMap<(String, String), BreakGlass>>,
+}
+
+/// What a permit lets the caller see of one person.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub basis: Basis,
+    pub filter: Filter,
+}
+
+impl Grant {
+    fn everything(basis: Basis) -> Grant {
+        Grant {
+            basis,
+            filter: Filter::everything(),
+        }
+    }
+}
+
+/// A caller that may do anything: the hub itself, an edge, the CLI (`system/*.*`).
+pub(crate) fn is_trusted_system(ctx: &RequestContext) -> bool {
+    matches!(&ctx.actor, Actor::System { scopes, .. } if scopes.iter().any(|s| s == "system/*.*" || s == "system/*.cruds"))
+}
+
+/// The principal a request context stands for.
+pub fn principal(ctx: &RequestContext) -> Principal {
+    match &ctx.actor {
+        Actor::User {
+            id,
+            roles,
+            organization,
+            scopes,
+            patient,
+            proxy_for,
+            ..
+        } => Principal {
+            subject: id.clone(),
+            kind: PrincipalKind::User,
+            roles: roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            organization: organization.clone(),
+            scopes: scopes.clone(),
+            patient: patient.clone(),
+            proxy_for: proxy_for.clone(),
+            purpose: ctx.purpose.0.clone(),
+        },
+        Actor::System { name, scopes } => Principal {
+            subject: name.clone(),
+            kind: PrincipalKind::System,
+            roles: Vec::new(),
+            organization: None,
+            scopes: scopes.clone(),
+            patient: None,
+            proxy_for: Vec::new(),
+            purpose: ctx.purpose.0.clone(),
+        },
+    }
+}
+
+/// The hub Patient ids a resource is about: itself for a Patient, else the Patient references of
+/// its Patient-compartment search parameters (`subject`, `patient`, ...).
+pub fn patients_of(resource_type: &str, resource: &Value) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    if resource_type == "Patient" {
+        if let Some(id) = resource.get("id").and_then(Value::as_str) {
+            out.insert(id.to_string());
+        }
+        return out.into_iter().collect();
+    }
+    let mut values = Vec::new();
+    for code in patient_compartment_params(resource_type) {
+        let Some(def) = lookup(resource_type, code) else {
+            continue;
+        };
+        values.clear();
+        concord_search::extract::param_values(def, resource, &mut values);
+        for value in &values {
+            if let IndexValue::Reference {
+                resource_type: Some(t),
+                id: Some(id),
+                url: None,
+                ..
+            } = value
+                && t == "Patient"
+            {
+                out.insert(id.clone());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Whether a principal's role lets them look people up by demographics.
+fn may_look_up(principal: &Principal) -> bool {
+    principal.kind == PrincipalKind::User
+        && principal.patient.is_none()
+        && principal
+            .roles
+            .iter()
+            .any(|r| concord_access::role_permits(*r, concord_access::Category::Demographics, false))
+        && !principal.roles.iter().any(|r| matches!(r, Role::Patient | Role::Proxy))
+}
+
+/// The resource types that carry no one's record (directories and definitions).
+fn is_patient_data(resource_type: &str) -> bool {
+    resource_type == "Patient"
+        || resource_type == "Person"
+        || !patient_compartment_params(resource_type).is_empty()
+}
+
+impl Hub {
+    /// The access settings of this node.
+    pub fn access_config(&self) -> &AccessConfig {
+        &self.config.access
+    }
+
+    /// Decides a request about one person (`patient_id` a hub Patient id) or, with `None`, about
+    /// no one in particular. Notes the person and the basis on the context; a denial is an error
+    /// (403) that says why and, where the caller may, how to break glass.
+    pub fn authorize(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        interaction: Interaction,
+        patient_id: Option<&str>,
+    ) -> Result<Grant, Error> {
+        if is_trusted_system(ctx) {
+            if let Some(id) = patient_id {
+                ctx.note.update(|n| {
+                    n.patients.insert(id.to_string());
+                });
+            }
+            return Ok(Grant::everything(Basis::System));
+        }
+        let principal = principal(ctx);
+        let person = match patient_id {
+            Some(id) => Some(self.person_facts(ctx, id, &principal)?),
+            None => None,
+        };
+        if let Some(id) = patient_id {
+            ctx.note.update(|n| {
+                n.patients.insert(id.to_string());
+            });
+        }
+        let target = Target {
+            resource_type: resource_type.to_string(),
+            interaction,
+            person,
+        };
+        let now = self.clock.now_ms();
+        let decision = concord_access::decide(&principal, &target, &self.config.access.policy, now);
+        self.note_decision(ctx, decision, &target, patient_id)
+    }
+
+    fn note_decision(
+        &self,
+        ctx: &RequestContext,
+        decision: Decision,
+        target: &Target,
+        patient_id: Option<&str>,
+    ) -> Result<Grant, Error> {
+        match decision {
+            Decision::Permit(permit) => {
+                let break_glass = match (&permit.basis, &target.person) {
+                    (Basis::BreakGlass, Some(person)) => person
+                        .break_glass
+                        .as_ref()
+                        .map(|g| (g.reason.code().to_string(), g.text.clone())),
+                    _ => None,
+                };
+                ctx.note.update(|n| {
+                    n.basis = Some(permit.basis.code().to_string());
+                    if break_glass.is_some() {
+                        n.break_glass = break_glass;
+                    }
+                });
+                Ok(Grant {
+                    basis: permit.basis,
+                    filter: permit.filter,
+                })
+            }
+            Decision::Deny(denial) => {
+                ctx.note.update(|n| n.denied = Some(denial.message.clone()));
+                let mut message = denial.message;
+                if denial.reason == concord_access::DenyReason::NoRelationship
+                    && let Some(id) = patient_id
+                {
+                    message = format!(
+                        "{}: POST Patient/{id}/$break-glass",
+                        message.trim_end_matches('.')
+                    );
+                }
+                Err(Error::new(ErrorKind::Forbidden, message))
+            }
+        }
+    }
+
+    /// Decides a request for one stored resource: about the person it belongs to, or about no one.
+    /// Returns the grant and whether the mask withholds the resource itself.
+    pub fn authorize_resource(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        resource_type: &str,
+        resource: &Value,
+    ) -> Result<(Grant, Verdict), Error> {
+        if is_trusted_system(ctx) {
+            return Ok((Grant::everything(Basis::System), Verdict::Keep));
+        }
+        let patients = patients_of(resource_type, resource);
+        let patient = patients.first().map(String::as_str);
+        let grant = self.authorize(ctx, resource_type, interaction, patient)?;
+        // A resource about two people (a rare shared Encounter) needs both.
+        for other in patients.iter().skip(1) {
+            self.authorize(ctx, resource_type, interaction, Some(other))?;
+        }
+        let verdict = self.mask_local(&grant, resource_type, resource);
+        Ok((grant, verdict))
+    }
+
+    /// Like [`Hub::authorize_resource`], and a staff member whose role includes demographics may
+    /// look up anyone's Patient or Person (finding a person, as a national demographics service
+    /// allows) without a relationship; opening the record still needs one.
+    pub fn authorize_lookup(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        resource_type: &str,
+        resource: &Value,
+    ) -> Result<(Grant, Verdict), Error> {
+        let result = self.authorize_resource(ctx, interaction, resource_type, resource);
+        match result {
+            Err(error)
+                if matches!(resource_type, "Patient" | "Person")
+                    && matches!(interaction, Interaction::Read | Interaction::Search)
+                    && may_look_up(&principal(ctx)) =>
+            {
+                let _ = error;
+                ctx.note.update(|n| {
+                    n.denied = None;
+                    n.basis = Some("demographics-lookup".into());
+                });
+                Ok((Grant::everything(Basis::NotPatientData), Verdict::Keep))
+            }
+            other => other,
+        }
+    }
+
+    /// Decides a write of `resource` (a create, or the new content of an update): about the
+    /// people it references who are already known here, or, for a new record, as a record this
+    /// node's organisation creates.
+    pub(crate) fn guard_write(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        resource_type: &str,
+        resource: &Value,
+    ) -> Result<(), Error> {
+        if resource_type == "AuditEvent" && self.audit.is_some() {
+            return Err(crate::audit_view::read_only());
+        }
+        if is_trusted_system(ctx) {
+            return Ok(());
+        }
+        let internal = ctx.internal();
+        let known: Vec<String> = patients_of(resource_type, resource)
+            .into_iter()
+            .filter(|id| matches!(self.store.read(&internal, "Patient", id), Ok(Some(v)) if !v.is_deleted()))
+            .collect();
+        if known.is_empty() {
+            let principal = principal(ctx);
+            let target = Target {
+                resource_type: resource_type.to_string(),
+                interaction,
+                person: Some(PersonFacts {
+                    patient_ids: Vec::new(),
+                    relationships: self
+                        .config
+                        .access
+                        .organization
+                        .iter()
+                        .map(|org| RelationshipFact {
+                            organization: org.clone(),
+                            evidence: Evidence::HoldsRecord,
+                            at_ms: None,
+                        })
+                        .collect(),
+                    consent: ConsentPolicy::default(),
+                    break_glass: None,
+                }),
+            };
+            let decision = concord_access::decide(
+                &principal,
+                &target,
+                &self.config.access.policy,
+                self.clock.now_ms(),
+            );
+            return self.note_decision(ctx, decision, &target, None).map(|_| ());
+        }
+        for id in &known {
+            self.authorize(ctx, resource_type, interaction, Some(id))?;
+        }
+        Ok(())
+    }
+
+    /// Decides changing or deleting what is stored now under `resource_type/id`, if anything.
+    pub(crate) fn guard_existing(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<(), Error> {
+        if is_trusted_system(ctx) {
+            return Ok(());
+        }
+        if let Some(current) = self.store.read(&ctx.internal(), resource_type, id)?
+            && let Some(body) = current.body.as_deref()
+        {
+            let resource: Value = serde_json::from_str(body).map_err(|_| Error::internal())?;
+            self.guard_write(ctx, interaction, resource_type, &resource)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a grant's mask to a resource this node holds itself.
+    pub(crate) fn mask_local(&self, grant: &Grant, resource_type: &str, resource: &Value) -> Verdict {
+        if grant.filter.is_everything() || resource_type == "Patient" {
+            return Verdict::Keep;
+        }
+        let (org, kind) = self.local_source(resource);
+        concord_access::mask(&grant.filter, resource, org.as_deref(), kind.as_deref())
+    }
+
+    /// Where a resource this node holds came from: an announced copy names its source; anything
+    /// else is this node's organisation's own.
+    fn local_source(&self, resource: &Value) -> (Option<String>, Option<String>) {
+        if let Some(federation) = self.federation.as_deref() {
+            for (system, _) in crate::identity::locator::identifiers(resource) {
+                if let Some(source) = system.strip_prefix(SOURCE_RECORD_SYSTEM)
+                    && let Some(info) = federation.info(source)
+                {
+                    return (info.ods_code.clone(), Some(info.kind.as_str().to_string()));
+                }
+            }
+        }
+        (self.config.access.organization.clone(), None)
+    }
+
+    /// Filters stored versions a search or history found: each is decided for its own person
+    /// (the same person is decided once), and whatever is denied or masked is left out. Returns
+    /// how many were left out.
+    pub(crate) fn filter_versions(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        versions: &mut Vec<StoredVersion>,
+    ) -> usize {
+        if is_trusted_system(ctx) {
+            return 0;
+        }
+        let mut grants: HashMap<String, Option<Grant>> = HashMap::new();
+        let before = versions.len();
+        versions.retain(|version| {
+            // A deletion carries no content to decide on, only that something existed.
+            let Some(body) = version.body.as_deref() else {
+                return false;
+            };
+            let Ok(resource) = serde_json::from_str::<Value>(body) else {
+                return false;
+            };
+            let patients = patients_of(&version.resource_type, &resource);
+            if patients.is_empty() {
+                return is_patient_data(&version.resource_type)
+                    .then(|| {
+                        self.authorize(ctx, &version.resource_type, interaction, None)
+                            .is_ok()
+                    })
+                    .unwrap_or(true);
+            }
+            patients.iter().all(|patient| {
+                let lookup = matches!(version.resource_type.as_str(), "Patient" | "Person");
+                let grant = grants
+                    .entry(format!("{patient}|{lookup}"))
+                    .or_insert_with(|| {
+                        if lookup {
+                            self.authorize_lookup(ctx, interaction, &version.resource_type, &resource)
+                                .ok()
+                                .map(|(g, _)| g)
+                        } else {
+                            self.authorize(ctx, &version.resource_type, interaction, Some(patient))
+                                .ok()
+                        }
+                    })
+                    .clone();
+                grant.is_some_and(|g| {
+                    self.mask_local(&g, &version.resource_type, &resource) == Verdict::Keep
+                })
+            })
+        });
+        before - versions.len()
+    }
+
+    /// The facts the decision needs about the person a hub Patient id belongs to.
+    fn person_facts(
+        &self,
+        ctx: &RequestContext,
+        patient_id: &str,
+        principal: &Principal,
+    ) -> Result<PersonFacts, Error> {
+        let internal = ctx.internal();
+        let (person_key, locations) = match self.person_of(patient_id) {
+            Some(person) => {
+                let locations = self.locate(&internal, &person).unwrap_or_default();
+                (person, locations)
+            }
+            None => (patient_id.to_string(), Vec::new()),
+        };
+        let mut patient_ids: BTreeSet<String> =
+            locations.iter().map(|l| l.patient.clone()).collect();
+        patient_ids.insert(patient_id.to_string());
+        let mut relationships = Vec::new();
+        let mut announced = BTreeSet::new();
+        for location in &locations {
+            for (system, _) in &location.identifiers {
+                if let Some(source) = system.strip_prefix(SOURCE_RECORD_SYSTEM) {
+                    announced.insert(location.patient.clone());
+                    if let Some(ods) = self
+                        .federation
+                        .as_deref()
+                        .and_then(|f| f.info(source))
+                        .and_then(|info| info.ods_code.clone())
+                    {
+                        relationships.push(RelationshipFact {
+                            organization: ods,
+                            evidence: Evidence::HoldsRecord,
+                            at_ms: None,
+                        });
+                    }
+                }
+            }
+            if let Some(org) = &location.organization
+                && !org.contains('/')
+            {
+                relationships.push(RelationshipFact {
+                    organization: org.clone(),
+                    evidence: Evidence::HoldsRecord,
+                    at_ms: None,
+                });
+            }
+        }
+        // A record this node holds itself (not an announced copy) is its organisation's.
+        if let Some(org) = &self.config.access.organization
+            && patient_ids.iter().any(|id| !announced.contains(id))
+        {
+            relationships.push(RelationshipFact {
+                organization: org.clone(),
+                evidence: Evidence::HoldsRecord,
+                at_ms: None,
+            });
+        }
+        let consent = self.consent_policy(&internal, &patient_ids)?;
+        let now = self.clock.now_ms();
+        let break_glass = self
+            .grants
+            .by_user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(principal.subject.clone(), person_key))
+            .filter(|g| g.is_active(now))
+            .cloned();
+        Ok(PersonFacts {
+            patient_ids: patient_ids.into_iter().collect(),
+            relationships,
+            consent,
+            break_glass,
+        })
+    }
+
+    /// The person's sharing choices, from the Consent resources this hub keeps for any of their
+    /// records.
+    fn consent_policy(
+        &self,
+        ctx: &RequestContext,
+        patient_ids: &BTreeSet<String>,
+    ) -> Result<ConsentPolicy, Error> {
+        let references: Vec<String> = patient_ids.iter().map(|id| format!("Patient/{id}")).collect();
+        let params = vec![
+            ("patient".to_string(), references.join(",")),
+            ("_count".to_string(), "100".to_string()),
+        ];
+        let parsed = concord_search::parse::parse_search(Some("Consent"), &params)?;
+        let page = self.store.search(ctx, &parsed.query)?;
+        let consents: Vec<Value> = page
+            .matches
+            .iter()
+            .filter_map(|v| v.body.as_deref())
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect();
+        let (policy, issues) = ConsentPolicy::from_consents(&consents, self.clock.now_ms());
+        for issue in issues {
+            // The issue names a Consent element, never a value.
+            tracing::warn!(request_id = %ctx.request_id, issue = %issue, "a Consent resource could not be read fully");
+        }
+        Ok(policy)
+    }
+
+    /// `POST [base]/Patient/[id]/$break-glass`: opens a person's record to a user with no
+    /// legitimate relationship, for a reason from the list and the user's own words, for a
+    /// limited time. The grant is noted for the audit record (which privacy officers review) and
+    /// raised as an alert.
+    pub fn break_glass(
+        &self,
+        ctx: &RequestContext,
+        patient_id: &str,
+        reason: &str,
+        text: &str,
+    ) -> Result<BreakGlass, Error> {
+        let Actor::User {
+            id, organization, ..
+        } = &ctx.actor
+        else {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "break-glass is for people; system callers have their own scopes",
+            ));
+        };
+        let reason = BreakGlassReason::parse(reason).ok_or_else(|| {
+            let known: Vec<&str> = BreakGlassReason::REASONS.iter().map(|r| r.code()).collect();
+            Error::invalid(format!(
+                "reason: not a break-glass reason; use one of {}",
+                known.join(", ")
+            ))
+            .at("Parameters.parameter[reason]")
+        })?;
+        self.read(&ctx.internal(), "Patient", patient_id)?;
+        let principal = principal(ctx);
+        if !principal.roles.iter().any(|r| r.may_break_glass()) {
+            ctx.note.update(|n| n.denied = Some("role may not break glass".into()));
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "your role may not break glass; ask a clinician caring for this person",
+            ));
+        }
+        let person = self
+            .person_of(patient_id)
+            .unwrap_or_else(|| patient_id.to_string());
+        let now = self.clock.now_ms();
+        let grant = BreakGlass::request(
+            id,
+            organization.as_deref(),
+            &person,
+            reason,
+            text,
+            now,
+            self.config.access.break_glass_ms,
+        )
+        .map_err(|problem| Error::invalid(problem).at("Parameters.parameter[text]"))?;
+        ctx.note.update(|n| {
+            n.patients.insert(patient_id.to_string());
+            n.basis = Some("break-glass".into());
+            n.break_glass = Some((grant.reason.code().to_string(), grant.text.clone()));
+        });
+        // The alert names the user and organisation, never the person (logs carry no patient data).
+        tracing::warn!(
+            target: "concord::alert",
+            request_id = %ctx.request_id,
+            user = %id,
+            organization = organization.as_deref().unwrap_or("-"),
+            reason = grant.reason.code(),
+            "break-glass: a user opened a record without a legitimate relationship"
+        );
+        metrics::counter!("concord_break_glass_total").increment(1);
+        self.grants
+            .by_user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((id.clone(), person), grant.clone());
+        Ok(grant)
+    }
+
+    /// Masks a federated view's entries: `source` gives each entry's organisation (ODS) and kind.
+    /// Returns how many were withheld.
+    pub(crate) fn mask_entries<T>(
+        &self,
+        grant: &Grant,
+        entries: &mut Vec<T>,
+        resource: impl Fn(&T) -> &Value,
+        source: impl Fn(&T) -> (Option<String>, Option<String>),
+    ) -> usize {
+        if grant.filter.is_everything() {
+            return 0;
+        }
+        let before = entries.len();
+        entries.retain(|entry| {
+            let resource = resource(entry);
+            if resource.get("resourceType").and_then(Value::as_str) == Some("Patient") {
+                return true;
+            }
+            let (org, kind) = source(entry);
+            concord_access::mask(&grant.filter, resource, org.as_deref(), kind.as_deref())
+                == Verdict::Keep
+        });
+        before - entries.len()
+    }
+}
