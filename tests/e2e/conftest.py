@@ -69,6 +69,7 @@ def _server_env() -> dict:
     # Keep the logs readable; no colour codes in the captured stderr.
     env.setdefault("NO_COLOR", "1")
     env.setdefault("RUST_BACKTRACE", "1")
+    env.setdefault("CONCORD__ACCESS__ORGANIZATION", ORGANIZATION)
     return env
 
 
@@ -78,8 +79,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def mint_token(data_dir: Path, sub: str = "alice", role: str = "clinician") -> str:
-    res = run_cli("token", "issue", "--data", str(data_dir), "--sub", sub, "--role", role, timeout=60)
+# The organisation that runs the test server (access.organization), and the test clinician's: so
+# the clinician has a legitimate relationship with every person the server holds.
+ORGANIZATION = "A81001"
+
+
+def mint_token(data_dir: Path, sub: str = "integration", role: str | None = None, org: str = ORGANIZATION) -> str:
+    """A token from `concord token issue`: by default a `system/*.*` token, as an integrator's
+    loader holds (these tests are about FHIR and the feeds; people's access is tested in
+    crates/rest/tests/access.rs and test_smart.py); with `role`, a user at `org`."""
+    if role is None:
+        who = ["--system", "--scope", "system/*.*"]
+    else:
+        who = ["--role", role, "--org", org]
+    res = run_cli("token", "issue", "--data", str(data_dir), "--sub", sub, *who, timeout=60)
     assert res.returncode == 0, f"token issue failed ({res.returncode}): {res.stderr}"
     token = res.stdout.strip()
     assert token and "\n" not in token, f"unexpected token output: {res.stdout!r}"

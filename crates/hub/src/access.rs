@@ -361,6 +361,34 @@ impl Hub {
         Ok(())
     }
 
+    /// Marks what a patient or proxy writes as patient-entered (`meta.tag`), so clinicians see
+    /// it as entered by the patient, not by a clinician.
+    pub(crate) fn tag_patient_entered(&self, ctx: &RequestContext, resource: &mut Value) {
+        let Actor::User { roles, .. } = &ctx.actor else {
+            return;
+        };
+        if !roles.iter().any(|r| r == "patient" || r == "proxy") {
+            return;
+        }
+        if concord_access::category::is_patient_entered(resource) {
+            return;
+        }
+        let Some(object) = resource.as_object_mut() else {
+            return;
+        };
+        let meta = object
+            .entry("meta")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(meta) = meta.as_object_mut() {
+            let tags = meta
+                .entry("tag")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(tags) = tags.as_array_mut() {
+                tags.push(concord_access::category::patient_entered_tag());
+            }
+        }
+    }
+
     /// Decides changing or deleting what is stored now under `resource_type/id`, if anything.
     pub(crate) fn guard_existing(
         &self,

@@ -101,11 +101,12 @@ impl Hub {
         &self,
         ctx: &RequestContext,
         resource_type: &str,
-        body: Value,
+        mut body: Value,
         if_none_exist: Option<&str>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
         self.guard_write(ctx, Interaction::Create, resource_type, &body)?;
+        self.tag_patient_entered(ctx, &mut body);
         self.in_unit(ctx, |tx| {
             if let Some(condition) = if_none_exist {
                 match conditional_matches(tx, resource_type, condition)?.as_slice() {
@@ -135,12 +136,13 @@ impl Hub {
         ctx: &RequestContext,
         resource_type: &str,
         id: &str,
-        body: Value,
+        mut body: Value,
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, Error> {
         ensure_type(resource_type)?;
         self.guard_existing(ctx, Interaction::Update, resource_type, id)?;
         self.guard_write(ctx, Interaction::Update, resource_type, &body)?;
+        self.tag_patient_entered(ctx, &mut body);
         self.in_unit(ctx, |tx| {
             tx_update(self, tx, resource_type, id, body, if_match, Method::Put)
         })

@@ -121,6 +121,7 @@ pub async fn start(
         let dir = options.data.join("orgs").join(org.id);
         let mut config = node_config(&dir, "127.0.0.1:0")?;
         config.feed.source = org.ods.to_string();
+        config.access.organization = org.ods.to_string();
         let store = node::open_store(&config)?;
         let hub = node::hub(&config, store)?;
         let key = node::node_key(&dir)?;
@@ -277,7 +278,9 @@ pub async fn start(
         hub_base,
         neighbour_base,
         organisations,
-        clinician_token: user_token(&hub_key, "demo-clinician", "clinician", "Y02345")?,
+        // A GP at the practice every demo person is registered with: a legitimate relationship
+        // with all of them, so the demo opens records without break-glass.
+        clinician_token: user_token(&hub_key, "demo-clinician", "clinician", data::ORGS[0].ods)?,
         handles,
     })
 }
@@ -348,6 +351,9 @@ fn node_config(dir: &Path, listen: &str) -> anyhow::Result<Config> {
     // loading is several times faster.
     config.store.synchronous = "normal".into();
     config.store.readers = 4;
+    // Each node says which organisation runs it (an edge is one organisation's system); the
+    // environment must not make every node the same one.
+    config.access.organization = String::new();
     Ok(config)
 }
 

@@ -157,6 +157,21 @@ impl TestApp {
         self.send_raw(method, uri, &all, body).await
     }
 
+    /// Sends a request with another caller's bearer token.
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Reply {
+        let auth = format!("Bearer {token}");
+        let mut all: Vec<(&str, &str)> = vec![("authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        self.send_raw(method, uri, &all, body).await
+    }
+
     /// Sends a request with exactly these headers (no token added).
     pub async fn send_raw(
         &self,
