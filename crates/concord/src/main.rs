@@ -5,6 +5,7 @@
 //! HTTP handling (the REST crate does).
 
 mod announce;
+mod audit_cmd;
 mod config;
 mod demo;
 mod feed;
@@ -121,6 +122,11 @@ enum Command {
     Feed {
         #[command(subcommand)]
         command: feed::FeedCommand,
+    },
+    /// The audit trail: verify its hash chain, search it.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
     },
 }
 
@@ -293,5 +299,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mpi { command } => mpi::run(command),
         Command::Feed { command } => feed::run(command),
+        Command::Audit { command } => audit_cmd::run(command),
     }
 }
