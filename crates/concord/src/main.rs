@@ -150,6 +150,9 @@ enum TokenCommand {
         /// The patient in context, for patient-facing tokens.
         #[arg(long)]
         patient: Option<String>,
+        /// For a proxy: a hub Patient id they may act for (repeatable).
+        #[arg(long)]
+        proxy_for: Vec<String>,
         /// Space-separated SMART scopes.
         #[arg(long, default_value = "user/*.*")]
         scope: String,
@@ -270,6 +273,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     role,
                     org,
                     patient,
+                    proxy_for,
                     scope,
                     system,
                     ttl_minutes,
@@ -289,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     roles: role,
                     org,
                     patient,
+                    proxy_for,
                     scope,
                     system,
                     ttl_minutes,

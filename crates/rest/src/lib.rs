@@ -34,7 +34,9 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Hub,
-    pub key: auth::NodeKey,
+    /// The authorization server: verifies every request's token and serves `/oauth` and the
+    /// discovery documents.
+    pub auth: concord_auth::AuthServer,
     /// The public FHIR base URL; derived from the `Host` header when `None`.
     pub base_url: Option<String>,
     /// The largest request body accepted, in bytes.
@@ -75,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(state.auth.router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))

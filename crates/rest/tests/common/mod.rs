@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use concord_auth::{AuthConfig, AuthServer, Claims};
 use concord_hub::{Clock, Hub, HubConfig};
-use concord_rest::auth::{Claims, NodeKey};
 use concord_rest::{AppState, router};
 use concord_store_sqlite::{SqliteOptions, SqliteStore};
 use http_body_util::BodyExt;
@@ -91,7 +91,7 @@ pub fn entries(bundle: &Value) -> Vec<Value> {
 pub struct TestApp {
     pub state: AppState,
     pub token: String,
-    pub key: NodeKey,
+    pub key: AuthServer,
     _dir: tempfile::TempDir,
 }
 
@@ -111,11 +111,11 @@ impl TestApp {
             HubConfig::default(),
         )
         .expect("hub");
-        let key = NodeKey::generate().expect("key");
+        let key = AuthServer::ephemeral(AuthConfig::for_base(Some(BASE))).expect("key");
         let token = mint(&key, 3600);
         let state = AppState {
             hub,
-            key: key.clone(),
+            auth: key.clone(),
             base_url: Some(BASE.to_string()),
             max_body_bytes,
             metrics: None,
@@ -222,23 +222,21 @@ impl TestApp {
 }
 
 /// Mints a token for a clinician that expires `ttl_secs` from now (negative: already expired).
-pub fn mint(key: &NodeKey, ttl_secs: i64) -> String {
+pub fn mint(key: &AuthServer, ttl_secs: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs();
     let now = i64::try_from(now).expect("time fits");
     key.mint(&Claims {
-        iss: concord_rest::auth::ISSUER.to_string(),
-        sub: "alice".into(),
-        iat: now,
+        iat: now.min(now + ttl_secs),
         exp: now + ttl_secs,
-        scope: "user/*.*".into(),
-        kind: "user".into(),
-        roles: vec!["clinician".into()],
-        org: Some("A81001".into()),
-        patient: None,
-        purpose: None,
+        ..Claims::user(
+            "alice",
+            vec!["clinician".into()],
+            Some("A81001".into()),
+            "user/*.*",
+        )
     })
     .expect("mint")
 }
