@@ -8,6 +8,7 @@
 //! request, [`AuthServer::mint`] signs tokens (for the CLI and the OAuth endpoints), and
 //! [`AuthServer::router`] serves the public discovery documents and the JWKS.
 
+mod accounts;
 mod claims;
 mod keys;
 mod wellknown;
@@ -20,10 +21,14 @@ use concord_fhir::{Error, ErrorKind};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde_json::{Value, json};
 
+pub use accounts::{
+    Client, ClientAuth, ClientKind, LOCKOUT_FAILURES, LOCKOUT_SECONDS, NewUser, User, hash_secret,
+};
 pub use claims::Claims;
 pub use keys::thumbprint;
 pub use wellknown::is_public_path;
 
+use accounts::Db;
 use keys::Ring;
 
 /// How the authorization server is set up.
@@ -93,6 +98,7 @@ pub struct AuthServer {
 struct Inner {
     config: AuthConfig,
     ring: RwLock<Ring>,
+    db: Db,
     /// Revoked token ids and when their tokens expire (after which they need no remembering).
     revoked: RwLock<HashMap<String, i64>>,
 }
@@ -115,20 +121,28 @@ impl AuthServer {
             config.key_rotation_days,
             config.key_retire_days,
         )?;
-        Ok(AuthServer::with_ring(ring, config))
+        let db = Db::open(&data_dir.join("auth.db"))?;
+        let revoked = db.revoked_jtis(now())?.into_iter().collect();
+        Ok(AuthServer::with(ring, db, revoked, config))
     }
 
     /// A server whose single key lives in memory only: for tests and throwaway nodes.
     pub fn ephemeral(config: AuthConfig) -> Result<AuthServer, Error> {
-        Ok(AuthServer::with_ring(Ring::ephemeral(now())?, config))
+        Ok(AuthServer::with(
+            Ring::ephemeral(now())?,
+            Db::memory()?,
+            HashMap::new(),
+            config,
+        ))
     }
 
-    fn with_ring(ring: Ring, config: AuthConfig) -> AuthServer {
+    fn with(ring: Ring, db: Db, revoked: HashMap<String, i64>, config: AuthConfig) -> AuthServer {
         AuthServer {
             inner: Arc::new(Inner {
                 config,
                 ring: RwLock::new(ring),
-                revoked: RwLock::new(HashMap::new()),
+                db,
+                revoked: RwLock::new(revoked),
             }),
         }
     }
@@ -230,9 +244,11 @@ impl AuthServer {
         Ok(claims)
     }
 
-    /// Refuses the token with this id from now on (until it would have expired anyway).
-    pub fn revoke(&self, jti: &str, exp: i64) {
+    /// Refuses the token with this id from now on (until it would have expired anyway), in this
+    /// process at once and, through `auth.db`, in processes opened later.
+    pub fn revoke(&self, jti: &str, exp: i64) -> Result<(), Error> {
         let now = now();
+        self.inner.db.revoke_jti(jti, exp, now)?;
         let mut revoked = self
             .inner
             .revoked
@@ -242,6 +258,48 @@ impl AuthServer {
         // set of live revoked tokens.
         revoked.retain(|_, until| *until >= now);
         revoked.insert(jti.to_string(), exp);
+        Ok(())
+    }
+
+    /// Creates a local account (argon2id password hash); the roles must be known role codes.
+    pub fn add_user(&self, user: &NewUser) -> Result<(), Error> {
+        self.inner.db.add_user(user)
+    }
+
+    pub fn user(&self, id: &str) -> Result<Option<User>, Error> {
+        self.inner.db.user(id)
+    }
+
+    /// Every account, by id.
+    pub fn users(&self) -> Result<Vec<User>, Error> {
+        self.inner.db.users()
+    }
+
+    /// Replaces an account's roles.
+    pub fn set_roles(&self, id: &str, roles: &[String]) -> Result<(), Error> {
+        self.inner.db.set_roles(id, roles)
+    }
+
+    /// Disables (or re-enables) an account: a disabled account cannot sign in.
+    pub fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), Error> {
+        self.inner.db.set_disabled(id, disabled)
+    }
+
+    /// Checks a sign-in now, counting failures towards the lockout ([`LOCKOUT_FAILURES`]
+    /// failures lock the account for [`LOCKOUT_SECONDS`]; a locked account is refused with
+    /// [`ErrorKind::TooManyRequests`]).
+    pub fn check_password(&self, id: &str, password: &str) -> Result<User, Error> {
+        self.inner.db.check_password(id, password, now())
+    }
+
+    /// Registers a client. A confidential client's [`ClientAuth::Secret`] holds the secret's
+    /// hash ([`hash_secret`]); a backend service must use [`ClientAuth::PrivateKeyJwt`].
+    pub fn add_client(&self, client: &Client) -> Result<(), Error> {
+        self.inner.db.add_client(client)
+    }
+
+    pub fn client(&self, client_id: &str) -> Result<Option<Client>, Error> {
+        self.inner.db.client(client_id)
     }
 
     fn is_revoked(&self, jti: &str) -> bool {

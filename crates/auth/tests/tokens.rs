@@ -130,7 +130,7 @@ fn a_revoked_token_is_refused() {
     let token = auth.mint(&clinician()).unwrap();
     let other = auth.mint(&clinician()).unwrap();
     let claims = auth.verify(&token).unwrap();
-    auth.revoke(&claims.jti, claims.exp);
+    auth.revoke(&claims.jti, claims.exp).unwrap();
     let error = auth.verify(&token).unwrap_err();
     assert!(error.to_string().contains("revoked"), "{error}");
     auth.verify(&other).unwrap();
