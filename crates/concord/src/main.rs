@@ -16,6 +16,7 @@ mod node;
 mod serve;
 mod sources;
 mod token;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,6 +123,16 @@ enum Command {
     Feed {
         #[command(subcommand)]
         command: feed::FeedCommand,
+    },
+    /// Local accounts of the authorization server.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// OAuth clients (SMART apps and backend services) of the authorization server.
+    Client {
+        #[command(subcommand)]
+        command: user::ClientCommand,
     },
     /// The audit trail: verify its hash chain, search it.
     Audit {
@@ -305,5 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mpi { command } => mpi::run(command),
         Command::Feed { command } => feed::run(command),
         Command::Audit { command } => audit_cmd::run(command),
+        Command::User { command } => user::run_user(command),
+        Command::Client { command } => user::run_client(command),
     }
 }
