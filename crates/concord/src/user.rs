@@ -143,10 +143,6 @@ fn first_line(path: &Path) -> anyhow::Result<String> {
     Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
-fn not_set(var: &str) -> anyhow::Error {
-    anyhow::anyhow!("the environment variable {var} is not set")
-}
-
 fn fail(e: concord_fhir::Error) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
