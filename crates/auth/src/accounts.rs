@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS revoked_jtis (
     jti TEXT PRIMARY KEY,
     expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS assertion_jtis (
+    client_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
 CREATE TABLE IF NOT EXISTS authorization_codes (
     code_hash TEXT PRIMARY KEY,
     client_id TEXT NOT NULL,
@@ -438,6 +444,28 @@ impl Db {
             )
             .optional()
             .map_err(|_| internal("the client cannot be read"))
+    }
+
+    /// Records a client assertion's `jti`; false when the client has used it before (a
+    /// replay). Expired entries are dropped first: an expired assertion is refused anyway.
+    pub fn remember_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM assertion_jtis WHERE expires < ?1", [now])
+            .and_then(|_| {
+                conn.execute(
+                    "INSERT INTO assertion_jtis (client_id, jti, expires) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    params![client_id, jti, expires],
+                )
+            })
+            .map(|inserted| inserted == 1)
+            .map_err(|_| internal("the client assertion cannot be recorded"))
     }
 
     pub fn revoke_jti(&self, jti: &str, expires: i64, now: i64) -> Result<(), Error> {

@@ -11,6 +11,7 @@
 mod accounts;
 mod claims;
 mod keys;
+mod oauth;
 mod wellknown;
 
 use std::collections::HashMap;

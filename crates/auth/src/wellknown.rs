@@ -62,6 +62,9 @@ pub fn is_public_path(path: &str) -> bool {
             | "/fhir/.well-known/smart-configuration"
             | "/.well-known/openid-configuration"
             | "/oauth/jwks"
+            | "/oauth/token"
+            | "/oauth/introspect"
+            | "/oauth/revoke"
     )
 }
 
@@ -80,6 +83,7 @@ impl AuthServer {
             )
             .route("/oauth/jwks", get(jwks))
             .with_state(self.clone())
+            .merge(crate::oauth::routes(self))
     }
 
     /// The server root the endpoint URLs are built on.

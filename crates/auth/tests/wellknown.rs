@@ -160,12 +160,15 @@ async fn openid_configuration_and_jwks_match_the_signing_keys() {
 }
 
 #[test]
-fn the_public_paths_are_the_discovery_documents_only() {
+fn the_public_paths_are_the_discovery_documents_and_oauth_endpoints() {
     for path in [
         "/.well-known/smart-configuration",
         "/fhir/.well-known/smart-configuration",
         "/.well-known/openid-configuration",
         "/oauth/jwks",
+        "/oauth/token",
+        "/oauth/introspect",
+        "/oauth/revoke",
     ] {
         assert!(is_public_path(path), "{path}");
     }
