@@ -144,6 +144,39 @@ pub struct Client {
     pub kind: ClientKind,
 }
 
+/// An authorization code's grant, until it is exchanged.
+#[derive(Debug, Clone)]
+pub(crate) struct IssuedCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub sub: String,
+    pub scope: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub patient: Option<String>,
+    pub expires: i64,
+}
+
+/// What a refresh token grants.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshGrant {
+    pub client_id: String,
+    pub sub: String,
+    pub scope: String,
+    pub patient: Option<String>,
+    pub expires: i64,
+}
+
+pub(crate) enum RefreshUse {
+    Unknown,
+    /// Used before: the family is now revoked.
+    Reused,
+    Fresh {
+        family: String,
+        grant: RefreshGrant,
+    },
+}
+
 /// The database; one connection, serialised (sign-ins and token grants are rare next to the
 /// reads the hub serves, and verification does not touch it).
 pub(crate) struct Db {
@@ -466,6 +499,115 @@ impl Db {
             })
             .map(|inserted| inserted == 1)
             .map_err(|_| internal("the client assertion cannot be recorded"))
+    }
+
+    /// Stores an authorization code (by its hash) for one exchange before `expires`.
+    pub fn save_code(&self, code_hash: &str, code: &IssuedCode) -> Result<(), Error> {
+        self.conn()
+            .execute(
+                "INSERT INTO authorization_codes
+                 (code_hash, client_id, redirect_uri, sub, scope, code_challenge, nonce, patient, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    code_hash,
+                    code.client_id,
+                    code.redirect_uri,
+                    code.sub,
+                    code.scope,
+                    code.code_challenge,
+                    code.nonce,
+                    code.patient,
+                    code.expires
+                ],
+            )
+            .map_err(|_| internal("the authorization code cannot be saved"))?;
+        Ok(())
+    }
+
+    /// Takes a code: marks it used and returns it, once. A second take finds nothing.
+    pub fn take_code(&self, code_hash: &str) -> Result<Option<IssuedCode>, Error> {
+        self.conn()
+            .query_row(
+                "UPDATE authorization_codes SET used = 1 WHERE code_hash = ?1 AND used = 0
+                 RETURNING client_id, redirect_uri, sub, scope, code_challenge, nonce, patient, expires",
+                [code_hash],
+                |row| {
+                    Ok(IssuedCode {
+                        client_id: row.get(0)?,
+                        redirect_uri: row.get(1)?,
+                        sub: row.get(2)?,
+                        scope: row.get(3)?,
+                        code_challenge: row.get(4)?,
+                        nonce: row.get(5)?,
+                        patient: row.get(6)?,
+                        expires: row.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|_| internal("the authorization code cannot be read"))
+    }
+
+    /// Stores a refresh token (by its hash) in a family (the chain of rotations from one grant).
+    pub fn save_refresh(
+        &self,
+        token_hash: &str,
+        family: &str,
+        grant: &RefreshGrant,
+    ) -> Result<(), Error> {
+        self.conn()
+            .execute(
+                "INSERT INTO refresh_tokens (token_hash, family, client_id, sub, scope, patient, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![token_hash, family, grant.client_id, grant.sub, grant.scope, grant.patient, grant.expires],
+            )
+            .map_err(|_| internal("the refresh token cannot be saved"))?;
+        Ok(())
+    }
+
+    /// Uses a refresh token once. A token used before (or revoked) is a sign it was stolen:
+    /// its whole family is revoked and nothing is returned.
+    pub fn use_refresh(&self, token_hash: &str) -> Result<RefreshUse, Error> {
+        let conn = self.conn();
+        let row: Option<(String, bool, bool, RefreshGrant)> = conn
+            .query_row(
+                "SELECT family, used, revoked, client_id, sub, scope, patient, expires
+                 FROM refresh_tokens WHERE token_hash = ?1",
+                [token_hash],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        RefreshGrant {
+                            client_id: row.get(3)?,
+                            sub: row.get(4)?,
+                            scope: row.get(5)?,
+                            patient: row.get(6)?,
+                            expires: row.get(7)?,
+                        },
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|_| internal("the refresh token cannot be read"))?;
+        let Some((family, used, revoked, grant)) = row else {
+            return Ok(RefreshUse::Unknown);
+        };
+        if used || revoked {
+            conn.execute(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1",
+                [&family],
+            )
+            .map_err(|_| internal("the refresh token family cannot be revoked"))?;
+            return Ok(RefreshUse::Reused);
+        }
+        conn.execute(
+            "UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?1",
+            [token_hash],
+        )
+        .map_err(|_| internal("the refresh token cannot be saved"))?;
+        Ok(RefreshUse::Fresh { family, grant })
     }
 
     pub fn revoke_jti(&self, jti: &str, expires: i64, now: i64) -> Result<(), Error> {

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod claims;
+mod code;
 mod keys;
 mod oauth;
 mod wellknown;
@@ -199,6 +200,18 @@ impl AuthServer {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|_| Error::new(ErrorKind::Internal, "the token cannot be signed"))
+    }
+
+    /// Signs any JSON claims with the current key (id tokens).
+    pub(crate) fn sign_json(&self, claims: &Value) -> Result<String, Error> {
+        let ring = self.read_ring();
+        let key = ring
+            .current()
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the node has no signing key"))?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|_| Error::new(ErrorKind::Internal, "the token cannot be signed"))
     }
 

@@ -5,8 +5,8 @@
 //! endpoint, at most five minutes to live, a `jti` never seen before, signed with a key of the
 //! client's registered JWKS in ES256, ES384 or RS384), `POST /oauth/introspect` (RFC 7662, for
 //! a caller holding a valid access token) and `POST /oauth/revoke` (RFC 7009). Errors follow RFC
-//! 6749 section 5.2 and never quote a token or an assertion. Does not: sign users in (the
-//! authorization code flow is not built yet).
+//! 6749 section 5.2 and never quote a token or an assertion. Does not: sign users in or
+//! exchange codes and refresh tokens (`code` does).
 
 use std::collections::HashMap;
 
@@ -20,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::{ClientAuth, ClientKind};
+use crate::accounts::{Client, ClientAuth, ClientKind};
 use crate::{AuthServer, Claims, now};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -28,14 +28,14 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 const MAX_ASSERTION_SECONDS: i64 = 300;
 
 /// An RFC 6749 error response.
-struct OAuthError {
+pub(crate) struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: &'static str,
 }
 
 impl OAuthError {
-    fn new(code: &'static str, description: &'static str) -> OAuthError {
+    pub(crate) fn new(code: &'static str, description: &'static str) -> OAuthError {
         let status = if code == "invalid_client" {
             StatusCode::UNAUTHORIZED
         } else {
@@ -56,7 +56,7 @@ impl IntoResponse for OAuthError {
     }
 }
 
-fn no_store() -> [(header::HeaderName, &'static str); 2] {
+pub(crate) fn no_store() -> [(header::HeaderName, &'static str); 2] {
     [
         (header::CACHE_CONTROL, "no-store"),
         (header::PRAGMA, "no-cache"),
@@ -65,6 +65,10 @@ fn no_store() -> [(header::HeaderName, &'static str); 2] {
 
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>(auth: &AuthServer) -> Router<S> {
     Router::new()
+        .route(
+            "/oauth/authorize",
+            axum::routing::get(crate::code::authorize_form).post(crate::code::authorize_submit),
+        )
         .route("/oauth/token", axum::routing::post(token))
         .route("/oauth/introspect", axum::routing::post(introspect))
         .route("/oauth/revoke", axum::routing::post(revoke))
@@ -82,9 +86,12 @@ async fn token(
             let auth = auth.clone();
             tokio_blocking(move || client_credentials(&auth, &form, &endpoint)).await
         }
+        Some("authorization_code" | "refresh_token") => {
+            crate::code::grant(auth.clone(), form, headers, endpoint).await
+        }
         Some(_) => Err(OAuthError::new(
             "unsupported_grant_type",
-            "this server grants client_credentials at this endpoint",
+            "the grant types are authorization_code, refresh_token and client_credentials",
         )),
         None => Err(OAuthError::new("invalid_request", "grant_type is required")),
     };
@@ -95,7 +102,7 @@ async fn token(
 }
 
 /// Runs database and signature work off the async workers.
-async fn tokio_blocking<T: Send + 'static>(
+pub(crate) async fn tokio_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, OAuthError> + Send + 'static,
 ) -> Result<T, OAuthError> {
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
@@ -121,6 +128,33 @@ fn client_credentials(
     form: &HashMap<String, String>,
     endpoint: &str,
 ) -> Result<serde_json::Value, OAuthError> {
+    let client = assertion_client(auth, form, endpoint)?;
+    if client.kind != ClientKind::Backend {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "the client is not registered as a backend service",
+        ));
+    }
+    let scope = granted_scope(form.get("scope").map(String::as_str), &client.scopes)?;
+    let claims = Claims {
+        client_id: Some(client.client_id.clone()),
+        ..Claims::system(client.client_id.clone(), scope.clone())
+    };
+    let access_token = auth.mint(&claims).map_err(|_| server_error())?;
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": auth.config().access_token_seconds,
+        "scope": scope,
+    }))
+}
+
+/// The client a private_key_jwt assertion (RFC 7523) authenticates.
+pub(crate) fn assertion_client(
+    auth: &AuthServer,
+    form: &HashMap<String, String>,
+    endpoint: &str,
+) -> Result<Client, OAuthError> {
     let invalid_client = |description| OAuthError::new("invalid_client", description);
     if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
         return Err(invalid_client(
@@ -154,12 +188,6 @@ fn client_credentials(
             "the client is not registered for private_key_jwt",
         ));
     };
-    if client.kind != ClientKind::Backend {
-        return Err(OAuthError::new(
-            "unauthorized_client",
-            "the client is not registered as a backend service",
-        ));
-    }
     let set: JwkSet = serde_json::from_str(jwks)
         .map_err(|_| invalid_client("the client's registered JWKS cannot be read"))?;
     let jwk = match &header.kid {
@@ -211,23 +239,15 @@ fn client_credentials(
             "the client assertion's jti has been used before",
         ));
     }
-    let scope = granted_scope(form.get("scope").map(String::as_str), &client.scopes)?;
-    let claims = Claims {
-        client_id: Some(client.client_id.clone()),
-        ..Claims::system(client.client_id.clone(), scope.clone())
-    };
-    let access_token = auth.mint(&claims).map_err(|_| server_error())?;
-    Ok(json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": auth.config().access_token_seconds,
-        "scope": scope,
-    }))
+    Ok(client)
 }
 
 /// The scopes granted: those asked for, each of which the client must be allowed; all the
 /// client's scopes when none are asked for.
-fn granted_scope(requested: Option<&str>, allowed: &[String]) -> Result<String, OAuthError> {
+pub(crate) fn granted_scope(
+    requested: Option<&str>,
+    allowed: &[String],
+) -> Result<String, OAuthError> {
     let requested: Vec<&str> = requested
         .map(|r| r.split_whitespace().collect())
         .unwrap_or_default();
@@ -243,7 +263,7 @@ fn granted_scope(requested: Option<&str>, allowed: &[String]) -> Result<String, 
     Ok(requested.join(" "))
 }
 
-fn server_error() -> OAuthError {
+pub(crate) fn server_error() -> OAuthError {
     OAuthError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "server_error",

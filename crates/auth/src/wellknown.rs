@@ -62,6 +62,7 @@ pub fn is_public_path(path: &str) -> bool {
             | "/fhir/.well-known/smart-configuration"
             | "/.well-known/openid-configuration"
             | "/oauth/jwks"
+            | "/oauth/authorize"
             | "/oauth/token"
             | "/oauth/introspect"
             | "/oauth/revoke"

@@ -166,6 +166,7 @@ fn the_public_paths_are_the_discovery_documents_and_oauth_endpoints() {
         "/fhir/.well-known/smart-configuration",
         "/.well-known/openid-configuration",
         "/oauth/jwks",
+        "/oauth/authorize",
         "/oauth/token",
         "/oauth/introspect",
         "/oauth/revoke",
