@@ -610,6 +610,35 @@ impl Db {
         Ok(RefreshUse::Fresh { family, grant })
     }
 
+    pub fn save_launch(
+        &self,
+        launch_hash: &str,
+        patient: &str,
+        sub: &str,
+        expires: i64,
+    ) -> Result<(), Error> {
+        self.conn()
+            .execute(
+                "INSERT INTO launch_contexts (launch_hash, patient, sub, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![launch_hash, patient, sub, expires],
+            )
+            .map_err(|_| internal("the launch cannot be saved"))?;
+        Ok(())
+    }
+
+    /// Takes a launch once: (patient, user, expiry).
+    pub fn take_launch(&self, launch_hash: &str) -> Result<Option<(String, String, i64)>, Error> {
+        self.conn()
+            .query_row(
+                "UPDATE launch_contexts SET used = 1 WHERE launch_hash = ?1 AND used = 0
+                 RETURNING patient, sub, expires",
+                [launch_hash],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|_| internal("the launch cannot be read"))
+    }
+
     pub fn revoke_jti(&self, jti: &str, expires: i64, now: i64) -> Result<(), Error> {
         let conn = self.conn();
         conn.execute("DELETE FROM revoked_jtis WHERE expires < ?1", [now])

@@ -7,8 +7,9 @@
 //! scripts or external resources, a CSRF token bound to a cookie), single-use codes that live
 //! one minute, PKCE verification, client authentication (`client_secret_basic`, private_key_jwt,
 //! or none for public clients), id tokens for `openid`, and rotating refresh tokens whose reuse
-//! revokes their whole family. Does not: keep sign-in sessions between authorize requests, or
-//! handle EHR launch contexts.
+//! revokes their whole family; EHR launch (`POST /oauth/launch` by a host system holding
+//! `system/launch`, then `authorize` with `launch=` signs that user in with that patient in
+//! context and no form). Does not: keep sign-in sessions between authorize requests.
 
 use std::collections::HashMap;
 
@@ -30,6 +31,7 @@ use crate::{AuthServer, Claims, now, random_id};
 
 const CSRF_COOKIE: &str = "concord_csrf";
 const CODE_SECONDS: i64 = 60;
+const LAUNCH_SECONDS: i64 = 300;
 /// Refresh tokens for `offline_access` live thirty days; for `online_access`, twelve hours.
 const OFFLINE_SECONDS: i64 = 30 * 24 * 3600;
 const ONLINE_SECONDS: i64 = 12 * 3600;
@@ -204,11 +206,18 @@ pub(crate) async fn authorize_form(
         let auth = auth.clone();
         let headers = headers.clone();
         let params = params.clone();
-        tokio::task::spawn_blocking(move || check(&auth, &params, &headers).map(|a| a.client.name))
-            .await
+        tokio::task::spawn_blocking(move || {
+            let request = check(&auth, &params, &headers)?;
+            match params.get("launch").filter(|l| !l.is_empty()) {
+                Some(launch) => ehr_launch(&auth, request, launch).map(Next::Redirect),
+                None => Ok(Next::Form(request.client.name)),
+            }
+        })
+        .await
     };
     match checked {
-        Ok(Ok(name)) => sign_in_form(&auth, &params, &name, None, StatusCode::OK),
+        Ok(Ok(Next::Form(name))) => sign_in_form(&auth, &params, &name, None, StatusCode::OK),
+        Ok(Ok(Next::Redirect(location))) => redirect(&location),
         Ok(Err(refusal)) => refusal.into_response(),
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -345,11 +354,21 @@ fn sign_in(
     } else {
         None
     };
+    issue_code(auth, request, user.id, patient).map_err(SignInFailure::Refused)
+}
+
+/// Stores a code for the signed-in user and returns the redirect that hands it to the app.
+fn issue_code(
+    auth: &AuthServer,
+    request: Authorize,
+    sub: String,
+    patient: Option<String>,
+) -> Result<String, Refusal> {
     let failed = || {
-        SignInFailure::Refused(Refusal::Page(
+        Refusal::Page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The request could not be completed.",
-        ))
+        )
     };
     let code = random_id().map_err(|_| failed())?;
     auth.inner
@@ -359,7 +378,7 @@ fn sign_in(
             &IssuedCode {
                 client_id: request.client.client_id.clone(),
                 redirect_uri: request.redirect_uri.clone(),
-                sub: user.id,
+                sub,
                 scope: request.scope,
                 code_challenge: request.code_challenge,
                 nonce: request.nonce,
@@ -373,6 +392,42 @@ fn sign_in(
         pairs.push(("state", state));
     }
     Ok(with_query(&request.redirect_uri, &pairs))
+}
+
+/// An EHR launch: the host system already signed the user in and chose the patient, so the
+/// code is issued without a form.
+fn ehr_launch(auth: &AuthServer, request: Authorize, launch: &str) -> Result<String, Refusal> {
+    let back = |description: &str| {
+        let mut pairs = vec![
+            ("error", "invalid_request"),
+            ("error_description", description),
+        ];
+        if let Some(state) = &request.state {
+            pairs.push(("state", state));
+        }
+        Refusal::Redirect(with_query(&request.redirect_uri, &pairs))
+    };
+    if !request.scope.split_whitespace().any(|s| s == "launch") {
+        return Err(back("an EHR launch needs the launch scope"));
+    }
+    let Ok(Some((patient, sub, expires))) = auth.inner.db.take_launch(&digest(launch)) else {
+        return Err(back("the launch is unknown or was used already"));
+    };
+    if expires < now() {
+        return Err(back("the launch has expired"));
+    }
+    if auth.user(&sub).ok().flatten().is_none_or(|u| u.disabled) {
+        return Err(back("the launch's user cannot sign in"));
+    }
+    issue_code(auth, request, sub, Some(patient))
+}
+
+/// What a checked authorize request leads to.
+enum Next {
+    /// Show the sign-in form (for this client name).
+    Form(String),
+    /// Straight back to the app with a code (EHR launch).
+    Redirect(String),
 }
 
 /// SHA-256, hex: codes and refresh tokens are stored only as this.
@@ -649,4 +704,54 @@ fn page(title: &str, body: &str) -> Html<String> {
          <title>{} - Concord</title>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
         escape(title)
     ))
+}
+
+/// `POST /oauth/launch` `{"patient": id, "user": sub}` by a host system whose token has the
+/// `system/launch` scope: a single-use launch value that lives five minutes.
+pub(crate) async fn create_launch(
+    State(auth): State<AuthServer>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let host = crate::oauth::caller(&auth, &headers)
+        .filter(|c| c.is_system() && c.scope.split_whitespace().any(|s| s == "system/launch"));
+    if host.is_none() {
+        return OAuthError::new(
+            "invalid_client",
+            "a launch needs a system token with the system/launch scope",
+        )
+        .into_response();
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return OAuthError::new("invalid_request", "the body must be JSON").into_response();
+    };
+    let (Some(patient), Some(user)) = (request["patient"].as_str(), request["user"].as_str())
+    else {
+        return OAuthError::new("invalid_request", "patient and user are required").into_response();
+    };
+    let (patient, user) = (patient.to_string(), user.to_string());
+    let created = tokio_blocking(move || {
+        if auth.user(&user).ok().flatten().is_none_or(|u| u.disabled) {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "the user cannot sign in",
+            ));
+        }
+        let launch = random_id().map_err(|_| server_error())?;
+        auth.inner
+            .db
+            .save_launch(&digest(&launch), &patient, &user, now() + LAUNCH_SECONDS)
+            .map_err(|_| server_error())?;
+        Ok(launch)
+    })
+    .await;
+    match created {
+        Ok(launch) => (
+            StatusCode::OK,
+            no_store(),
+            axum::Json(json!({ "launch": launch })),
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
 }

@@ -69,6 +69,10 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(auth: &AuthServer) -> Rou
             "/oauth/authorize",
             axum::routing::get(crate::code::authorize_form).post(crate::code::authorize_submit),
         )
+        .route(
+            "/oauth/launch",
+            axum::routing::post(crate::code::create_launch),
+        )
         .route("/oauth/token", axum::routing::post(token))
         .route("/oauth/introspect", axum::routing::post(introspect))
         .route("/oauth/revoke", axum::routing::post(revoke))
@@ -272,7 +276,7 @@ pub(crate) fn server_error() -> OAuthError {
 }
 
 /// The caller's own access token, which introspection requires.
-fn caller(auth: &AuthServer, headers: &HeaderMap) -> Option<Claims> {
+pub(crate) fn caller(auth: &AuthServer, headers: &HeaderMap) -> Option<Claims> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {

@@ -63,6 +63,7 @@ pub fn is_public_path(path: &str) -> bool {
             | "/.well-known/openid-configuration"
             | "/oauth/jwks"
             | "/oauth/authorize"
+            | "/oauth/launch"
             | "/oauth/token"
             | "/oauth/introspect"
             | "/oauth/revoke"

@@ -397,3 +397,106 @@ async fn token_reply(app: &App, refresh_token: &str) -> Reply {
     )
     .await
 }
+
+async fn launch(app: &App, token: &str, body: &str) -> Reply {
+    send(
+        &app.router,
+        Request::post("/oauth/launch")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_ehr_launch_signs_the_user_in_with_the_patient_and_no_form() {
+    let app = app();
+    app.auth
+        .add_user(&NewUser {
+            id: "doc".into(),
+            roles: vec!["clinician".into()],
+            org: Some("A81001".into()),
+            password: PASSWORD.into(),
+            ..NewUser::default()
+        })
+        .unwrap();
+    app.auth
+        .add_client(&Client {
+            client_id: "viewer".into(),
+            name: "Record viewer".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            auth: ClientAuth::Public,
+            scopes: ["launch", "openid", "user/*.rs"].map(String::from).to_vec(),
+            kind: ClientKind::App,
+        })
+        .unwrap();
+    let host = app
+        .auth
+        .mint(&concord_auth::Claims::system("ehr-host", "system/launch"))
+        .unwrap();
+    // Only a host system with system/launch may create a launch.
+    let plain = app
+        .auth
+        .mint(&concord_auth::Claims::system("edge", "system/*.rs"))
+        .unwrap();
+    let body = r#"{"patient": "p-9", "user": "doc"}"#;
+    assert_eq!(
+        launch(&app, &plain, body).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        launch(&app, &host, r#"{"patient": "p-9", "user": "nobody"}"#)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let reply = launch(&app, &host, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let value = reply.json()["launch"].as_str().unwrap().to_string();
+    let params = vec![
+        ("response_type", "code".to_string()),
+        ("client_id", "viewer".into()),
+        ("redirect_uri", REDIRECT.into()),
+        ("scope", "launch openid user/*.rs".into()),
+        ("state", "s-1".into()),
+        ("aud", BASE.into()),
+        ("code_challenge", challenge(VERIFIER)),
+        ("code_challenge_method", "S256".into()),
+        ("launch", value),
+    ];
+    let reply = get_form(&app, &params).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SEE_OTHER,
+        "no form: {}",
+        reply.body
+    );
+    let q = query(&reply.location());
+    assert_eq!(q["state"], "s-1");
+    let reply = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", "viewer"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["patient"], "p-9");
+    let claims = app
+        .auth
+        .verify(body["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims.sub, "doc");
+    assert_eq!(claims.roles, ["clinician"]);
+    assert_eq!(claims.patient.as_deref(), Some("p-9"));
+    // The launch is single use.
+    let again = get_form(&app, &params).await;
+    assert_eq!(query(&again.location())["error"], "invalid_request");
+}

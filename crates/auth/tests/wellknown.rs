@@ -167,6 +167,7 @@ fn the_public_paths_are_the_discovery_documents_and_oauth_endpoints() {
         "/.well-known/openid-configuration",
         "/oauth/jwks",
         "/oauth/authorize",
+        "/oauth/launch",
         "/oauth/token",
         "/oauth/introspect",
         "/oauth/revoke",
