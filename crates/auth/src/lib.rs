@@ -11,6 +11,7 @@
 mod accounts;
 mod claims;
 mod code;
+mod external;
 mod keys;
 mod oauth;
 mod wellknown;
@@ -27,6 +28,7 @@ pub use accounts::{
     Client, ClientAuth, ClientKind, LOCKOUT_FAILURES, LOCKOUT_SECONDS, NewUser, User, hash_secret,
 };
 pub use claims::Claims;
+pub use external::ExternalIssuer;
 pub use keys::thumbprint;
 pub use wellknown::is_public_path;
 
@@ -51,6 +53,10 @@ pub struct AuthConfig {
     pub access_token_seconds: i64,
     /// Clock skew allowed when checking `exp` and `iat`.
     pub leeway_seconds: u64,
+    /// External OpenID Connect issuers whose tokens are accepted.
+    pub external: Vec<ExternalIssuer>,
+    /// An external issuer's JWKS is fetched again for an unknown key at most this often.
+    pub jwks_refresh_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -64,6 +70,8 @@ impl Default for AuthConfig {
             key_retire_days: 31,
             access_token_seconds: 3600,
             leeway_seconds: 30,
+            external: Vec::new(),
+            jwks_refresh_seconds: 60,
         }
     }
 }
@@ -101,6 +109,7 @@ struct Inner {
     config: AuthConfig,
     ring: RwLock<Ring>,
     db: Db,
+    external: external::Externals,
     /// Revoked token ids and when their tokens expire (after which they need no remembering).
     revoked: RwLock<HashMap<String, i64>>,
 }
@@ -139,8 +148,13 @@ impl AuthServer {
     }
 
     fn with(ring: Ring, db: Db, revoked: HashMap<String, i64>, config: AuthConfig) -> AuthServer {
+        let external = external::Externals::new(
+            config.external.clone(),
+            std::time::Duration::from_secs(config.jwks_refresh_seconds),
+        );
         AuthServer {
             inner: Arc::new(Inner {
+                external,
                 config,
                 ring: RwLock::new(ring),
                 db,
@@ -219,6 +233,51 @@ impl AuthServer {
     /// issued by this node for this audience, not expired (with the configured leeway), and
     /// not revoked. Errors are [`ErrorKind::Unauthenticated`] and never quote the token.
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
+        let claims = match self.external_issuer(token) {
+            Some(issuer) => {
+                self.inner
+                    .external
+                    .verify(issuer, token, self.inner.config.leeway_seconds)?
+            }
+            None => self.verify_own(token)?,
+        };
+        if self.is_revoked(&claims.jti) {
+            return Err(unauthenticated("the access token has been revoked"));
+        }
+        Ok(claims)
+    }
+
+    /// [`AuthServer::verify`], fetching an external issuer's keys first when the token names
+    /// one not yet known (the issuer rotated its keys, or this is its first token).
+    pub async fn verify_async(&self, token: &str) -> Result<Claims, Error> {
+        match self.verify(token) {
+            Err(error) if error.to_string().contains(external::UNKNOWN_KEY) => {
+                if let Some(issuer) = self.external_issuer(token) {
+                    self.inner.external.refresh(issuer).await?;
+                }
+                self.verify(token)
+            }
+            other => other,
+        }
+    }
+
+    /// The configured external issuer a token claims to come from (unverified: the signature
+    /// check that follows uses that issuer's keys only).
+    fn external_issuer(&self, token: &str) -> Option<&ExternalIssuer> {
+        if self.inner.config.external.is_empty() {
+            return None;
+        }
+        let payload = jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+            .ok()?
+            .claims;
+        let iss = payload["iss"].as_str()?;
+        if iss == self.inner.config.issuer {
+            return None;
+        }
+        self.inner.external.find(iss)
+    }
+
+    fn verify_own(&self, token: &str) -> Result<Claims, Error> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthenticated("the access token is not a valid JWT"))?;
         if header.alg != Algorithm::ES256 {
@@ -381,7 +440,7 @@ impl AuthServer {
     }
 }
 
-fn jwt_reason(error: &jsonwebtoken::errors::Error) -> &'static str {
+pub(crate) fn jwt_reason(error: &jsonwebtoken::errors::Error) -> &'static str {
     use jsonwebtoken::errors::ErrorKind as Jwt;
     match error.kind() {
         Jwt::ExpiredSignature => "the access token has expired",

@@ -88,7 +88,7 @@ pub async fn require_auth(
             ErrorKind::Unauthenticated,
             "this endpoint requires a bearer token (Authorization: Bearer ...)",
         )),
-        Some(token) => state.auth.verify(token.trim()),
+        Some(token) => state.auth.verify_async(token.trim()).await,
     };
     match result {
         Ok(claims) => {
