@@ -12,6 +12,7 @@ mod accounts;
 mod claims;
 mod code;
 mod external;
+mod headers;
 mod keys;
 mod oauth;
 mod wellknown;
@@ -29,6 +30,7 @@ pub use accounts::{
 };
 pub use claims::Claims;
 pub use external::ExternalIssuer;
+pub use headers::{SecurityHeaders, SecurityHeadersService};
 pub use keys::thumbprint;
 pub use wellknown::is_public_path;
 

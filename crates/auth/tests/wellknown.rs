@@ -183,3 +183,48 @@ fn the_public_paths_are_the_discovery_documents_and_oauth_endpoints() {
         assert!(!is_public_path(path), "{path}");
     }
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    use axum::routing::get;
+    use concord_auth::SecurityHeaders;
+    let plain: Router = Router::new()
+        .route("/fhir/Patient", get(|| async { "[]" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(SecurityHeaders::new(false));
+    let secure: Router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(SecurityHeaders::new(true));
+    let send = |app: Router, uri: &'static str| async move {
+        app.oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .headers()
+            .clone()
+    };
+    for (headers, path) in [
+        (send(plain.clone(), "/fhir/Patient").await, "/fhir/Patient"),
+        (send(plain.clone(), "/healthz").await, "/healthz"),
+        (send(plain.clone(), "/nowhere").await, "/nowhere"),
+    ] {
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "default-src 'self'",
+            "{path}"
+        );
+        assert!(headers.get("strict-transport-security").is_none(), "{path}");
+    }
+    assert_eq!(
+        send(plain.clone(), "/fhir/Patient").await["cache-control"],
+        "no-store"
+    );
+    assert!(send(plain, "/healthz").await.get("cache-control").is_none());
+    assert!(
+        send(secure, "/healthz").await["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
+}
