@@ -5,6 +5,7 @@
 //! HTTP handling (the REST crate does).
 
 mod announce;
+mod audit_cmd;
 mod config;
 mod demo;
 mod feed;
@@ -15,6 +16,7 @@ mod node;
 mod serve;
 mod sources;
 mod token;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,6 +124,21 @@ enum Command {
         #[command(subcommand)]
         command: feed::FeedCommand,
     },
+    /// Local accounts of the authorization server.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// OAuth clients (SMART apps and backend services) of the authorization server.
+    Client {
+        #[command(subcommand)]
+        command: user::ClientCommand,
+    },
+    /// The audit trail: verify its hash chain, search it.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +161,9 @@ enum TokenCommand {
         /// The patient in context, for patient-facing tokens.
         #[arg(long)]
         patient: Option<String>,
+        /// For a proxy: a hub Patient id they may act for (repeatable).
+        #[arg(long)]
+        proxy_for: Vec<String>,
         /// Space-separated SMART scopes.
         #[arg(long, default_value = "user/*.*")]
         scope: String,
@@ -264,6 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     role,
                     org,
                     patient,
+                    proxy_for,
                     scope,
                     system,
                     ttl_minutes,
@@ -283,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     roles: role,
                     org,
                     patient,
+                    proxy_for,
                     scope,
                     system,
                     ttl_minutes,
@@ -293,5 +315,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mpi { command } => mpi::run(command),
         Command::Feed { command } => feed::run(command),
+        Command::Audit { command } => audit_cmd::run(command),
+        Command::User { command } => user::run_user(command),
+        Command::Client { command } => user::run_client(command),
     }
 }

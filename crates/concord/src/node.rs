@@ -1,19 +1,20 @@
-//! Wiring a node: logging, the store, the node key and the service layer.
+//! Wiring a node: logging, the store, the authorization server and the service layer.
 //!
 //! Owns: the order things are opened in and where they live in the data directory
-//! (`concord.db`, `node.key`).
+//! (`concord.db`; the signing keys in `keys/`, which concord-auth manages). A `node.key` left by
+//! an older version (the HS256 secret) is no longer read.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use concord_auth::{AuthConfig, AuthServer};
 use concord_hub::access::AccessConfig;
 use concord_hub::audit::AuditTrail;
 use concord_hub::feed::FeedConfig;
 use concord_hub::identity::{IdentityConfig, InvalidNhsNumber};
 use concord_hub::{Hub, HubConfig, SystemClock};
 use concord_mpi::MatchConfig;
-use concord_rest::auth::NodeKey;
 use concord_store_sqlite::{SqliteAuditLog, SqliteOptions, SqliteStore, Synchronous};
 use tracing_subscriber::EnvFilter;
 
@@ -98,37 +99,22 @@ pub fn audit_trail(config: &Config) -> anyhow::Result<AuditTrail> {
         .map_err(|e| anyhow::anyhow!("cannot start the audit trail: {e}"))
 }
 
-/// Reads the node key from the data directory, creating it (readable by the owner only) the
-/// first time.
-pub fn node_key(data_dir: &Path) -> anyhow::Result<NodeKey> {
-    let path = data_dir.join("node.key");
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        return NodeKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
-    }
+/// Opens the node's authorization server with default settings (no public base URL): its key
+/// ring lives in `<data_dir>/keys/`, created the first time.
+pub fn node_key(data_dir: &Path) -> anyhow::Result<AuthServer> {
+    open_auth(data_dir, AuthConfig::default())
+}
+
+/// Opens the authorization server the configuration describes: tokens are issued for (and
+/// required to name) `server.base_url` when it is set.
+pub fn auth_server(config: &Config) -> anyhow::Result<AuthServer> {
+    let base = (!config.server.base_url.is_empty()).then_some(config.server.base_url.as_str());
+    open_auth(&config.store.data_dir, AuthConfig::for_base(base))
+}
+
+fn open_auth(data_dir: &Path, auth: AuthConfig) -> anyhow::Result<AuthServer> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let key = NodeKey::generate().map_err(anyhow::Error::msg)?;
-    write_private(&path, &key.to_hex())?;
-    Ok(key)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot create {}", path.display()))
+    AuthServer::open(data_dir, auth)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open the signing keys: {e}", data_dir.display()))
 }

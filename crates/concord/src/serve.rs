@@ -12,14 +12,14 @@ use crate::{announce, node};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = node::open_store(&config)?;
-    let key = node::node_key(&config.store.data_dir)?;
+    let auth = node::auth_server(&config)?;
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot start the metrics recorder")?;
     let hub = node::hub(&config, store)?;
     let state = AppState {
         hub: hub.clone(),
-        key,
+        auth,
         base_url: (!config.server.base_url.is_empty()).then(|| config.server.base_url.clone()),
         max_body_bytes: config.server.max_body_bytes,
         metrics: Some(Arc::new(move || prometheus.render())),

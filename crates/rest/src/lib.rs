@@ -35,7 +35,9 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Hub,
-    pub key: auth::NodeKey,
+    /// The authorization server: verifies every request's token and serves `/oauth` and the
+    /// discovery documents.
+    pub auth: concord_auth::AuthServer,
     /// The public FHIR base URL; derived from the `Host` header when `None`.
     pub base_url: Option<String>,
     /// The largest request body accepted, in bytes.
@@ -70,12 +72,14 @@ impl AppState {
 /// Builds the application: the FHIR API under `/fhir`, and `/healthz`, `/readyz`, `/metrics`.
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
+    let https = state.base_url.as_deref().is_some_and(|b| b.starts_with("https://"));
     Router::new()
         .nest("/fhir", interaction::routes())
         .route("/hl7v2", axum::routing::post(hl7v2::receive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(state.auth.router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))
@@ -92,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(concord_auth::SecurityHeaders::new(https))
         .with_state(state)
 }
 

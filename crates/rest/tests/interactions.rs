@@ -586,7 +586,9 @@ async fn endpoints_without_a_token_are_401_with_www_authenticate() {
 async fn bad_and_expired_tokens_are_401() {
     let app = TestApp::new();
     let expired = mint(&app.key, -3600);
-    let other_key = concord_rest::auth::NodeKey::generate().expect("key");
+    let other_key =
+        concord_auth::AuthServer::ephemeral(concord_auth::AuthConfig::for_base(Some(common::BASE)))
+            .expect("key");
     let foreign = mint(&other_key, 3600);
     for token in ["not-a-jwt", expired.as_str(), foreign.as_str()] {
         let auth = format!("Bearer {token}");

@@ -12,11 +12,11 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use concord_auth::{AuthConfig, AuthServer, Claims};
 use concord_fhir::RequestContext;
 use concord_hub::identity::{IdentityConfig, InvalidNhsNumber};
 use concord_hub::search::Handling;
 use concord_hub::{Hub, HubConfig, SystemClock};
-use concord_rest::auth::{Claims, NodeKey};
 use concord_rest::{AppState, router};
 use concord_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
@@ -41,7 +41,7 @@ fn ctx() -> RequestContext {
 /// The hub: its service layer and the node key its tokens are signed with.
 struct TestHub {
     hub: Hub,
-    key: NodeKey,
+    key: AuthServer,
     _dir: tempfile::TempDir,
 }
 
@@ -54,34 +54,22 @@ impl TestHub {
             Hub::new(Arc::new(store), Arc::new(SystemClock), HubConfig::default()).expect("hub");
         TestHub {
             hub,
-            key: NodeKey::generate().expect("key"),
+            key: AuthServer::ephemeral(AuthConfig::default()).expect("key"),
             _dir: dir,
         }
     }
 
     /// A system token for the edge, as `concord token issue --system` mints it.
     fn token(&self) -> String {
-        let now = now_ms() / 1000;
         self.key
-            .mint(&Claims {
-                iss: concord_rest::auth::ISSUER.into(),
-                sub: "edge-gp-a".into(),
-                iat: now,
-                exp: now + 3600,
-                scope: "system/Patient.*".into(),
-                kind: "system".into(),
-                roles: Vec::new(),
-                org: None,
-                patient: None,
-                purpose: None,
-            })
+            .mint(&Claims::system("edge-gp-a", "system/Patient.*"))
             .expect("mint")
     }
 
     fn router(&self) -> Router {
         router(AppState {
             hub: self.hub.clone(),
-            key: self.key.clone(),
+            auth: self.key.clone(),
             base_url: None,
             max_body_bytes: 1024 * 1024,
             metrics: None,

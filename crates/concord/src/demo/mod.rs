@@ -22,8 +22,8 @@ use anyhow::{Context, bail};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use concord_auth::{AuthServer as NodeKey, Claims};
 use concord_fhir::RequestContext;
-use concord_rest::auth::{Claims, ISSUER, NodeKey};
 use concord_rest::{AppState, router};
 
 use crate::config::{Config, Overrides, SourceAuth, SourceEntry};
@@ -420,37 +420,19 @@ fn today() -> String {
 }
 
 fn system_token(key: &NodeKey, sub: &str) -> anyhow::Result<String> {
-    let now = now_secs();
     key.mint(&Claims {
-        iss: ISSUER.into(),
-        sub: sub.into(),
-        iat: now,
-        exp: now + 30 * 24 * 3600,
-        scope: "system/*.*".into(),
-        kind: "system".into(),
-        roles: Vec::new(),
-        org: None,
-        patient: None,
-        purpose: None,
+        exp: now_secs() + 30 * 24 * 3600,
+        ..Claims::system(sub, "system/*.*")
     })
-    .map_err(anyhow::Error::msg)
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn user_token(key: &NodeKey, sub: &str, role: &str, org: &str) -> anyhow::Result<String> {
-    let now = now_secs();
     key.mint(&Claims {
-        iss: ISSUER.into(),
-        sub: sub.into(),
-        iat: now,
-        exp: now + 12 * 3600,
-        scope: "user/*.read".into(),
-        kind: "user".into(),
-        roles: vec![role.into()],
-        org: Some(org.into()),
-        patient: None,
-        purpose: None,
+        exp: now_secs() + 12 * 3600,
+        ..Claims::user(sub, vec![role.into()], Some(org.into()), "user/*.read")
     })
-    .map_err(anyhow::Error::msg)
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Loads the generated people of one organisation, one transaction per Bundle.
@@ -485,7 +467,7 @@ async fn listen_on(
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let state = AppState {
         hub: hub.clone(),
-        key: key.clone(),
+        auth: key.clone(),
         base_url: None,
         max_body_bytes: 16 * 1024 * 1024,
         metrics: None,

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use concord_auth::{AuthConfig, AuthServer, Claims};
 use concord_hub::access::AccessConfig;
 use concord_hub::audit::AuditTrail;
 use concord_hub::{Clock, Hub, HubConfig};
-use concord_rest::auth::{Claims, NodeKey};
 use concord_rest::{AppState, router};
 use concord_store_sqlite::{SqliteAuditLog, SqliteOptions, SqliteStore};
 use http_body_util::BodyExt;
@@ -93,7 +93,7 @@ pub fn entries(bundle: &Value) -> Vec<Value> {
 pub struct TestApp {
     pub state: AppState,
     pub token: String,
-    pub key: NodeKey,
+    pub key: AuthServer,
     _dir: tempfile::TempDir,
 }
 
@@ -123,13 +123,13 @@ impl TestApp {
         let hub = Hub::new(Arc::new(store), Arc::new(SteppingClock::new()), config)
             .expect("hub")
             .with_audit(trail);
-        let key = NodeKey::generate().expect("key");
+        let key = AuthServer::ephemeral(AuthConfig::for_base(Some(BASE))).expect("key");
         // The FHIR interaction tests call as a trusted system (an integrator's loader); people's
         // access is tested with user tokens (`mint_user`) in tests/access.rs and federation.rs.
         let token = mint_system(&key, "integration-test");
         let state = AppState {
             hub,
-            key: key.clone(),
+            auth: key.clone(),
             base_url: Some(BASE.to_string()),
             max_body_bytes,
             metrics: None,
@@ -252,68 +252,46 @@ impl TestApp {
 
 /// Mints a one-hour token for a user with one role at an organisation, with a patient in
 /// context for a patient's own token.
-pub fn mint_user(key: &NodeKey, sub: &str, role: &str, org: Option<&str>, patient: Option<&str>) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs();
-    let now = i64::try_from(now).expect("time fits");
-    let scope = if role == "patient" { "patient/*.*" } else { "user/*.*" };
+pub fn mint_user(
+    key: &AuthServer,
+    sub: &str,
+    role: &str,
+    org: Option<&str>,
+    patient: Option<&str>,
+) -> String {
+    let scope = if role == "patient" {
+        "patient/*.*"
+    } else {
+        "user/*.*"
+    };
     key.mint(&Claims {
-        iss: concord_rest::auth::ISSUER.to_string(),
-        sub: sub.into(),
-        iat: now,
-        exp: now + 3600,
-        scope: scope.into(),
-        kind: "user".into(),
-        roles: vec![role.into()],
-        org: org.map(str::to_string),
         patient: patient.map(str::to_string),
-        purpose: None,
+        ..Claims::user(sub, vec![role.into()], org.map(str::to_string), scope)
     })
     .expect("mint")
 }
 
 /// Mints a one-hour `system/*.*` token, as an edge or another hub holds.
-pub fn mint_system(key: &NodeKey, sub: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs();
-    let now = i64::try_from(now).expect("time fits");
-    key.mint(&Claims {
-        iss: concord_rest::auth::ISSUER.to_string(),
-        sub: sub.into(),
-        iat: now,
-        exp: now + 3600,
-        scope: "system/*.*".into(),
-        kind: "system".into(),
-        roles: Vec::new(),
-        org: None,
-        patient: None,
-        purpose: None,
-    })
-    .expect("mint")
+pub fn mint_system(key: &AuthServer, sub: &str) -> String {
+    key.mint(&Claims::system(sub, "system/*.*")).expect("mint")
 }
 
 /// Mints a token for a clinician that expires `ttl_secs` from now (negative: already expired).
-pub fn mint(key: &NodeKey, ttl_secs: i64) -> String {
+pub fn mint(key: &AuthServer, ttl_secs: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs();
     let now = i64::try_from(now).expect("time fits");
     key.mint(&Claims {
-        iss: concord_rest::auth::ISSUER.to_string(),
-        sub: "alice".into(),
-        iat: now,
+        iat: now.min(now + ttl_secs),
         exp: now + ttl_secs,
-        scope: "user/*.*".into(),
-        kind: "user".into(),
-        roles: vec!["clinician".into()],
-        org: Some(ORGANIZATION.into()),
-        patient: None,
-        purpose: None,
+        ..Claims::user(
+            "alice",
+            vec!["clinician".into()],
+            Some(ORGANIZATION.into()),
+            "user/*.*",
+        )
     })
     .expect("mint")
 }
