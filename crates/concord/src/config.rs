@@ -247,8 +247,9 @@ impl Config {
             .emergency_override_roles
             .iter()
             .map(|r| {
-                concord_access::Role::parse(r)
-                    .with_context(|| format!("access.emergency_override_roles: {r:?} is not a role"))
+                concord_access::Role::parse(r).with_context(|| {
+                    format!("access.emergency_override_roles: {r:?} is not a role")
+                })
             })
             .collect::<anyhow::Result<_>>()?;
         for name in access
@@ -263,14 +264,21 @@ impl Config {
                 );
             }
         }
-        policy.emergency.categories = access.emergency_override_categories.iter().cloned().collect();
+        policy.emergency.categories = access
+            .emergency_override_categories
+            .iter()
+            .cloned()
+            .collect();
         for (name, codes) in &access.sensitive {
             let list = codes
                 .iter()
                 .map(|code| {
-                    let (system, code) = code.split_once('|').filter(|(s, c)| !s.is_empty() && !c.is_empty()).with_context(|| {
-                        format!("access.sensitive.{name}: {code:?} must be \"system|code\"")
-                    })?;
+                    let (system, code) = code
+                        .split_once('|')
+                        .filter(|(s, c)| !s.is_empty() && !c.is_empty())
+                        .with_context(|| {
+                            format!("access.sensitive.{name}: {code:?} must be \"system|code\"")
+                        })?;
                     Ok(concord_access::CodeMatch::new(system, code))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

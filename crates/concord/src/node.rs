@@ -91,7 +91,9 @@ pub fn audit_trail(config: &Config) -> anyhow::Result<AuditTrail> {
     let log = SqliteAuditLog::open(&path)
         .with_context(|| format!("cannot open the audit trail {}", path.display()))?;
     let observer = if config.federation.origin.trim().is_empty() {
-        config.node_organization().unwrap_or_else(|| "concord".into())
+        config
+            .node_organization()
+            .unwrap_or_else(|| "concord".into())
     } else {
         config.federation.origin.clone()
     };

@@ -86,7 +86,10 @@ impl AccessNote {
     /// Changes the facts. A poisoned lock still holds usable facts: audit must not be lost to a
     /// panic elsewhere.
     pub fn update(&self, change: impl FnOnce(&mut AccessFacts)) {
-        let mut facts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut facts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         change(&mut facts);
     }
 

@@ -152,18 +152,13 @@ pub fn patients_of(resource_type: &str, resource: &Value) -> Vec<String> {
 fn may_look_up(principal: &Principal) -> bool {
     principal.kind == PrincipalKind::User
         && principal.patient.is_none()
-        && principal
+        && principal.roles.iter().any(|r| {
+            concord_access::role_permits(*r, concord_access::Category::Demographics, false)
+        })
+        && !principal
             .roles
             .iter()
-            .any(|r| concord_access::role_permits(*r, concord_access::Category::Demographics, false))
-        && !principal.roles.iter().any(|r| matches!(r, Role::Patient | Role::Proxy))
-}
-
-/// The resource types that carry no one's record (directories and definitions).
-fn is_patient_data(resource_type: &str) -> bool {
-    resource_type == "Patient"
-        || resource_type == "Person"
-        || !patient_compartment_params(resource_type).is_empty()
+            .any(|r| matches!(r, Role::Patient | Role::Proxy))
 }
 
 impl Hub {
@@ -410,7 +405,12 @@ impl Hub {
     }
 
     /// Applies a grant's mask to a resource this node holds itself.
-    pub(crate) fn mask_local(&self, grant: &Grant, resource_type: &str, resource: &Value) -> Verdict {
+    pub(crate) fn mask_local(
+        &self,
+        grant: &Grant,
+        resource_type: &str,
+        resource: &Value,
+    ) -> Verdict {
         if grant.filter.is_everything() || resource_type == "Patient" {
             return Verdict::Keep;
         }
@@ -457,12 +457,11 @@ impl Hub {
             };
             let patients = patients_of(&version.resource_type, &resource);
             if patients.is_empty() {
-                return is_patient_data(&version.resource_type)
-                    .then(|| {
-                        self.authorize(ctx, &version.resource_type, interaction, None)
-                            .is_ok()
-                    })
-                    .unwrap_or(true);
+                // Not about anyone: a directory resource is permitted, patient data with no
+                // patient reference is not.
+                return self
+                    .authorize(ctx, &version.resource_type, interaction, None)
+                    .is_ok();
             }
             patients.iter().all(|patient| {
                 let lookup = matches!(version.resource_type.as_str(), "Patient" | "Person");
@@ -470,9 +469,14 @@ impl Hub {
                     .entry(format!("{patient}|{lookup}"))
                     .or_insert_with(|| {
                         if lookup {
-                            self.authorize_lookup(ctx, interaction, &version.resource_type, &resource)
-                                .ok()
-                                .map(|(g, _)| g)
+                            self.authorize_lookup(
+                                ctx,
+                                interaction,
+                                &version.resource_type,
+                                &resource,
+                            )
+                            .ok()
+                            .map(|(g, _)| g)
                         } else {
                             self.authorize(ctx, &version.resource_type, interaction, Some(patient))
                                 .ok()
@@ -570,7 +574,10 @@ impl Hub {
         ctx: &RequestContext,
         patient_ids: &BTreeSet<String>,
     ) -> Result<ConsentPolicy, Error> {
-        let references: Vec<String> = patient_ids.iter().map(|id| format!("Patient/{id}")).collect();
+        let references: Vec<String> = patient_ids
+            .iter()
+            .map(|id| format!("Patient/{id}"))
+            .collect();
         let params = vec![
             ("patient".to_string(), references.join(",")),
             ("_count".to_string(), "100".to_string()),
@@ -622,7 +629,8 @@ impl Hub {
         self.read(&ctx.internal(), "Patient", patient_id)?;
         let principal = principal(ctx);
         if !principal.roles.iter().any(|r| r.may_break_glass()) {
-            ctx.note.update(|n| n.denied = Some("role may not break glass".into()));
+            ctx.note
+                .update(|n| n.denied = Some("role may not break glass".into()));
             return Err(Error::new(
                 ErrorKind::Forbidden,
                 "your role may not break glass; ask a clinician caring for this person",

@@ -154,7 +154,6 @@ impl Hub {
         self.clock.now_ms()
     }
 
-
     /// A fresh logical id for a created resource.
     pub(crate) fn new_id() -> String {
         uuid::Uuid::new_v4().to_string()

@@ -203,7 +203,12 @@ impl Hub {
             if resource_type == Some("Patient") || resource_type == Some("Person") {
                 // Looking a person up is decided per match below.
             } else {
-                self.authorize(ctx, resource_type.unwrap_or("Patient"), Interaction::Search, Some(&patient))?;
+                self.authorize(
+                    ctx,
+                    resource_type.unwrap_or("Patient"),
+                    Interaction::Search,
+                    Some(&patient),
+                )?;
             }
         }
         let mut result = self.store.search(ctx, &query)?;

@@ -36,7 +36,9 @@ fn interaction(method: &Method, route: &str, path: &str) -> (String, Action, Opt
         .filter(|last| last.starts_with('$'))
         .map(str::to_string);
     let (code, action) = match (method.as_str(), route) {
-        (_, r) if operation.is_some() && r.contains("{operation}") => ("operation", Action::Execute),
+        (_, r) if operation.is_some() && r.contains("{operation}") => {
+            ("operation", Action::Execute)
+        }
         (_, r) if r.ends_with("/$break-glass") => ("operation", Action::Execute),
         ("GET", "/fhir/{resource_type}/{id}") => ("read", Action::Read),
         ("GET", "/fhir/{resource_type}/{id}/_history/{version_id}") => ("vread", Action::Read),
@@ -169,11 +171,36 @@ mod tests {
     #[test]
     fn routes_map_to_restful_interactions() {
         let cases = [
-            ("GET", "/fhir/{resource_type}/{id}", "/fhir/Patient/1", "read"),
-            ("GET", "/fhir/{resource_type}", "/fhir/Observation", "search-type"),
-            ("POST", "/fhir/{resource_type}", "/fhir/Observation", "create"),
-            ("PUT", "/fhir/{resource_type}/{id}", "/fhir/Observation/1", "update"),
-            ("DELETE", "/fhir/{resource_type}/{id}", "/fhir/Observation/1", "delete"),
+            (
+                "GET",
+                "/fhir/{resource_type}/{id}",
+                "/fhir/Patient/1",
+                "read",
+            ),
+            (
+                "GET",
+                "/fhir/{resource_type}",
+                "/fhir/Observation",
+                "search-type",
+            ),
+            (
+                "POST",
+                "/fhir/{resource_type}",
+                "/fhir/Observation",
+                "create",
+            ),
+            (
+                "PUT",
+                "/fhir/{resource_type}/{id}",
+                "/fhir/Observation/1",
+                "update",
+            ),
+            (
+                "DELETE",
+                "/fhir/{resource_type}/{id}",
+                "/fhir/Observation/1",
+                "delete",
+            ),
             (
                 "GET",
                 "/fhir/{resource_type}/{id}/{operation}",
@@ -194,7 +221,10 @@ mod tests {
             resource_of("/fhir/Patient/123/$summary"),
             (Some("Patient".into()), Some("123".into()))
         );
-        assert_eq!(resource_of("/fhir/Observation"), (Some("Observation".into()), None));
+        assert_eq!(
+            resource_of("/fhir/Observation"),
+            (Some("Observation".into()), None)
+        );
         assert_eq!(resource_of("/fhir/_history"), (None, None));
         assert_eq!(resource_of("/healthz"), (None, None));
     }

@@ -72,7 +72,10 @@ impl AppState {
 /// Builds the application: the FHIR API under `/fhir`, and `/healthz`, `/readyz`, `/metrics`.
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    let https = state.base_url.as_deref().is_some_and(|b| b.starts_with("https://"));
+    let https = state
+        .base_url
+        .as_deref()
+        .is_some_and(|b| b.starts_with("https://"));
     Router::new()
         .nest("/fhir", interaction::routes())
         .route("/hl7v2", axum::routing::post(hl7v2::receive))

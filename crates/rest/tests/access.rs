@@ -96,10 +96,19 @@ async fn a_patients_token_reaches_only_their_own_record_on_every_route() {
         (Method::GET, format!("/fhir/Patient/{bob}/_history/1")),
         (Method::GET, format!("/fhir/Patient/{bob}/_history")),
         (Method::GET, format!("/fhir/Observation/{bob_result}")),
-        (Method::GET, format!("/fhir/Observation/{bob_result}/_history/1")),
-        (Method::GET, format!("/fhir/Observation/{bob_result}/_history")),
+        (
+            Method::GET,
+            format!("/fhir/Observation/{bob_result}/_history/1"),
+        ),
+        (
+            Method::GET,
+            format!("/fhir/Observation/{bob_result}/_history"),
+        ),
         (Method::GET, format!("/fhir/Observation?patient={bob}")),
-        (Method::GET, format!("/fhir/Observation?subject=Patient/{bob}")),
+        (
+            Method::GET,
+            format!("/fhir/Observation?subject=Patient/{bob}"),
+        ),
         (Method::GET, format!("/fhir/Patient/{bob}/$everything")),
         (Method::GET, format!("/fhir/Patient/{bob}/$summary")),
         (Method::GET, format!("/fhir/Patient/{bob}/$access-log")),
@@ -202,7 +211,10 @@ async fn a_patients_token_reaches_only_their_own_record_on_every_route() {
             Body::empty(),
         )
         .await;
-    assert_eq!(ids_of(&reply.body, "Observation"), vec![w.ann_result.clone()]);
+    assert_eq!(
+        ids_of(&reply.body, "Observation"),
+        vec![w.ann_result.clone()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +235,13 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
     // Finding the person by demographics is allowed; opening the record is not.
     let reply = w
         .app
-        .send_as(&stranger, Method::GET, "/fhir/Patient?family=Ash", &[], Body::empty())
+        .send_as(
+            &stranger,
+            Method::GET,
+            "/fhir/Patient?family=Ash",
+            &[],
+            Body::empty(),
+        )
         .await;
     assert_eq!(ids_of(&reply.body, "Patient"), vec![w.ann.clone()]);
 
@@ -233,8 +251,14 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
     };
     let glass = format!("/fhir/Patient/{}/$break-glass", w.ann);
     for (body, expected) in [
-        (break_glass("because", "unconscious in ED"), StatusCode::BAD_REQUEST),
-        (break_glass("emergency-care", "   "), StatusCode::BAD_REQUEST),
+        (
+            break_glass("because", "unconscious in ED"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            break_glass("emergency-care", "   "),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let reply = w
             .app
@@ -293,7 +317,13 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
 
     // The privacy officer finds the break-glass in the trail; Ann sees an emergency access by a
     // clinician of the other organisation, without the user's name.
-    let officer = mint_user(&w.app.key, "po", "privacy-officer", Some(ORGANIZATION), None);
+    let officer = mint_user(
+        &w.app.key,
+        "po",
+        "privacy-officer",
+        Some(ORGANIZATION),
+        None,
+    );
     let reply = w
         .app
         .send_as(
@@ -322,7 +352,10 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
     let text = reply.body.to_string();
     assert!(text.contains("B99999"), "{text}");
     assert!(text.contains("\"valueBoolean\":true"), "{text}");
-    assert!(!text.contains("dr-who"), "the person sees roles, not names: {text}");
+    assert!(
+        !text.contains("dr-who"),
+        "the person sees roles, not names: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,8 +382,15 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert!(ids_of(&reply.body, "Condition").is_empty(), "{}", reply.body);
-    assert_eq!(ids_of(&reply.body, "Observation"), vec![w.ann_result.clone()]);
+    assert!(
+        ids_of(&reply.body, "Condition").is_empty(),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        ids_of(&reply.body, "Observation"),
+        vec![w.ann_result.clone()]
+    );
     assert!(
         reply.body.to_string().contains("withheld"),
         "the view says something was withheld: {}",
@@ -423,7 +463,9 @@ async fn the_audit_trail_has_exactly_one_event_per_request() {
     // A small linear congruential generator: the run is random but repeatable.
     let mut state: u64 = 0x5eed;
     let mut next = |n: usize| {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
         usize::try_from(state >> 33).unwrap() % n
     };
     let requests = 60;
@@ -442,10 +484,22 @@ async fn the_audit_trail_has_exactly_one_event_per_request() {
     assert!(refused > 0 && refused < requests, "the walk mixes outcomes");
     let after = trail.verify(&ctx).expect("intact");
     assert_eq!(after - before, requests as u64);
-    let officer = mint_user(&w.app.key, "po", "privacy-officer", Some(ORGANIZATION), None);
+    let officer = mint_user(
+        &w.app.key,
+        "po",
+        "privacy-officer",
+        Some(ORGANIZATION),
+        None,
+    );
     let reply = w
         .app
-        .send_as(&officer, Method::GET, "/fhir/AuditEvent?outcome=4&_count=500", &[], Body::empty())
+        .send_as(
+            &officer,
+            Method::GET,
+            "/fhir/AuditEvent?outcome=4&_count=500",
+            &[],
+            Body::empty(),
+        )
         .await;
     let denied = reply.body["entry"].as_array().map_or(0, Vec::len);
     assert_eq!(denied, refused, "every refusal is in the trail");

@@ -1293,7 +1293,12 @@ fn audit_entry(
         agent: agent.into(),
         organization: organization.map(Into::into),
         action: if seq.is_multiple_of(2) { "R" } else { "U" }.into(),
-        interaction: if seq.is_multiple_of(2) { "read" } else { "update" }.into(),
+        interaction: if seq.is_multiple_of(2) {
+            "read"
+        } else {
+            "update"
+        }
+        .into(),
         outcome: outcome.into(),
         prev_hash: prev_hash.into(),
         hash: format!("{seq:064x}"),
