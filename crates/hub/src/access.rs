@@ -356,6 +356,38 @@ impl Hub {
         Ok(())
     }
 
+    /// The master patient index's own operations. Changing it (merging or unmerging records and
+    /// persons, resolving a possible match) is for data stewards and trusted systems; looking
+    /// people up in it (`$match`, PIX, `$locate`) also for staff who may look people up.
+    pub fn authorize_identity(&self, ctx: &RequestContext, change: bool) -> Result<(), Error> {
+        if is_trusted_system(ctx) {
+            return Ok(());
+        }
+        let principal = principal(ctx);
+        let basis = if principal.roles.contains(&Role::DataSteward) {
+            Some("oversight")
+        } else if !change && may_look_up(&principal) {
+            Some("demographics-lookup")
+        } else {
+            None
+        };
+        match basis {
+            Some(basis) => {
+                ctx.note.update(|n| n.basis = Some(basis.into()));
+                Ok(())
+            }
+            None => {
+                let message = if change {
+                    "only data stewards may change the master patient index"
+                } else {
+                    "your role may not search the master patient index"
+                };
+                ctx.note.update(|n| n.denied = Some(message.into()));
+                Err(Error::new(ErrorKind::Forbidden, message))
+            }
+        }
+    }
+
     /// Marks what a patient or proxy writes as patient-entered (`meta.tag`), so clinicians see
     /// it as entered by the patient, not by a clinician.
     pub(crate) fn tag_patient_entered(&self, ctx: &RequestContext, resource: &mut Value) {

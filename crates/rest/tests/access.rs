@@ -504,3 +504,42 @@ async fn the_audit_trail_has_exactly_one_event_per_request() {
     let denied = reply.body["entry"].as_array().map_or(0, Vec::len);
     assert_eq!(denied, refused, "every refusal is in the trail");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_data_stewards_change_the_master_patient_index() {
+    let w = world().await;
+    let merge = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "source-patient", "valueReference": {"reference": format!("Patient/{}", w.bob)}},
+        {"name": "target-patient", "valueReference": {"reference": format!("Patient/{}", w.ann)}}]});
+    let clinician = mint_user(&w.app.key, "gp", "clinician", Some(ORGANIZATION), None);
+    let analyst = mint_user(&w.app.key, "numbers", "analyst", Some(ORGANIZATION), None);
+    let reply = w
+        .app
+        .send_as(
+            &clinician,
+            Method::POST,
+            "/fhir/Patient/$merge",
+            &[("content-type", "application/fhir+json")],
+            Body::from(merge.to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let lookup = json!({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource":
+        {"resourceType": "Patient", "name": [{"family": "Ash", "given": ["Ann"]}], "birthDate": "1950-01-01"}}]});
+    for (token, expected) in [
+        (&clinician, StatusCode::OK),
+        (&analyst, StatusCode::FORBIDDEN),
+    ] {
+        let reply = w
+            .app
+            .send_as(
+                token,
+                Method::POST,
+                "/fhir/Patient/$match",
+                &[("content-type", "application/fhir+json")],
+                Body::from(lookup.to_string()),
+            )
+            .await;
+        assert_eq!(reply.status, expected, "{}", reply.body);
+    }
+}

@@ -58,6 +58,7 @@ impl Hub {
 
     /// `GET [base]/Person/[id]/$locate`: the locations as a Parameters resource.
     pub fn locate_parameters(&self, ctx: &RequestContext, person: &str) -> Result<Value, Error> {
+        self.authorize_identity(ctx, false)?;
         let parameter: Vec<Value> = self
             .locate(ctx, person)?
             .into_iter()

@@ -99,6 +99,7 @@ impl Hub {
         request: &MatchRequest,
         base: &str,
     ) -> Result<Bundle, Error> {
+        self.authorize_identity(ctx, false)?;
         let probe = Demographics::from_patient(&request.patient);
         let mut found = {
             let state = self.identity.lock();

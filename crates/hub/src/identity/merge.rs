@@ -29,6 +29,7 @@ impl Hub {
         target: &str,
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
+        self.authorize_identity(ctx, true)?;
         let mut state = self.identity.lock();
         self.in_raw_unit(ctx, |tx| {
             let mut survivor = read_person(tx, target)?;
@@ -65,6 +66,7 @@ impl Hub {
         source: &str,
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
+        self.authorize_identity(ctx, true)?;
         let mut state = self.identity.lock();
         let current = self.read(ctx, "Person", source)?;
         let retired = parse(&current).ok_or_else(|| {
@@ -143,6 +145,7 @@ impl Hub {
         target: &str,
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
+        self.authorize_identity(ctx, true)?;
         if source == target {
             return Err(conflict("a record cannot be merged into itself"));
         }
@@ -202,6 +205,7 @@ impl Hub {
         source: &str,
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
+        self.authorize_identity(ctx, true)?;
         let mut state = self.identity.lock();
         self.in_raw_unit(ctx, |tx| {
             let mut retired = current_patient(tx, source)?;

@@ -20,6 +20,7 @@ impl Hub {
         source_identifier: &str,
         target_systems: &[String],
     ) -> Result<Value, Error> {
+        self.authorize_identity(ctx, false)?;
         let Some((system, value)) = source_identifier
             .split_once('|')
             .filter(|(s, v)| !s.is_empty() && !v.is_empty())

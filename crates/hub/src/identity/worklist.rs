@@ -123,6 +123,7 @@ impl Hub {
         decision: Resolution,
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
+        self.authorize_identity(ctx, true)?;
         let mut state = self.identity.lock();
         let stored = self.read(ctx, "Task", task_id)?;
         let mut task: Value = serde_json::from_str(stored.body.as_deref().unwrap_or("{}"))
