@@ -275,13 +275,17 @@ fn sign_in_form(
 
 pub(crate) async fn authorize_submit(
     State(auth): State<AuthServer>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
+    // Without connection info (a server not started with it) every caller shares one address,
+    // which still limits each account.
+    let ip = peer.map_or_else(|| "-".to_string(), |p| p.0.0.ip().to_string());
     let task = {
         let auth = auth.clone();
         let params = params.clone();
-        move || sign_in(&auth, &params, &headers)
+        move || sign_in(&auth, &params, &headers, &ip)
     };
     match tokio::task::spawn_blocking(task).await {
         Ok(Ok(location)) => redirect(&location),
@@ -307,6 +311,7 @@ fn sign_in(
     auth: &AuthServer,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
+    ip: &str,
 ) -> Result<String, SignInFailure> {
     let request = check(auth, params, headers).map_err(SignInFailure::Refused)?;
     let csrf = params.get("csrf").filter(|c| !c.is_empty());
@@ -320,6 +325,13 @@ fn sign_in(
         .get("username")
         .map(String::as_str)
         .unwrap_or_default();
+    if !auth.inner.attempts.allow(ip, username) {
+        return Err(SignInFailure::Again(
+            request.client.name,
+            "Too many sign-in attempts: wait a minute and try again.",
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
     let password = params
         .get("password")
         .map(String::as_str)
@@ -753,5 +765,35 @@ pub(crate) async fn create_launch(
         )
             .into_response(),
         Err(error) => error.into_response(),
+    }
+}
+
+/// Sign-in attempts per client address and account in the last minute: more than
+/// [`ATTEMPTS_PER_MINUTE`] are answered 429 before the password is checked.
+#[derive(Default)]
+pub(crate) struct Attempts(std::sync::Mutex<HashMap<(String, String), Vec<std::time::Instant>>>);
+
+pub(crate) const ATTEMPTS_PER_MINUTE: usize = 10;
+
+impl Attempts {
+    pub fn allow(&self, ip: &str, account: &str) -> bool {
+        let window = std::time::Duration::from_secs(60);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Old entries are dropped as the map grows, so it holds about a minute of attempts.
+        if map.len() > 10_000 {
+            map.retain(|_, times| times.iter().any(|t| t.elapsed() < window));
+        }
+        let times = map
+            .entry((ip.to_string(), account.to_string()))
+            .or_default();
+        times.retain(|t| t.elapsed() < window);
+        if times.len() >= ATTEMPTS_PER_MINUTE {
+            return false;
+        }
+        times.push(std::time::Instant::now());
+        true
     }
 }

@@ -112,6 +112,8 @@ struct Inner {
     ring: RwLock<Ring>,
     db: Db,
     external: external::Externals,
+    /// Recent sign-in attempts, for the per-address and account rate limit.
+    attempts: code::Attempts,
     /// Revoked token ids and when their tokens expire (after which they need no remembering).
     revoked: RwLock<HashMap<String, i64>>,
 }
@@ -157,6 +159,7 @@ impl AuthServer {
         AuthServer {
             inner: Arc::new(Inner {
                 external,
+                attempts: code::Attempts::default(),
                 config,
                 ring: RwLock::new(ring),
                 db,

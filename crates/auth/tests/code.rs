@@ -500,3 +500,21 @@ async fn an_ehr_launch_signs_the_user_in_with_the_patient_and_no_form() {
     let again = get_form(&app, &params).await;
     assert_eq!(query(&again.location())["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn sign_ins_from_one_address_for_one_account_are_rate_limited() {
+    let app = app();
+    let params = authorize_params(&challenge(VERIFIER));
+    let page = get_form(&app, &params).await;
+    let (token, cookie) = csrf(&page);
+    // Ten sign-ins in a minute are served (correct passwords, so no lockout is involved)...
+    for _ in 0..10 {
+        let reply = submit(&app, &params, Some((&token, &cookie)), PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    }
+    // ...the eleventh is not, and gets no code.
+    let reply = submit(&app, &params, Some((&token, &cookie)), PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!reply.headers.contains_key("location"));
+    assert!(reply.body.contains("Too many sign-in attempts"));
+}

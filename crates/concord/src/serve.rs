@@ -68,7 +68,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    axum::serve(listener, router(state))
+    // The peer address reaches handlers so sign-in attempts are limited per client address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(wait(stopped))
         .await
         .context("the server failed")?;
