@@ -189,3 +189,14 @@ def test_authorization_code_with_pkce_through_the_sign_in_form(concord_server, t
     smart = fhirclient_for(server, "portal-e2e", grant["access_token"])
     patient = Patient.read(patient_id, smart.server)
     assert patient.name[0].family == family
+
+    # The patient's token reaches only her own record.
+    other_id = create_patient(server, f"Other{uuid.uuid4().hex[:8]}")
+    for path in (f"Patient/{other_id}", f"Patient/{other_id}/$everything", f"Observation?patient={other_id}"):
+        r = requests.get(
+            f"{server.base_url}/{path}",
+            headers={"Authorization": f"Bearer {grant['access_token']}", "Accept": "application/fhir+json"},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        assert r.status_code == 403, f"{path}: {r.status_code} {r.text}"
+        assert r.json()["resourceType"] == "OperationOutcome"
