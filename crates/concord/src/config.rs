@@ -28,8 +28,38 @@ pub struct Config {
     /// The source registry: the organisations' systems a hub federates.
     #[serde(default)]
     pub sources: Vec<SourceEntry>,
+    pub auth: Auth,
     pub access: Access,
     pub log: Log,
+}
+
+/// The authorization server (docs/auth.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub access_token_seconds: i64,
+    pub key_rotation_days: u64,
+    pub key_retire_days: u64,
+    #[serde(default)]
+    pub external: Vec<ExternalIssuerEntry>,
+}
+
+/// An external OpenID Connect provider whose tokens are accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalIssuerEntry {
+    pub issuer: String,
+    pub audience: String,
+    pub roles_claim: String,
+    pub org_claim: String,
+    #[serde(default)]
+    pub role_map: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_external_scope")]
+    pub default_scope: String,
+}
+
+fn default_external_scope() -> String {
+    "user/*.rs".into()
 }
 
 /// Access policy (docs/access.md).
@@ -295,7 +325,57 @@ impl Config {
             .map(|o| o.trim().to_string())
     }
 
+    /// The authorization server's settings: tokens are issued for (and must name)
+    /// `server.base_url` when it is set.
+    pub fn auth_config(&self) -> concord_auth::AuthConfig {
+        let base = (!self.server.base_url.is_empty()).then_some(self.server.base_url.as_str());
+        let mut auth = concord_auth::AuthConfig::for_base(base);
+        auth.access_token_seconds = self.auth.access_token_seconds;
+        auth.key_rotation_days = self.auth.key_rotation_days;
+        auth.key_retire_days = self.auth.key_retire_days;
+        auth.external = self
+            .auth
+            .external
+            .iter()
+            .map(|e| concord_auth::ExternalIssuer {
+                issuer: e.issuer.clone(),
+                audience: e.audience.clone(),
+                roles_claim: e.roles_claim.clone(),
+                org_claim: e.org_claim.clone(),
+                role_map: e.role_map.clone(),
+                default_scope: e.default_scope.clone(),
+            })
+            .collect();
+        auth
+    }
+
+    fn check_auth(&self) -> anyhow::Result<()> {
+        let auth = &self.auth;
+        if !(60..=86_400).contains(&auth.access_token_seconds) {
+            bail!("auth.access_token_seconds must be between 60 and 86400");
+        }
+        if auth.key_rotation_days == 0 || auth.key_retire_days == 0 {
+            bail!("auth.key_rotation_days and auth.key_retire_days must be at least 1");
+        }
+        for (i, e) in auth.external.iter().enumerate() {
+            let at = format!("auth.external[{i}]");
+            if !e.issuer.starts_with("https://") && !e.issuer.starts_with("http://") {
+                bail!("{at}.issuer must be the provider's http(s) issuer URL");
+            }
+            if e.audience.trim().is_empty() {
+                bail!("{at}.audience must name this node as the provider's tokens do");
+            }
+            for role in e.role_map.values() {
+                if concord_access::Role::parse(role).is_none() {
+                    bail!("{at}.role_map: {role:?} is not a Concord role");
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check(&self) -> anyhow::Result<()> {
+        self.check_auth()?;
         if !(1..=24).contains(&self.access.break_glass_hours) {
             bail!("access.break_glass_hours must be between 1 and 24");
         }
@@ -543,6 +623,57 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.server.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn access_and_external_issuers_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            r#"
+[access]
+organization = "Y09341"
+emergency_override_categories = ["mental-health"]
+[access.sensitive]
+hiv = ["http://snomed.info/sct|86406008"]
+[[auth.external]]
+issuer = "https://idp.example.nhs.uk"
+audience = "concord"
+roles_claim = "roles"
+org_claim = "org"
+role_map = { "R8000" = "clinician" }
+"#,
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.node_organization().as_deref(), Some("Y09341"));
+        let policy = config.access_policy().unwrap();
+        assert!(policy.emergency.categories.contains("mental-health"));
+        assert_eq!(policy.sensitive.0["hiv"].len(), 1);
+        let auth = config.auth_config();
+        assert_eq!(auth.external[0].role_map["R8000"], "clinician");
+        assert_eq!(auth.external[0].default_scope, "user/*.rs");
+
+        for (bad, named) in [
+            (
+                "[access]\nemergency_override_roles = [\"wizard\"]\n",
+                "wizard",
+            ),
+            ("[access.sensitive]\nastrology = [\"x|y\"]\n", "astrology"),
+            ("[access.sensitive]\nhiv = [\"no-bar\"]\n", "system|code"),
+            (
+                "[[auth.external]]\nissuer = \"https://idp\"\naudience = \"a\"\nroles_claim = \"r\"\norg_claim = \"o\"\nrole_map = { x = \"wizard\" }\n",
+                "wizard",
+            ),
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let err = format!(
+                "{:#}",
+                Config::load(Some(&file), &Overrides::default()).unwrap_err()
+            );
+            assert!(err.contains(named), "{bad}: {err}");
+        }
     }
 
     #[test]

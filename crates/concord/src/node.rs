@@ -110,8 +110,7 @@ pub fn node_key(data_dir: &Path) -> anyhow::Result<AuthServer> {
 /// Opens the authorization server the configuration describes: tokens are issued for (and
 /// required to name) `server.base_url` when it is set.
 pub fn auth_server(config: &Config) -> anyhow::Result<AuthServer> {
-    let base = (!config.server.base_url.is_empty()).then_some(config.server.base_url.as_str());
-    open_auth(&config.store.data_dir, AuthConfig::for_base(base))
+    open_auth(&config.store.data_dir, config.auth_config())
 }
 
 fn open_auth(data_dir: &Path, auth: AuthConfig) -> anyhow::Result<AuthServer> {
