@@ -49,7 +49,9 @@ for org in gp acute mental-health community ambulance social-care neighbour-acut
   slow+=(--slow "$org=$delay")
 done
 run_demo "${slow[@]}"
-token=$("$concord" token issue --data "$work/demo/hub" --sub bench --role clinician --org BENCH --scope 'user/*.read')
+# A clinician at the demo GP practice (Y09341), which every demo person is registered with: the
+# views are decided and audited as for any clinician with a legitimate relationship.
+token=$("$concord" token issue --data "$work/demo/hub" --sub bench --role clinician --org Y09341 --scope 'user/*.read')
 hub=http://127.0.0.1:18580/fhir
 # The person held by the most organisations.
 nhs=$(python3 - "$work/demo/people.txt" <<'PY'
@@ -89,17 +91,20 @@ for _ in $(seq 100); do [ "$(wc -l <"$work/recorded.out")" -ge 7 ] && break; sle
   echo '[federation]'
   echo 'origin = "bench-hub"'
   while read -r rid url; do
-    printf '\n[[sources]]\nid = "%s"\nname = "%s"\nkind = "acute"\nbase_url = "%s"\nfetch = "everything"\n' \
+    printf '\n[[sources]]\nid = "%s"\nname = "%s"\nods_code = "BENCH"\nkind = "acute"\nbase_url = "%s"\nfetch = "everything"\n' \
       "$(echo "$rid" | tr -c 'a-z0-9\n-' '-')" "$rid" "$url"
   done <"$work/recorded.out"
 } >"$work/hub.toml"
 "$concord" serve --listen 127.0.0.1:18590 --data "$work/hub" --config "$work/hub.toml" 2>"$work/hub.log" &
 hub_pid=$!
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18590/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+# The sources announce the person as an identity feed does (a system caller); the views are read
+# by a clinician at the organisation the sources stand for, so access is decided and audited.
+feed_token=$("$concord" token issue --data "$work/hub" --sub feed --system --scope 'system/*.*')
 bench_token=$("$concord" token issue --data "$work/hub" --sub bench --role clinician --org BENCH --scope 'user/*.*')
 while read -r rid url; do
   sid=$(echo "$rid" | tr -c 'a-z0-9\n-' '-')
-  curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $bench_token" -H 'Content-Type: application/fhir+json' \
+  curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $feed_token" -H 'Content-Type: application/fhir+json' \
     "http://127.0.0.1:18590/fhir/Patient?identifier=https://concord.health/fhir/sid/source/$sid|$rid" \
     -d "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/nhs-number\",\"value\":\"$nhs\"},{\"system\":\"https://concord.health/fhir/sid/source/$sid\",\"value\":\"$rid\"}],\"name\":[{\"family\":\"Bench\",\"given\":[\"Person\"]}],\"birthDate\":\"1960-01-01\",\"gender\":\"female\"}"
 done <"$work/recorded.out"
