@@ -36,11 +36,13 @@ say "cli-import $(cat "$out/import-time.txt")"
 say "== HTTP import and load"
 rm -rf "$out/data-http"
 port=18480
-"$bin" serve --data "$out/data-http" --listen 127.0.0.1:$port 2> "$out/serve.log" &
+# The bench node is run by organisation A81001 and its clinician reads as one of its staff: every
+# read and search is decided and audited as in use (docs/access.md).
+CONCORD__ACCESS__ORGANIZATION=A81001 "$bin" serve --data "$out/data-http" --listen 127.0.0.1:$port 2> "$out/serve.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.2; done
-token=$("$bin" token issue --data "$out/data-http" --sub bench --role clinician --ttl-minutes 120)
+token=$("$bin" token issue --data "$out/data-http" --sub bench --role clinician --org A81001 --ttl-minutes 120)
 python3 tools/bench/post_bundles.py "http://127.0.0.1:$port/fhir" "$token" 2 "$synthea"/*.json "$out"/carebundle-600/*.json | tee -a "$results"
 memory() { awk '/VmHWM|RssAnon|RssFile/ {printf "%s %s %s; ", $1, $2, $3}' /proc/$pid/status; }
 say "server memory after HTTP import: $(memory)"

@@ -66,7 +66,8 @@ fetch = "search"
 TOML
 "$concord" serve --listen 127.0.0.1:18701 --data "$work/hub" --config "$work/hub.toml" 2>"$work/hub.log" &
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18701/readyz >/dev/null 2>&1 && break; sleep 0.1; done
-token=$("$concord" token issue --data "$work/hub" --sub check --role clinician --scope 'user/*.*')
+# The check reads as a system caller: it is about what a non-Concord source answers, not access.
+token=$("$concord" token issue --data "$work/hub" --sub check --system --scope 'system/*.*')
 hub=http://127.0.0.1:18701/fhir
 curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/fhir+json' \
   "$hub/Patient?identifier=https://concord.health/fhir/sid/source/helios-gp|$1" \
