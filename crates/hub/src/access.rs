@@ -388,6 +388,20 @@ impl Hub {
         }
     }
 
+    /// HL7 v2 feeds come from source systems only: a system caller whose scopes let it create
+    /// records. (MLLP peers are systems by construction; `POST /hl7v2` checks here.)
+    pub fn authorize_feed(&self, ctx: &RequestContext) -> Result<(), Error> {
+        if let Actor::System { scopes, .. } = &ctx.actor
+            && concord_access::scopes_permit(scopes, "Patient", Interaction::Create)
+                .contains(&concord_access::ScopeContext::System)
+        {
+            return Ok(());
+        }
+        let message = "HL7 v2 feeds are accepted only from source systems (a system token that may create records)";
+        ctx.note.update(|n| n.denied = Some(message.into()));
+        Err(Error::new(ErrorKind::Forbidden, message))
+    }
+
     /// Marks what a patient or proxy writes as patient-entered (`meta.tag`), so clinicians see
     /// it as entered by the patient, not by a clinician.
     pub(crate) fn tag_patient_entered(&self, ctx: &RequestContext, resource: &mut Value) {

@@ -3,7 +3,8 @@
 //!
 //! Owns reading the body under the size limit and returning the ACK the hub built. Every
 //! outcome the hub can reach is an HL7 ACK with status 200 (the application answer is in MSA),
-//! as HL7 over HTTP expects; only transport problems (no token, body too large) are HTTP errors.
+//! as HL7 over HTTP expects; only transport problems (no token, a caller that is not a source system, body too large) are
+//! HTTP errors.
 
 use axum::Extension;
 use axum::body::Body;
@@ -31,6 +32,7 @@ pub(crate) async fn receive(
                 format!("the message is larger than {} bytes", state.max_body_bytes),
             )
         })?;
+    state.hub.authorize_feed(&ctx)?;
     let hub = state.hub.clone();
     let received = blocking(move || Ok(hub.receive_v2(&ctx, &bytes))).await?;
     let mut response = (StatusCode::OK, received.ack).into_response();

@@ -167,6 +167,19 @@ async fn a_patients_token_reaches_only_their_own_record_on_every_route() {
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
 
+    // Nor can she feed HL7 v2 in as if she were a hospital.
+    let reply = w
+        .app
+        .send_as(
+            &ann_token,
+            Method::POST,
+            "/hl7v2",
+            &[("content-type", "x-application/hl7-v2+er7")],
+            Body::from("MSH|^~\\&|A|B|C|D|20240101||ADT^A08|1|P|2.5\rPID|1||X^^^Y||Birch^Bob\r"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+
     // Searches across people show only her own, and do not count anyone else's.
     for path in [
         "/fhir/Observation".to_string(),
