@@ -4,7 +4,9 @@ A backend service (SMART Backend Services: client credentials with a private_key
 is registered with `concord client add`, finds the token endpoint in
 `/.well-known/smart-configuration`, gets a token, and reads through the FHIR API with Python's
 `fhirclient`. A patient portal then runs the authorization code flow with PKCE through the
-sign-in form, driven with `requests`, and reads with the token it got.
+sign-in form, driven with `requests`, and reads with the token it got. Last, an EHR launch: the
+host system (a backend service with `system/launch`) registers the patient and the signed-in
+user, and the app opens on that patient with no second sign-in.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from fhirclient import client as fhir_client
 from fhirclient.auth import FHIROAuth2Auth
 from fhirclient.models.patient import Patient
 
-from conftest import HTTP_TIMEOUT_S, run_cli
+from conftest import HTTP_TIMEOUT_S, ORGANIZATION, run_cli
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -84,10 +86,10 @@ def fhirclient_for(server, app_id: str, access_token: str) -> fhir_client.FHIRCl
     return smart
 
 
-def assertion(key, client_id: str, token_url: str, jti: str | None = None) -> str:
+def assertion(key, client_id: str, token_url: str, jti: str | None = None, kid: str = "edge-1") -> str:
     now = int(time.time())
     claims = {"iss": client_id, "sub": client_id, "aud": token_url, "exp": now + 240, "jti": jti or str(uuid.uuid4())}
-    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": "edge-1"})
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})
 
 
 def test_backend_services_token_then_fhirclient_reads(concord_server, tmp_path):
@@ -200,3 +202,93 @@ def test_authorization_code_with_pkce_through_the_sign_in_form(concord_server, t
         )
         assert r.status_code == 403, f"{path}: {r.status_code} {r.text}"
         assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_ehr_launch_opens_the_app_on_the_patient_with_no_second_sign_in(concord_server, tmp_path):
+    server = concord_server
+    family = f"Launch{uuid.uuid4().hex[:8]}"
+    patient_id = create_patient(server, family)
+    doctor = f"doc-{uuid.uuid4().hex[:8]}"
+    password_file = tmp_path / "password"
+    password_file.write_text("another long secret passphrase\n")
+    cli_ok(
+        "user", "add", "--data", str(server.data_dir), "--id", doctor, "--role", "clinician",
+        "--org", ORGANIZATION, "--password-file", str(password_file),
+    )
+    redirect_uri = "http://127.0.0.1:9/viewer"
+    cli_ok(
+        "client", "add", "--data", str(server.data_dir), "--id", "viewer-e2e", "--public",
+        "--redirect-uri", redirect_uri, "--scope", "launch openid fhirUser user/*.rs",
+    )
+    key, jwk = new_key("ehr-1")
+    jwks_file = tmp_path / "ehr-jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [jwk]}))
+    cli_ok(
+        "client", "add", "--data", str(server.data_dir), "--id", "ehr-host", "--backend",
+        "--jwks-file", str(jwks_file), "--scope", "system/launch",
+    )
+    config = smart_configuration(server)
+    assert "launch-ehr" in config["capabilities"]
+    r = requests.post(
+        config["token_endpoint"],
+        data={
+            "grant_type": "client_credentials",
+            "scope": "system/launch",
+            "client_assertion_type": JWT_BEARER,
+            "client_assertion": assertion(key, "ehr-host", config["token_endpoint"], kid="ehr-1"),
+        },
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert r.status_code == 200, r.text
+    host_token = r.json()["access_token"]
+
+    # The host system says who is signed in and which patient is open.
+    r = requests.post(
+        f"{server.root_url}/oauth/launch",
+        json={"patient": patient_id, "user": doctor},
+        headers={"Authorization": f"Bearer {host_token}"},
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert r.status_code == 200, r.text
+    launch = r.json()["launch"]
+
+    verifier = secrets.token_urlsafe(48)
+    params = {
+        "response_type": "code",
+        "client_id": "viewer-e2e",
+        "redirect_uri": redirect_uri,
+        "scope": "launch openid user/*.rs",
+        "state": "ehr",
+        "aud": server.base_url,
+        "launch": launch,
+        "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+        "code_challenge_method": "S256",
+    }
+    # No sign-in form: straight back to the app with a code.
+    r = requests.get(config["authorization_endpoint"], params=params, allow_redirects=False, timeout=HTTP_TIMEOUT_S)
+    assert r.status_code == 303, r.text
+    query = parse_qs(urlparse(r.headers["Location"]).query)
+    assert query["state"] == ["ehr"]
+    r = requests.post(
+        config["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"][0],
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "client_id": "viewer-e2e",
+        },
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert r.status_code == 200, r.text
+    grant = r.json()
+    assert grant["patient"] == patient_id
+
+    # The clinician's organisation runs this node, so the record opens.
+    smart = fhirclient_for(server, "viewer-e2e", grant["access_token"])
+    patient = Patient.read(grant["patient"], smart.server)
+    assert patient.name[0].family == family
+
+    # The launch is single use.
+    again = requests.get(config["authorization_endpoint"], params=params, allow_redirects=False, timeout=HTTP_TIMEOUT_S)
+    assert "error" in parse_qs(urlparse(again.headers.get("Location", "")).query) or again.status_code >= 400
