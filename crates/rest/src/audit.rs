@@ -36,10 +36,13 @@ fn interaction(method: &Method, route: &str, path: &str) -> (String, Action, Opt
         .filter(|last| last.starts_with('$'))
         .map(str::to_string);
     let (code, action) = match (method.as_str(), route) {
+        // Break-glass has its own code, so privacy officers find it with `subtype=break-glass`.
+        (_, r) if r.contains("{operation}") && operation.as_deref() == Some("$break-glass") => {
+            ("break-glass", Action::Execute)
+        }
         (_, r) if operation.is_some() && r.contains("{operation}") => {
             ("operation", Action::Execute)
         }
-        (_, r) if r.ends_with("/$break-glass") => ("operation", Action::Execute),
         ("GET", "/fhir/{resource_type}/{id}") => ("read", Action::Read),
         ("GET", "/fhir/{resource_type}/{id}/_history/{version_id}") => ("vread", Action::Read),
         ("GET", r) if r.ends_with("_history") => ("history", Action::Read),
@@ -208,6 +211,12 @@ mod tests {
                 "operation",
             ),
             ("POST", "/fhir", "/fhir", "transaction"),
+            (
+                "POST",
+                "/fhir/{resource_type}/{id}/{operation}",
+                "/fhir/Patient/1/$break-glass",
+                "break-glass",
+            ),
         ];
         for (method, route, path, expected) in cases {
             let method = Method::from_bytes(method.as_bytes()).expect("method");

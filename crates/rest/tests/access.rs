@@ -342,7 +342,10 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
         .send_as(
             &officer,
             Method::GET,
-            &format!("/fhir/AuditEvent?patient={}&agent=dr-who", w.ann),
+            &format!(
+                "/fhir/AuditEvent?patient={}&agent=dr-who&subtype=break-glass",
+                w.ann
+            ),
             &[],
             Body::empty(),
         )
