@@ -47,7 +47,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::role::Role;
-use crate::time::range_ms;
 
 /// The code system naming Concord's sensitive categories (in consent labels and `meta.security`).
 pub const SENSITIVE_CATEGORY_SYSTEM: &str =
@@ -552,6 +551,12 @@ pub fn consent_resource(patient_id: &str, choices: &ConsentChoices, date_time: &
         }]},
         "provision": provision
     })
+}
+
+/// The first and last millisecond a FHIR date or dateTime covers (concord-fhir's reading; a value
+/// without a zone is read as UTC), or `None` when it is not one.
+fn range_ms(text: &str) -> Option<(i64, i64)> {
+    concord_fhir::primitive::search_date_range(text).map(|r| (r.low, r.high))
 }
 
 #[cfg(test)]

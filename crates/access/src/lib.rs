@@ -23,7 +23,6 @@ pub mod permission;
 pub mod relationship;
 pub mod role;
 pub mod scope;
-mod time;
 
 pub use break_glass::{BreakGlass, BreakGlassReason, DEFAULT_BREAK_GLASS_MS, MAX_BREAK_GLASS_MS};
 pub use category::{Category, category_of, category_of_resource, is_patient_data};

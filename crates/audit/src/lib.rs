@@ -9,11 +9,15 @@
 
 mod chain;
 mod event;
-mod instant;
 
 pub use chain::{ChainBreak, ChainVerifier, ChainedEntry, GENESIS, chain_hash, verify};
+pub use concord_fhir::primitive::format_instant;
 pub use event::{audit_event, record_from_event};
-pub use instant::{format_instant, parse_instant};
+
+/// Reads a FHIR `instant` (as `format_instant` writes it) into milliseconds since the epoch.
+pub fn parse_instant(text: &str) -> Option<i64> {
+    concord_fhir::primitive::search_date_range(text).map(|range| range.low)
+}
 
 /// What the request did to data (FHIR `AuditEvent.action`, which BALP uses as is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

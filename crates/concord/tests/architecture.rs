@@ -19,10 +19,12 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("concord-fhir", BTreeSet::new()),
         ("concord-mpi", BTreeSet::new()),
         ("concord-hl7v2", BTreeSet::new()),
-        // The access decision and consent are plain data in, a decision out.
-        ("concord-access", BTreeSet::new()),
-        // The audit record's shape (IHE BALP) and its hash chain are pure.
-        ("concord-audit", BTreeSet::new()),
+        // The access decision and consent are plain data in, a decision out; FHIR dates are read
+        // with concord-fhir's primitives.
+        ("concord-access", BTreeSet::from(["concord-fhir"])),
+        // The audit record's shape (IHE BALP) and its hash chain are pure; instants are
+        // concord-fhir's.
+        ("concord-audit", BTreeSet::from(["concord-fhir"])),
         // Tests validate the mapped resources with concord-fhir's validator.
         (
             "concord-v2fhir",
