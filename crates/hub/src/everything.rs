@@ -141,8 +141,8 @@ impl Hub {
                 .push(search_entry(base, version, "match", None)?);
         }
         if withheld > 0 {
-            // Paging counts stay those of the whole record, so pages line up; what is withheld
-            // is said, not what it was.
+            // Pages still step through the whole record, so they line up; what is withheld is
+            // said, not what it was or how much.
             crate::search::push_withheld(&mut bundle)?;
         }
         Ok(bundle)
