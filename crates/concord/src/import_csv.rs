@@ -4,11 +4,13 @@
 //! Owns: reading the mapping (TOML), checking the extract's header against it, turning each data
 //! row into one transaction Bundle of conditional updates (`PUT Type?identifier=system|value`,
 //! identifiers derived from the key column and each resource's role, so re-importing is
-//! idempotent), simple conversions (dates, sex to gender), naming the row and the column of every
-//! error (including the hub's own rejections, such as an invalid NHS number) and the closing
-//! summary. Does not: validate FHIR or NHS numbers itself (the hub does, as for any write), match
-//! people across sources (the master patient index does), or delete what an extract no longer
-//! lists.
+//! idempotent), leaving out of it the resources whose content equals the stored copy (so a
+//! re-import writes no new versions), simple conversions (dates, sex to gender, typed
+//! QuestionnaireResponse answers), naming the row and the column of every error (including the
+//! hub's own rejections, such as an invalid NHS number), ending the open episodes of people an
+//! extract no longer lists (`--end-missing`) and the closing summary. Does not: validate FHIR or
+//! NHS numbers itself (the hub does, as for any write), match people across sources (the master
+//! patient index does), or delete anything.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -784,11 +786,36 @@ pub struct Summary {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Open episodes of people the extract no longer lists, ended (`--end-missing`).
+    pub ended: usize,
+}
+
+/// How to run an import, beyond the mapping and the file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// End the open EpisodeOfCare of every person an earlier import of the same source (the same
+    /// `key_system`) stored but this extract does not list.
+    pub end_missing: bool,
+    /// The date the extract was taken (`period.end` of the episodes `end_missing` ends); today
+    /// when absent.
+    pub extract_date: Option<String>,
 }
 
 /// Runs the import and prints one line per failed row and the summary.
-pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Result<Summary> {
+pub fn import(
+    config: &Config,
+    mapping_path: &Path,
+    file: &Path,
+    options: &Options,
+) -> anyhow::Result<Summary> {
     let mapping = Mapping::load(mapping_path)?;
+    // Checked before anything is written, like the header.
+    let extract_date = match &options.extract_date {
+        Some(text) => Some(fhir_date(text).filter(|d| d.len() == 10).with_context(|| {
+            format!("--extract-date {text:?} is not a date (dd/mm/yyyy or yyyy-mm-dd)")
+        })?),
+        None => None,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(file)
@@ -814,7 +841,17 @@ pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Resu
     let store = node::open_store(config)?;
     let hub = node::hub(config, store)?;
     let mut summary = Summary::default();
+    // Every key the extract lists, failed rows included: a person whose row failed is still
+    // listed and must not have their episode ended.
+    let mut listed = BTreeSet::new();
+    let key_at = header.iter().position(|h| *h == mapping.key);
     for (i, record) in reader.records().enumerate() {
+        if let (Ok(record), Some(at)) = (&record, key_at)
+            && let Some(key) = record.get(at).map(str::trim)
+            && !key.is_empty()
+        {
+            listed.insert(key.to_string());
+        }
         let row_number = i + 1;
         let (line, result) = match record {
             Ok(record) => {
@@ -854,11 +891,124 @@ pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Resu
             }
         }
     }
+    let ended = if options.end_missing {
+        // An extract with no people would end everyone's episode: far likelier a broken extract
+        // than a council with no clients.
+        anyhow::ensure!(
+            !listed.is_empty(),
+            "{}: --end-missing with an extract that lists nobody would end every episode; refused",
+            file.display()
+        );
+        let today = match extract_date {
+            Some(date) => date,
+            None => concord_fhir::primitive::format_instant(hub.now_ms())
+                .chars()
+                .take(10)
+                .collect(),
+        };
+        let ended = end_missing(&hub, &mapping, &listed, &today)?;
+        summary.ended = ended;
+        format!(", {ended} ended")
+    } else {
+        String::new()
+    };
     println!(
-        "rows: {} imported, {} failed; resources: {} created, {} updated, {} unchanged",
+        "rows: {} imported, {} failed; resources: {} created, {} updated, {} unchanged{ended}",
         summary.imported, summary.failed, summary.created, summary.updated, summary.unchanged
     );
     Ok(summary)
+}
+
+/// Ends (status `finished`, `period.end` = `today`) the open EpisodeOfCare of every person whose
+/// key an earlier import of the same source stored but `listed` lacks. Nothing is deleted: the
+/// record keeps that the council was involved, and until when.
+fn end_missing(
+    hub: &Hub,
+    mapping: &Mapping,
+    listed: &BTreeSet<String>,
+    today: &str,
+) -> anyhow::Result<usize> {
+    let roles: Vec<String> = mapping
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == "EpisodeOfCare")
+        .map(|r| format!("-{}", r.role_name()))
+        .collect();
+    if roles.is_empty() {
+        return Ok(0);
+    }
+    let ctx = RequestContext::system("concord-import-csv", uuid::Uuid::new_v4().to_string());
+    // Every episode this source stored, read in full before any is changed, so that the pages
+    // do not shift under the updates.
+    let mut episodes = Vec::new();
+    loop {
+        let params = vec![
+            ("identifier".to_string(), format!("{}|", mapping.key_system)),
+            ("_count".to_string(), "500".to_string()),
+            ("_offset".to_string(), episodes.len().to_string()),
+        ];
+        let page = hub
+            .search(
+                &ctx,
+                Some("EpisodeOfCare"),
+                &params,
+                concord_hub::search::Handling::Lenient,
+                BASE,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot list the stored episodes: {e}"))?;
+        if page.entry.is_empty() {
+            break;
+        }
+        for entry in &page.entry {
+            if let Some(raw) = &entry.resource {
+                episodes.push(serde_json::from_str::<Value>(raw.get())?);
+            }
+        }
+    }
+    let mut ended = 0;
+    for mut episode in episodes {
+        let key = episode["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["system"] == mapping.key_system.as_str())
+            .filter_map(|i| i["value"].as_str())
+            .find_map(|v| roles.iter().find_map(|role| v.strip_suffix(role.as_str())))
+            .map(str::to_string);
+        let Some(key) = key else { continue };
+        let open = !matches!(
+            episode["status"].as_str(),
+            Some("finished" | "cancelled" | "entered-in-error")
+        );
+        if listed.contains(&key) || !open {
+            continue;
+        }
+        let id = episode["id"].as_str().unwrap_or_default().to_string();
+        let version = episode["meta"]["versionId"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok());
+        episode["status"] = "finished".into();
+        let period = &mut episode["period"];
+        if !period.is_object() {
+            *period = json!({});
+        }
+        // A planned end later than the extract is brought forward; an earlier one stands. A
+        // period must not end before it starts.
+        let start = period["start"].as_str().unwrap_or_default().to_string();
+        let end = period["end"].as_str().map(str::to_string);
+        if end.as_deref().is_none_or(|e| e > today) {
+            period["end"] = Value::String(if start.as_str() > today {
+                start
+            } else {
+                today.to_string()
+            });
+        }
+        // If-Match: an episode someone changed since it was read is left for the next run.
+        hub.update(&ctx, "EpisodeOfCare", &id, episode, version)
+            .map_err(|e| anyhow::anyhow!("cannot end EpisodeOfCare/{id}: {e}"))?;
+        ended += 1;
+    }
+    Ok(ended)
 }
 
 /// What one row did to the store.

@@ -235,3 +235,84 @@ fn a_missing_column_stops_before_anything_is_imported() {
     assert!(out.contains("nothing imported"), "{out}");
     assert!(!out.contains("rows:"), "{out}");
 }
+
+#[test]
+fn end_missing_ends_the_open_episodes_of_people_the_extract_no_longer_lists() {
+    let (mapping, extract) = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = import(&mapping, &extract, &data);
+    assert!(first.status.success(), "{}", text(&first));
+
+    // The next extract drops its first five people.
+    let all = std::fs::read_to_string(&extract).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    let dropped = &lines[1..6];
+    let shorter = dir.path().join("shorter.csv");
+    std::fs::write(
+        &shorter,
+        std::iter::once(lines[0])
+            .chain(lines[6..].iter().copied())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let statuses = csv_column(&extract, "involvement_status");
+    let open = statuses[..5].iter().filter(|s| *s != "finished").count();
+    assert!(open > 0, "the sample's first five are all finished");
+
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_concord"))
+            .arg("import-csv")
+            .arg("--mapping")
+            .arg(&mapping)
+            .arg(&shorter)
+            .arg("--data")
+            .arg(&data)
+            .args(extra)
+            .output()
+            .expect("run concord")
+    };
+    let without = run(&[]);
+    let out = text(&without);
+    assert!(without.status.success(), "{out}");
+    assert!(!out.contains("ended"), "ending is opt-in: {out}");
+
+    let before = versions(&data);
+    let ended = run(&["--end-missing", "--extract-date", "01/12/2026"]);
+    let out = text(&ended);
+    assert!(ended.status.success(), "{out}");
+    assert!(out.contains(&format!("{open} ended")), "{out}");
+    assert_eq!(versions(&data).len(), before.len() + open, "{out}");
+
+    let db = rusqlite::Connection::open(data.join("concord.db")).unwrap();
+    for line in dropped {
+        let key = line.split(',').next().unwrap();
+        let body: String = db
+            .query_row(
+                "SELECT body FROM resource_version WHERE resource_type = 'EpisodeOfCare' AND superseded_seq IS NULL AND body LIKE ?1",
+                [format!("%\"{key}-episode\"%")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let episode: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(episode["status"], "finished", "{episode}");
+        assert_eq!(episode["period"]["end"], "2026-12-01", "{episode}");
+    }
+    // Nothing was deleted: every dropped person's Patient is still current.
+    let deleted: i64 = db
+        .query_row(
+            "SELECT count(*) FROM resource_version WHERE body IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(deleted, 0);
+
+    // Running it again ends nothing more.
+    let again = run(&["--end-missing", "--extract-date", "01/12/2026"]);
+    let out = text(&again);
+    assert!(again.status.success(), "{out}");
+    assert!(out.contains("0 created, 0 updated"), "{out}");
+    assert!(out.contains(", 0 ended"), "{out}");
+}
