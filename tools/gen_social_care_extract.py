@@ -37,7 +37,16 @@ COLUMNS = ["person_id", "nhs_number", "forename", "surname", "date_of_birth", "s
            "address_line", "postcode", "involvement_status", "involvement_start",
            "allocated_worker", "package_description", "package_start", "package_end",
            "package_status", "carer_name", "carer_relationship", "carer_phone",
-           "assessment_date", "assessment_score"]
+           "assessment_date", "assessment_score", "needs_eligible", "outcomes_not_achieved",
+           "primary_support_reason", "primary_support_reason_text"]
+
+# Primary support reasons as councils report them to NHS England (SALT / CLD), with local codes.
+SUPPORT_REASONS = [("PS-PERSONAL", "Physical support: personal care"),
+                   ("PS-ACCESS", "Physical support: access and mobility only"),
+                   ("MEMORY", "Support with memory and cognition"),
+                   ("MENTAL-HEALTH", "Mental health support"),
+                   ("LEARNING-DISABILITY", "Learning disability support"),
+                   ("SOCIAL", "Social support")]
 
 
 def nhs_number(rng, used):
@@ -74,6 +83,9 @@ def postcode(rng):
 
 def rows(count):
     rng = random.Random(20261122)
+    # The Care Act assessment answers come from a second generator, so that the columns older
+    # versions of this script wrote keep their values.
+    answers = random.Random(20261203)
     used = set()
     for i in range(count):
         sex = rng.choice("MMFFFU" if i % 17 == 0 else "MF")
@@ -89,6 +101,9 @@ def rows(count):
         carer_forename = rng.choice(FORENAMES_F if carer_female else FORENAMES_M)
         relationship = rng.choice(RELATIONSHIPS_F if carer_female else RELATIONSHIPS_M)
         assessed = rng.random() < 0.85
+        eligible = answers.random() < 0.8
+        reason = answers.choice(SUPPORT_REASONS)
+        outcomes = answers.randint(2, 10) if eligible else answers.randint(0, 1)
         yield {
             "person_id": "ASC%06d" % (100000 + i * 7),
             "nhs_number": nhs_number(rng, used),
@@ -110,6 +125,10 @@ def rows(count):
             "carer_phone": ("07700 9%05d" % rng.randrange(100000)) if has_carer else "",
             "assessment_date": uk(day(rng, start[2], 2026)) if assessed else "",
             "assessment_score": str(rng.randint(0, 100)) if assessed else "",
+            "needs_eligible": ("Y" if eligible else "N") if assessed else "",
+            "outcomes_not_achieved": str(outcomes) if assessed else "",
+            "primary_support_reason": reason[0] if assessed else "",
+            "primary_support_reason_text": reason[1] if assessed else "",
         }
 
 

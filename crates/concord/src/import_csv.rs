@@ -4,11 +4,13 @@
 //! Owns: reading the mapping (TOML), checking the extract's header against it, turning each data
 //! row into one transaction Bundle of conditional updates (`PUT Type?identifier=system|value`,
 //! identifiers derived from the key column and each resource's role, so re-importing is
-//! idempotent), simple conversions (dates, sex to gender), naming the row and the column of every
-//! error (including the hub's own rejections, such as an invalid NHS number) and the closing
-//! summary. Does not: validate FHIR or NHS numbers itself (the hub does, as for any write), match
-//! people across sources (the master patient index does), or delete what an extract no longer
-//! lists.
+//! idempotent), leaving out of it the resources whose content equals the stored copy (so a
+//! re-import writes no new versions), simple conversions (dates, sex to gender, typed
+//! QuestionnaireResponse answers), naming the row and the column of every error (including the
+//! hub's own rejections, such as an invalid NHS number), ending the open episodes of people an
+//! extract no longer lists (`--end-missing`) and the closing summary. Does not: validate FHIR or
+//! NHS numbers itself (the hub does, as for any write), match people across sources (the master
+//! patient index does), or delete anything.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -58,6 +60,41 @@ pub struct ResourceMapping {
     /// Field name to template (`"{column}"`, or literal text, or both).
     #[serde(default)]
     pub fields: std::collections::BTreeMap<String, String>,
+    /// A QuestionnaireResponse's answers, in order (`[[resource.item]]`).
+    #[serde(default, rename = "item")]
+    pub items: Vec<ItemMapping>,
+}
+
+/// One QuestionnaireResponse item: a question and its answer from the row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemMapping {
+    /// The question's `linkId` in the Questionnaire.
+    pub link_id: String,
+    /// The question as shown (`item.text`).
+    pub text: Option<String>,
+    /// The answer's template; an item whose answer renders empty is left out.
+    pub answer: String,
+    /// How the answer is typed: string (default), integer, decimal, boolean, date or coding.
+    #[serde(rename = "type", default)]
+    pub answer_type: AnswerType,
+    /// A coding answer's code system (the answer is its code).
+    pub system: Option<String>,
+    /// A coding answer's display, a template.
+    pub display: Option<String>,
+}
+
+/// The `value[x]` of an answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerType {
+    #[default]
+    String,
+    Integer,
+    Decimal,
+    Boolean,
+    Date,
+    Coding,
 }
 
 /// What a field means: where it goes and how its text is converted.
@@ -110,6 +147,11 @@ fn known_fields(resource_type: &str) -> Option<&'static [(&'static str, &'static
             ("unit", "valueQuantity.unit", Kind::Text),
             ("date", "effectiveDateTime", Kind::Date),
         ],
+        "QuestionnaireResponse" => &[
+            ("questionnaire", "questionnaire", Kind::Text),
+            ("status", "status", Kind::Text),
+            ("authored", "authored", Kind::Date),
+        ],
         _ => return None,
     })
 }
@@ -138,7 +180,7 @@ impl Mapping {
         for (i, resource) in self.resources.iter().enumerate() {
             let Some(known) = known_fields(&resource.resource_type) else {
                 anyhow::bail!(
-                    "mapping: resource {} has type {:?}; supported: Patient, EpisodeOfCare, CarePlan, RelatedPerson, Observation",
+                    "mapping: resource {} has type {:?}; supported: Patient, EpisodeOfCare, CarePlan, RelatedPerson, Observation, QuestionnaireResponse",
                     i + 1,
                     resource.resource_type
                 );
@@ -151,7 +193,31 @@ impl Mapping {
                     known.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
                 );
             }
-            for template in resource.fields.values() {
+            anyhow::ensure!(
+                resource.items.is_empty() || resource.resource_type == "QuestionnaireResponse",
+                "mapping: {} takes no `item`; only a QuestionnaireResponse has items",
+                resource.resource_type
+            );
+            let mut link_ids = BTreeSet::new();
+            for item in &resource.items {
+                anyhow::ensure!(
+                    !item.link_id.is_empty() && link_ids.insert(item.link_id.clone()),
+                    "mapping: QuestionnaireResponse items need a `link_id` each, none repeated ({:?})",
+                    item.link_id
+                );
+                anyhow::ensure!(
+                    item.answer_type == AnswerType::Coding
+                        || (item.system.is_none() && item.display.is_none()),
+                    "mapping: item {:?}: `system` and `display` are for coding answers",
+                    item.link_id
+                );
+            }
+            for template in resource.fields.values().chain(
+                resource
+                    .items
+                    .iter()
+                    .flat_map(|item| std::iter::once(&item.answer).chain(item.display.as_ref())),
+            ) {
                 columns_of(template).map_err(|e| {
                     anyhow::anyhow!(
                         "mapping: {} template {template:?}: {e}",
@@ -173,9 +239,14 @@ impl Mapping {
     pub fn columns(&self) -> Vec<String> {
         let mut columns = vec![self.key.clone()];
         for resource in &self.resources {
+            let item_templates = resource
+                .items
+                .iter()
+                .flat_map(|item| std::iter::once(&item.answer).chain(item.display.as_ref()));
             let used = resource
                 .fields
                 .values()
+                .chain(item_templates)
                 .flat_map(|t| columns_of(t).unwrap_or_default())
                 .chain(resource.when.clone());
             for column in used {
@@ -396,7 +467,13 @@ pub fn row_bundle(
         }
         let identifier = json!({ "system": mapping.key_system, "value": identifier_value });
         let text = |name: &str| values.get(name).and_then(Value::as_str).map(str::to_string);
-        let mut resource = json!({ "resourceType": resource_type, "identifier": [identifier] });
+        // A QuestionnaireResponse has one identifier (0..1 in R4), the others a list.
+        let identifier = if resource_type == "QuestionnaireResponse" {
+            identifier
+        } else {
+            json!([identifier])
+        };
+        let mut resource = json!({ "resourceType": resource_type, "identifier": identifier });
         let body = resource.as_object_mut().ok_or_else(|| RowError {
             column: None,
             message: "internal: resource is not an object".into(),
@@ -544,6 +621,40 @@ pub fn row_bundle(
                     }
                 }
             }
+            "QuestionnaireResponse" => {
+                if let Some(questionnaire) = text("questionnaire") {
+                    body.insert("questionnaire".into(), questionnaire.into());
+                }
+                body.insert(
+                    "status".into(),
+                    text("status").unwrap_or_else(|| "completed".into()).into(),
+                );
+                body.insert("subject".into(), patient_ref.clone());
+                if let Some(authored) = text("authored") {
+                    body.insert("authored".into(), authored.into());
+                }
+                let mut items = Vec::new();
+                for item_mapping in &resource_mapping.items {
+                    let column = columns_of(&item_mapping.answer)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| "(mapping)".into());
+                    let Some(answer) = answer(&row, item_mapping, &column)? else {
+                        continue;
+                    };
+                    sources.push((index, format!("item[{}]", items.len()), column));
+                    let mut item = json!({ "linkId": item_mapping.link_id });
+                    if let Some(question) = &item_mapping.text {
+                        item["text"] = question.clone().into();
+                    }
+                    item["answer"] = json!([answer]);
+                    items.push(item);
+                }
+                if !items.is_empty() {
+                    body.insert("item".into(), items.into());
+                }
+            }
             _ => {}
         }
         let mut entry = json!({
@@ -567,6 +678,54 @@ pub fn row_bundle(
         bundle: json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries }),
         sources,
     })
+}
+
+/// An item's answer (`{"valueX": ...}`) from the row, or None when it renders empty. Errors name
+/// the column, never the cell: the report must not repeat personal data.
+fn answer(row: &Row, item: &ItemMapping, column: &str) -> Result<Option<Value>, RowError> {
+    let text = row.render(&item.answer);
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bad = |what: &str| RowError::at(column, format!("item {}: {what}", item.link_id));
+    let value = match item.answer_type {
+        AnswerType::String => json!({ "valueString": text }),
+        AnswerType::Integer => {
+            // FHIR integers are 32-bit.
+            let n: i32 = text.parse().map_err(|_| bad("not a whole number"))?;
+            json!({ "valueInteger": n })
+        }
+        AnswerType::Decimal => match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => json!({ "valueDecimal": n }),
+            _ => return Err(bad("not a number")),
+        },
+        AnswerType::Boolean => {
+            let yes = match text.to_ascii_lowercase().as_str() {
+                "y" | "yes" | "true" | "1" => true,
+                "n" | "no" | "false" | "0" => false,
+                _ => return Err(bad("not yes or no (Y/N, true/false)")),
+            };
+            json!({ "valueBoolean": yes })
+        }
+        AnswerType::Date => {
+            let date =
+                fhir_date(&text).ok_or_else(|| bad("not a date (dd/mm/yyyy or yyyy-mm-dd)"))?;
+            json!({ "valueDate": date })
+        }
+        AnswerType::Coding => {
+            let mut coding = json!({ "code": text });
+            if let Some(system) = &item.system {
+                coding["system"] = system.clone().into();
+            }
+            if let Some(display) = item.display.as_ref().map(|d| row.render(d))
+                && !display.is_empty()
+            {
+                coding["display"] = display.into();
+            }
+            json!({ "valueCoding": coding })
+        }
+    };
+    Ok(Some(value))
 }
 
 /// Turns the hub's error about a row's transaction into one naming the column, where an issue's
@@ -626,11 +785,37 @@ pub struct Summary {
     pub failed: usize,
     pub created: usize,
     pub updated: usize,
+    pub unchanged: usize,
+    /// Open episodes of people the extract no longer lists, ended (`--end-missing`).
+    pub ended: usize,
+}
+
+/// How to run an import, beyond the mapping and the file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// End the open EpisodeOfCare of every person an earlier import of the same source (the same
+    /// `key_system`) stored but this extract does not list.
+    pub end_missing: bool,
+    /// The date the extract was taken (`period.end` of the episodes `end_missing` ends); today
+    /// when absent.
+    pub extract_date: Option<String>,
 }
 
 /// Runs the import and prints one line per failed row and the summary.
-pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Result<Summary> {
+pub fn import(
+    config: &Config,
+    mapping_path: &Path,
+    file: &Path,
+    options: &Options,
+) -> anyhow::Result<Summary> {
     let mapping = Mapping::load(mapping_path)?;
+    // Checked before anything is written, like the header.
+    let extract_date = match &options.extract_date {
+        Some(text) => Some(fhir_date(text).filter(|d| d.len() == 10).with_context(|| {
+            format!("--extract-date {text:?} is not a date (dd/mm/yyyy or yyyy-mm-dd)")
+        })?),
+        None => None,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(file)
@@ -656,7 +841,17 @@ pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Resu
     let store = node::open_store(config)?;
     let hub = node::hub(config, store)?;
     let mut summary = Summary::default();
+    // Every key the extract lists, failed rows included: a person whose row failed is still
+    // listed and must not have their episode ended.
+    let mut listed = BTreeSet::new();
+    let key_at = header.iter().position(|h| *h == mapping.key);
     for (i, record) in reader.records().enumerate() {
+        if let (Ok(record), Some(at)) = (&record, key_at)
+            && let Some(key) = record.get(at).map(str::trim)
+            && !key.is_empty()
+        {
+            listed.insert(key.to_string());
+        }
         let row_number = i + 1;
         let (line, result) = match record {
             Ok(record) => {
@@ -677,10 +872,11 @@ pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Resu
             }
         };
         match result {
-            Ok((created, updated)) => {
+            Ok(counts) => {
                 summary.imported += 1;
-                summary.created += created;
-                summary.updated += updated;
+                summary.created += counts.created;
+                summary.updated += counts.updated;
+                summary.unchanged += counts.unchanged;
             }
             Err(error) => {
                 summary.failed += 1;
@@ -695,11 +891,189 @@ pub fn import(config: &Config, mapping_path: &Path, file: &Path) -> anyhow::Resu
             }
         }
     }
+    let ended = if options.end_missing {
+        // An extract with no people would end everyone's episode: far likelier a broken extract
+        // than a council with no clients.
+        anyhow::ensure!(
+            !listed.is_empty(),
+            "{}: --end-missing with an extract that lists nobody would end every episode; refused",
+            file.display()
+        );
+        let today = match extract_date {
+            Some(date) => date,
+            None => concord_fhir::primitive::format_instant(hub.now_ms())
+                .chars()
+                .take(10)
+                .collect(),
+        };
+        let ended = end_missing(&hub, &mapping, &listed, &today)?;
+        summary.ended = ended;
+        format!(", {ended} ended")
+    } else {
+        String::new()
+    };
     println!(
-        "rows: {} imported, {} failed; resources: {} created, {} updated",
-        summary.imported, summary.failed, summary.created, summary.updated
+        "rows: {} imported, {} failed; resources: {} created, {} updated, {} unchanged{ended}",
+        summary.imported, summary.failed, summary.created, summary.updated, summary.unchanged
     );
     Ok(summary)
+}
+
+/// Ends (status `finished`, `period.end` = `today`) the open EpisodeOfCare of every person whose
+/// key an earlier import of the same source stored but `listed` lacks. Nothing is deleted: the
+/// record keeps that the council was involved, and until when.
+fn end_missing(
+    hub: &Hub,
+    mapping: &Mapping,
+    listed: &BTreeSet<String>,
+    today: &str,
+) -> anyhow::Result<usize> {
+    let roles: Vec<String> = mapping
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == "EpisodeOfCare")
+        .map(|r| format!("-{}", r.role_name()))
+        .collect();
+    if roles.is_empty() {
+        return Ok(0);
+    }
+    let ctx = RequestContext::system("concord-import-csv", uuid::Uuid::new_v4().to_string());
+    // Every episode this source stored, read in full before any is changed, so that the pages
+    // do not shift under the updates.
+    let mut episodes = Vec::new();
+    loop {
+        let params = vec![
+            ("identifier".to_string(), format!("{}|", mapping.key_system)),
+            ("_count".to_string(), "500".to_string()),
+            ("_offset".to_string(), episodes.len().to_string()),
+        ];
+        let page = hub
+            .search(
+                &ctx,
+                Some("EpisodeOfCare"),
+                &params,
+                concord_hub::search::Handling::Lenient,
+                BASE,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot list the stored episodes: {e}"))?;
+        if page.entry.is_empty() {
+            break;
+        }
+        for entry in &page.entry {
+            if let Some(raw) = &entry.resource {
+                episodes.push(serde_json::from_str::<Value>(raw.get())?);
+            }
+        }
+    }
+    let mut ended = 0;
+    for mut episode in episodes {
+        let key = episode["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["system"] == mapping.key_system.as_str())
+            .filter_map(|i| i["value"].as_str())
+            .find_map(|v| roles.iter().find_map(|role| v.strip_suffix(role.as_str())))
+            .map(str::to_string);
+        let Some(key) = key else { continue };
+        let open = !matches!(
+            episode["status"].as_str(),
+            Some("finished" | "cancelled" | "entered-in-error")
+        );
+        if listed.contains(&key) || !open {
+            continue;
+        }
+        let id = episode["id"].as_str().unwrap_or_default().to_string();
+        let version = episode["meta"]["versionId"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok());
+        episode["status"] = "finished".into();
+        let period = &mut episode["period"];
+        if !period.is_object() {
+            *period = json!({});
+        }
+        // A planned end later than the extract is brought forward; an earlier one stands. A
+        // period must not end before it starts.
+        let start = period["start"].as_str().unwrap_or_default().to_string();
+        let end = period["end"].as_str().map(str::to_string);
+        if end.as_deref().is_none_or(|e| e > today) {
+            period["end"] = Value::String(if start.as_str() > today {
+                start
+            } else {
+                today.to_string()
+            });
+        }
+        // If-Match: an episode someone changed since it was read is left for the next run.
+        hub.update(&ctx, "EpisodeOfCare", &id, episode, version)
+            .map_err(|e| anyhow::anyhow!("cannot end EpisodeOfCare/{id}: {e}"))?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// What one row did to the store.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct RowCounts {
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+}
+
+/// The stored resource a conditional `PUT Type?identifier=...` would match, if exactly one does.
+fn stored_match(hub: &Hub, ctx: &RequestContext, entry: &Value) -> Result<Option<Value>, RowError> {
+    let internal = |message: String| RowError {
+        column: None,
+        message,
+    };
+    let url = entry["request"]["url"].as_str().unwrap_or_default();
+    let Some((resource_type, query)) = url.split_once('?') else {
+        return Ok(None);
+    };
+    let params = concord_hub::search::parse_query_string(query);
+    let found = hub
+        .search(
+            ctx,
+            Some(resource_type),
+            &params,
+            concord_hub::search::Handling::Lenient,
+            BASE,
+        )
+        .map_err(|e| internal(format!("cannot look up the stored {resource_type}: {e}")))?;
+    // Several matches make the conditional update fail in the transaction, which reports it.
+    if found.entry.len() != 1 {
+        return Ok(None);
+    }
+    let Some(raw) = &found.entry[0].resource else {
+        return Ok(None);
+    };
+    serde_json::from_str(raw.get())
+        .map(Some)
+        .map_err(|e| internal(format!("the stored {resource_type} is not JSON: {e}")))
+}
+
+/// A resource's content as the mapping decides it: without `meta` (the hub's version and time)
+/// and `id` (the hub's), which differ between a fresh mapping and the stored copy.
+fn content(resource: &Value) -> Value {
+    let mut resource = resource.clone();
+    if let Some(body) = resource.as_object_mut() {
+        body.remove("meta");
+        body.remove("id");
+    }
+    resource
+}
+
+/// Replaces every `{"reference": from}` in a resource by `to`.
+fn repoint(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::Object(map) => {
+            if map.get("reference").and_then(Value::as_str) == Some(from) {
+                map.insert("reference".into(), Value::String(to.into()));
+            }
+            map.values_mut().for_each(|v| repoint(v, from, to));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| repoint(v, from, to)),
+        _ => {}
+    }
 }
 
 fn import_row(
@@ -707,17 +1081,62 @@ fn import_row(
     mapping: &Mapping,
     header: &[String],
     record: &csv::StringRecord,
-) -> Result<(usize, usize), RowError> {
+) -> Result<RowCounts, RowError> {
     let RowBundle { bundle, sources } = row_bundle(mapping, header, record)?;
     let ctx = RequestContext::system("concord-import-csv", uuid::Uuid::new_v4().to_string());
+    let mut entries: Vec<Value> = bundle["entry"].as_array().cloned().unwrap_or_default();
+    // Each resource is looked up by the same condition its PUT carries, so that one whose mapped
+    // content equals the stored copy is left out of the transaction: a re-import of the same
+    // extract writes no new versions (the hub's update always writes one).
+    let stored: Vec<Option<Value>> = entries
+        .iter()
+        .map(|entry| stored_match(hub, &ctx, entry))
+        .collect::<Result<_, _>>()?;
+    // Once the Patient is stored, the others refer to it by id rather than through the
+    // transaction's urn:uuid, so they compare equal to their stored copies and still resolve
+    // when the Patient itself is left out.
+    for (entry, stored) in entries.iter().zip(&stored) {
+        if let (Some(full_url), Some(id)) = (
+            entry["fullUrl"].as_str(),
+            stored.as_ref().and_then(|s| s["id"].as_str()),
+        ) {
+            let (from, to) = (full_url.to_string(), format!("Patient/{id}"));
+            for other in entries.iter_mut() {
+                repoint(&mut other["resource"], &from, &to);
+            }
+            break;
+        }
+    }
+    let mut counts = RowCounts::default();
+    let mut kept = Vec::new();
+    // Where each kept entry was in the row's bundle, to name the column of a hub error.
+    let mut moved = Vec::new();
+    for (index, (entry, stored)) in entries.into_iter().zip(stored).enumerate() {
+        if stored.is_some_and(|s| content(&s) == content(&entry["resource"])) {
+            counts.unchanged += 1;
+        } else {
+            moved.push(index);
+            kept.push(entry);
+        }
+    }
+    if kept.is_empty() {
+        return Ok(counts);
+    }
+    let sources: Vec<(usize, String, String)> = sources
+        .into_iter()
+        .filter_map(|(i, path, column)| {
+            let at = moved.iter().position(|m| *m == i)?;
+            Some((at, path, column))
+        })
+        .collect();
+    let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": kept });
     let response = hub
         .process_bundle(&ctx, &bundle, BASE)
         .map_err(|e| translate(&e, &bundle, &sources))?;
-    let mut counts = (0, 0);
     for entry in &response.entry {
         match entry.response.as_ref().map(|r| r.status.as_str()) {
-            Some(s) if s.starts_with("201") => counts.0 += 1,
-            Some(s) if s.starts_with("200") => counts.1 += 1,
+            Some(s) if s.starts_with("201") => counts.created += 1,
+            Some(s) if s.starts_with("200") => counts.updated += 1,
             _ => {}
         }
     }
@@ -752,6 +1171,62 @@ mod tests {
             record: &record,
         };
         assert_eq!(row.render("{a}-{b} {{c}}"), "x-y {c}");
+    }
+
+    #[test]
+    fn answers_are_typed_and_errors_name_the_column_not_the_cell() {
+        let header = vec!["a".to_string()];
+        let item = |answer_type, system: Option<&str>| ItemMapping {
+            link_id: "q".into(),
+            text: None,
+            answer: "{a}".into(),
+            answer_type,
+            system: system.map(str::to_string),
+            display: None,
+        };
+        let typed = |cell: &str, answer_type, system| {
+            let record = csv::StringRecord::from(vec![cell]);
+            let row = Row {
+                header: &header,
+                record: &record,
+            };
+            answer(&row, &item(answer_type, system), "a")
+        };
+        assert_eq!(
+            typed("x y", AnswerType::String, None).unwrap(),
+            Some(json!({ "valueString": "x y" }))
+        );
+        assert_eq!(
+            typed("7", AnswerType::Integer, None).unwrap(),
+            Some(json!({ "valueInteger": 7 }))
+        );
+        assert_eq!(
+            typed("2.5", AnswerType::Decimal, None).unwrap(),
+            Some(json!({ "valueDecimal": 2.5 }))
+        );
+        assert_eq!(
+            typed("N", AnswerType::Boolean, None).unwrap(),
+            Some(json!({ "valueBoolean": false }))
+        );
+        assert_eq!(
+            typed("03/07/2024", AnswerType::Date, None).unwrap(),
+            Some(json!({ "valueDate": "2024-07-03" }))
+        );
+        assert_eq!(
+            typed("X1", AnswerType::Coding, Some("urn:s")).unwrap(),
+            Some(json!({ "valueCoding": { "system": "urn:s", "code": "X1" } }))
+        );
+        assert_eq!(typed("", AnswerType::Integer, None).unwrap(), None);
+        for (cell, answer_type) in [
+            ("3000000000", AnswerType::Integer),
+            ("lots", AnswerType::Decimal),
+            ("perhaps", AnswerType::Boolean),
+            ("31/02/2024", AnswerType::Date),
+        ] {
+            let error = typed(cell, answer_type, None).unwrap_err();
+            assert_eq!(error.column.as_deref(), Some("a"));
+            assert!(!error.message.contains(cell), "{}", error.message);
+        }
     }
 
     #[test]

@@ -104,6 +104,14 @@ enum Command {
         mapping: PathBuf,
         /// The CSV extract.
         file: PathBuf,
+        /// End (status finished) the open EpisodeOfCare of people an earlier import of the same
+        /// source stored but this extract no longer lists; nothing is deleted.
+        #[arg(long)]
+        end_missing: bool,
+        /// The date the extract was taken (dd/mm/yyyy or yyyy-mm-dd), the end of the episodes
+        /// --end-missing ends; today when absent.
+        #[arg(long)]
+        extract_date: Option<String>,
         #[arg(long)]
         data: Option<PathBuf>,
         #[arg(long)]
@@ -258,6 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ImportCsv {
             mapping,
             file,
+            end_missing,
+            extract_date,
             data,
             config,
         } => {
@@ -268,7 +278,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ..Overrides::default()
                 },
             )?;
-            let summary = import_csv::import(&config, &mapping, &file)?;
+            let options = import_csv::Options {
+                end_missing,
+                extract_date,
+            };
+            let summary = import_csv::import(&config, &mapping, &file, &options)?;
             Ok(if summary.failed > 0 {
                 ExitCode::FAILURE
             } else {
