@@ -376,6 +376,11 @@ impl Db {
     }
 
     pub fn add_client(&self, client: &Client) -> Result<(), Error> {
+        self.save_client(client, false)
+    }
+
+    /// Registers a client, or replaces the registration of one with the same id when `replace`.
+    pub fn save_client(&self, client: &Client, replace: bool) -> Result<(), Error> {
         check_id(&client.client_id, "client id")?;
         if client.kind == ClientKind::App && client.redirect_uris.is_empty() {
             return Err(Error::new(
@@ -419,7 +424,10 @@ impl Db {
             .conn()
             .execute(
                 "INSERT INTO clients (client_id, name, redirect_uris, auth, secret_hash, jwks, scopes, kind)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (client_id) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (client_id) DO UPDATE SET name = ?2, redirect_uris = ?3, auth = ?4,
+                     secret_hash = ?5, jwks = ?6, scopes = ?7, kind = ?8
+                 WHERE ?9",
                 params![
                     client.client_id,
                     client.name,
@@ -431,7 +439,8 @@ impl Db {
                     match client.kind {
                         ClientKind::App => "app",
                         ClientKind::Backend => "backend",
-                    }
+                    },
+                    replace
                 ],
             )
             .map_err(|_| internal("the client cannot be saved"))?;

@@ -376,6 +376,12 @@ impl AuthServer {
         self.inner.db.add_client(client)
     }
 
+    /// Registers a client, replacing any registration with the same id: for clients the node
+    /// itself runs (the portal), whose secret is new at every start.
+    pub fn put_client(&self, client: &Client) -> Result<(), Error> {
+        self.inner.db.save_client(client, true)
+    }
+
     pub fn client(&self, client_id: &str) -> Result<Option<Client>, Error> {
         self.inner.db.client(client_id)
     }

@@ -88,8 +88,9 @@ impl AuthServer {
             .merge(crate::oauth::routes(self))
     }
 
-    /// The server root the endpoint URLs are built on.
-    pub(crate) fn root(&self, headers: &HeaderMap) -> String {
+    /// The server root the endpoint URLs are built on: the configured public URL, else
+    /// `http://` and the request's `Host` (checked to be a host name).
+    pub fn root(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.config().public_url {
             return url.trim_end_matches('/').to_string();
         }

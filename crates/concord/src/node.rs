@@ -119,3 +119,48 @@ fn open_auth(data_dir: &Path, auth: AuthConfig) -> anyhow::Result<AuthServer> {
     AuthServer::open(data_dir, auth)
         .map_err(|e| anyhow::anyhow!("{}: cannot open the signing keys: {e}", data_dir.display()))
 }
+
+/// The node's whole HTTP application: the FHIR API (`concord_rest::router`) and the portal at
+/// `/portal`, registered as a client of the node's authorization server with a redirect URI on
+/// each of `roots` (the addresses people reach the node at, e.g. `http://127.0.0.1:8080`).
+pub fn app(
+    state: concord_rest::AppState,
+    roots: &[String],
+    demo_sign_ins: Vec<concord_portal::DemoSignIn>,
+) -> anyhow::Result<axum::Router> {
+    let auth = state.auth.clone();
+    let secret = concord_portal::register_client(&auth, roots).map_err(|e| {
+        anyhow::anyhow!("cannot register the portal with the authorization server: {e}")
+    })?;
+    let fhir = concord_rest::router(state);
+    let portal = concord_portal::PortalState::new(
+        concord_portal::PortalConfig {
+            client_secret: secret,
+            demo_sign_ins,
+        },
+        auth,
+        fhir.clone(),
+    );
+    Ok(concord_portal::router(portal).merge(fhir))
+}
+
+/// The roots a node listening on `addr` is reached at, for the portal's redirect URIs: the
+/// configured public URL (the FHIR base without `/fhir`) and the address itself, with
+/// `localhost` and `127.0.0.1` for a wildcard or loopback address.
+pub fn roots(base_url: &str, addr: std::net::SocketAddr) -> Vec<String> {
+    let mut roots = Vec::new();
+    let base = base_url.trim_end_matches('/');
+    if !base.is_empty() {
+        roots.push(base.strip_suffix("/fhir").unwrap_or(base).to_string());
+    }
+    let port = addr.port();
+    if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        roots.push(format!("http://localhost:{port}"));
+        roots.push(format!("http://127.0.0.1:{port}"));
+    }
+    if !addr.ip().is_unspecified() {
+        roots.push(format!("http://{addr}"));
+    }
+    roots.dedup();
+    roots
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use concord_rest::{AppState, router};
+use concord_rest::AppState;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::config::Config;
@@ -69,7 +69,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     // The peer address reaches handlers so sign-in attempts are limited per client address.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let roots = node::roots(&config.server.base_url, listener.local_addr()?);
+    let app = node::app(state, &roots, Vec::new())?
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(wait(stopped))
         .await

@@ -1,0 +1,9 @@
+//! (being written)
+
+use axum::Router;
+
+use crate::PortalState;
+
+pub fn routes() -> Router<PortalState> {
+    Router::new()
+}
