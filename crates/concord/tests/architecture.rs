@@ -93,6 +93,20 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "concord-store-sqlite",
             ]),
         ),
+        // The portal is a SMART app of its own node: it reaches data only through the FHIR API
+        // (the router it is handed), never the hub; its tests build a node over SQLite.
+        (
+            "concord-portal",
+            BTreeSet::from([
+                "concord-access",
+                "concord-auth",
+                "concord-federation",
+                "concord-fhir",
+                "concord-hub",
+                "concord-rest",
+                "concord-store-sqlite",
+            ]),
+        ),
         (
             "concord",
             BTreeSet::from([
@@ -104,6 +118,7 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "concord-hub",
                 "concord-mllp",
                 "concord-mpi",
+                "concord-portal",
                 "concord-rest",
                 "concord-source",
                 "concord-store",
@@ -141,6 +156,26 @@ fn crates_depend_only_along_documented_edges() {
                 assert!(
                     permitted.contains(dep.as_str()),
                     "{name} depends on {dep} ({table}), an edge ARCHITECTURE.md does not have"
+                );
+            }
+        }
+        // The portal reaches data only through the FHIR API it is handed.
+        if name == "concord-portal" {
+            let deps = value
+                .get("dependencies")
+                .and_then(toml::Value::as_table)
+                .cloned()
+                .unwrap_or_default();
+            for forbidden in [
+                "concord-hub",
+                "concord-rest",
+                "concord-store",
+                "concord-store-sqlite",
+                "rusqlite",
+            ] {
+                assert!(
+                    !deps.contains_key(forbidden),
+                    "the portal may not depend on {forbidden} outside its tests"
                 );
             }
         }

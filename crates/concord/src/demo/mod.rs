@@ -9,6 +9,7 @@
 //! `--slow` and `--down`, and printing the URLs and sign-ins. Does not: contain any behaviour the
 //! real nodes lack; the demo wires nodes, it does not simulate them.
 
+pub mod accounts;
 pub mod data;
 pub mod names;
 
@@ -209,6 +210,7 @@ pub async fn start(
         &hub_key,
         Duration::ZERO,
         &options.listen,
+        Some(accounts::sign_ins()),
         wait(stopped.clone()),
     )
     .await?;
@@ -270,6 +272,7 @@ pub async fn start(
         std::fs::write(options.data.join("people.txt"), people.join("\n") + "\n")
             .context("cannot write people.txt")?;
     }
+    accounts::create(&home_hub, &hub_key, &options.data.join("people.txt")).await?;
     if first_run {
         std::fs::write(options.data.join("loaded"), b"")
             .context("cannot mark the demo data as loaded")?;
@@ -455,7 +458,7 @@ async fn listen(
     delay: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    listen_on(hub, key, delay, "127.0.0.1:0", shutdown).await
+    listen_on(hub, key, delay, "127.0.0.1:0", None, shutdown).await
 }
 
 async fn listen_on(
@@ -463,6 +466,7 @@ async fn listen_on(
     key: &NodeKey,
     delay: Duration,
     addr: &str,
+    portal: Option<Vec<concord_portal::DemoSignIn>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let state = AppState {
@@ -476,7 +480,13 @@ async fn listen_on(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let app = router(state).layer(middleware::from_fn_with_state(Arc::new(delay), slow_down));
+    let app = match portal {
+        Some(demo_sign_ins) => node::app(state, &node::roots("", local), demo_sign_ins)?,
+        None => router(state),
+    };
+    let app = app
+        .layer(middleware::from_fn_with_state(Arc::new(delay), slow_down))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -524,6 +534,8 @@ fn print_banner(options: &DemoOptions, running: &Running) {
     println!();
     println!("Concord demo is running: a region's shared care record in one process.");
     println!();
+    let portal = hub.strip_suffix("/fhir").unwrap_or(hub);
+    println!("  Portal (open this)     {portal}/portal/");
     println!("  Hub (FHIR R4)          {hub}");
     println!("  Neighbouring region    {}", running.neighbour_base);
     for (id, base) in &running.organisations {
@@ -537,7 +549,15 @@ fn print_banner(options: &DemoOptions, running: &Running) {
         println!("  {id:<22} {base}{note}");
     }
     println!();
-    println!("Demo sign-in (a clinician at the GP practice), valid 12 hours:");
+    println!(
+        "Portal sign-ins (password {} for all; the front page lists them):",
+        accounts::PASSWORD
+    );
+    for account in accounts::sign_ins() {
+        println!("  {:<18} {}", account.user, account.label);
+    }
+    println!();
+    println!("A FHIR API token (a clinician at the GP practice), valid 12 hours:");
     println!("  export TOKEN={}", running.clinician_token);
     println!();
     println!("Try:");
