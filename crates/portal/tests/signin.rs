@@ -126,3 +126,76 @@ async fn pages_forbid_scripts_framing_and_caching() {
     assert_eq!(page.header("cache-control"), Some("no-store"));
     assert!(page.html.contains("<html lang=\"en\">"));
 }
+
+/// SMART EHR launch: a host system that holds `system/launch` asks for a launch for one of its
+/// users and a patient, and opens the portal with it; the user lands on that person's record
+/// without signing in again.
+#[tokio::test]
+async fn an_ehr_launch_opens_the_patient_with_no_second_sign_in() {
+    use axum::http::Method;
+    use serde_json::json;
+
+    let node = TestNode::new();
+    node.add_user("dr.jones", "clinician", Some(ORGANIZATION), None);
+    let host = node
+        .auth
+        .mint(&concord_auth::Claims::system("gp-system", "system/launch"))
+        .unwrap();
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/oauth/launch")
+        .header("host", "portal.test")
+        .header("authorization", format!("Bearer {host}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"patient": "p1", "user": "dr.jones"}).to_string(),
+        ))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(node.app.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let launch = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["launch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut browser = node.browser();
+    // A launch for another server is refused before anything is asked of the user.
+    let foreign = browser
+        .get(&format!("/portal/launch?iss=https://evil.example/fhir&launch={launch}"))
+        .await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+
+    let mut page = browser
+        .get(&format!(
+            "/portal/launch?iss=http://portal.test/fhir&launch={launch}"
+        ))
+        .await;
+    // Through the authorization server (no form) and the callback, to the record.
+    for _ in 0..3 {
+        let location = page.location().expect("a redirect").to_string();
+        if location.starts_with("/portal/patient/") {
+            break;
+        }
+        page = browser.get(&location).await;
+    }
+    assert_eq!(page.location(), Some("/portal/patient/p1"), "{}", page.html);
+    // The same launch cannot be used twice.
+    let mut again = node.browser();
+    let replay = again
+        .get(&format!(
+            "/portal/launch?iss=http://portal.test/fhir&launch={launch}"
+        ))
+        .await;
+    let authorize = again.get(replay.location().unwrap()).await;
+    assert_ne!(
+        authorize.location().map(|l| l.contains("code=")),
+        Some(true),
+        "a used launch must not sign anyone in"
+    );
+}
