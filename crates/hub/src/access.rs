@@ -148,6 +148,21 @@ pub fn patients_of(resource_type: &str, resource: &Value) -> Vec<String> {
     out.into_iter().collect()
 }
 
+/// Whether a resource is a worklist Task of the master patient index (tagged
+/// `https://concord.health/fhir/CodeSystem/mpi|worklist`).
+pub fn is_worklist_task(resource_type: &str, resource: &Value) -> bool {
+    resource_type == "Task"
+        && resource
+            .pointer("/meta/tag")
+            .and_then(Value::as_array)
+            .is_some_and(|tags| {
+                tags.iter().any(|t| {
+                    t.get("system").and_then(Value::as_str) == Some(crate::identity::MPI_SYSTEM)
+                        && t.get("code").and_then(Value::as_str) == Some("worklist")
+                })
+            })
+}
+
 /// Whether a principal's role lets them look people up by demographics.
 fn may_look_up(principal: &Principal) -> bool {
     principal.kind == PrincipalKind::User
@@ -259,6 +274,10 @@ impl Hub {
     ) -> Result<(Grant, Verdict), Error> {
         if is_trusted_system(ctx) {
             return Ok((Grant::everything(Basis::System), Verdict::Keep));
+        }
+        if is_worklist_task(resource_type, resource) {
+            self.authorize_worklist(ctx)?;
+            return Ok((Grant::everything(Basis::Oversight), Verdict::Keep));
         }
         let patients = patients_of(resource_type, resource);
         let patient = patients.first().map(String::as_str);
@@ -388,6 +407,21 @@ impl Hub {
         }
     }
 
+    /// The master patient index's worklist (its possible-match Tasks, which name records and
+    /// persons rather than belong to one) is for data stewards and trusted systems only.
+    pub fn authorize_worklist(&self, ctx: &RequestContext) -> Result<(), Error> {
+        if is_trusted_system(ctx) {
+            return Ok(());
+        }
+        if principal(ctx).roles.contains(&Role::DataSteward) {
+            ctx.note.update(|n| n.basis = Some("oversight".into()));
+            return Ok(());
+        }
+        let message = "only data stewards may see the master patient index's worklist";
+        ctx.note.update(|n| n.denied = Some(message.into()));
+        Err(Error::new(ErrorKind::Forbidden, message))
+    }
+
     /// HL7 v2 feeds come from source systems only: a system caller whose scopes let it create
     /// records. (MLLP peers are systems by construction; `POST /hl7v2` checks here.)
     pub fn authorize_feed(&self, ctx: &RequestContext) -> Result<(), Error> {
@@ -501,6 +535,9 @@ impl Hub {
             let Ok(resource) = serde_json::from_str::<Value>(body) else {
                 return false;
             };
+            if is_worklist_task(&version.resource_type, &resource) {
+                return self.authorize_worklist(ctx).is_ok();
+            }
             let patients = patients_of(&version.resource_type, &resource);
             if patients.is_empty() {
                 // Not about anyone: a directory resource is permitted, patient data with no

@@ -211,6 +211,18 @@ impl Hub {
                 )?;
             }
         }
+        if !trusted
+            && resource_type == Some("Task")
+            && params.iter().any(|(name, value)| {
+                name == "code"
+                    && value.contains(crate::identity::MPI_SYSTEM)
+                    && value.ends_with(crate::identity::POSSIBLE_MATCH)
+            })
+        {
+            // A search for the index's worklist is decided up front too: anyone but a data
+            // steward is told they may not, rather than shown an empty worklist.
+            self.authorize_worklist(ctx)?;
+        }
         let mut result = self.store.search(ctx, &query)?;
         let withheld = self.filter_versions(ctx, Interaction::Search, &mut result.matches)
             + self.filter_versions(ctx, Interaction::Read, &mut result.included);
