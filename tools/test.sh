@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README.md): formatting, lints, every Rust test, and the end-to-end
-# test that drives the real binary with a third-party FHIR client (Python fhirpy).
+# test that drives the real binary with a third-party FHIR client (Python fhirpy), and the portal's
+# journeys in real Chromium with an accessibility check on every page (tools/browser.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,3 +20,6 @@ cargo test --workspace --locked
 
 echo "== end-to-end (fhirpy against the real binary)"
 ./tools/e2e.sh
+
+echo "== browser (the portal in Chromium, with axe-core)"
+./tools/browser.sh
