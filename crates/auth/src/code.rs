@@ -251,15 +251,20 @@ fn sign_in_form(
         }
     }
     let problem = problem
-        .map(|p| format!("<p role=\"alert\">{}</p>\n", escape(p)))
+        .map(|p| {
+            format!(
+                "<p role=\"alert\" class=\"error-summary\">{}</p>\n",
+                escape(p)
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<h1>Sign in</h1>\n<p>{} is asking to use your Concord account.</p>\n{problem}\
          <form method=\"post\" action=\"/oauth/authorize\">\n{hidden}\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
-         <p><label for=\"username\">User id</label><br><input id=\"username\" name=\"username\" autocomplete=\"username\" required></p>\n\
-         <p><label for=\"password\">Password</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\n\
-         <p><button type=\"submit\">Sign in</button></p>\n</form>",
+         <div class=\"field\"><label for=\"username\">User id</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required></div>\n\
+         <div class=\"field\"><label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></div>\n\
+         <p><button type=\"submit\" class=\"button\">Sign in</button></p>\n</form>",
         escape(client_name)
     );
     let mut response = (status, no_store(), page("Sign in", &body)).into_response();
@@ -709,11 +714,15 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// A page in the portal's look: it links the portal's stylesheet (`/portal/static/portal.css`,
+/// served by the same node), and reads as plain HTML where no portal is mounted.
 fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} - Concord</title>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
+         <title>{} - Concord</title>\n<link rel=\"stylesheet\" href=\"/portal/static/portal.css\">\n</head>\n<body>\n\
+         <header class=\"site-header\"><div class=\"container header-row\"><span class=\"service-name\">Concord Care Record</span></div></header>\n\
+         <main class=\"container\">\n{body}\n</main>\n</body>\n</html>\n",
         escape(title)
     ))
 }
