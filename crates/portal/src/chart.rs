@@ -20,7 +20,7 @@ pub struct Point {
 
 /// Readings beyond this many (the newest are kept) would make the chart unreadable and the page
 /// heavy; the caller says how many there were in all.
-pub const MAX_POINTS: usize = 24;
+pub const MAX_POINTS: usize = 20;
 
 const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 180.0;
@@ -58,8 +58,8 @@ pub fn out_of_range(value: f64, range: Option<(f64, f64)>) -> bool {
 
 /// A trend chart of `points` (any order; drawn oldest to newest, the newest [`MAX_POINTS`]) in
 /// `unit`, labelled `label` (the measurement's name), with `range` (low, high) shaded when given.
-/// The figure carries an SVG with `role="img"`, a `<title>` and an `aria-label` summarising the
-/// trend, followed by the readings as a table inside a `<details>`.
+/// The figure carries an SVG with `role="img"` and a `<title>` summarising the trend (its
+/// accessible name), followed by the readings as a table inside a `<details>`.
 pub fn trend(points: &[Point], range: Option<(f64, f64)>, unit: &str, label: &str) -> Markup {
     let mut dated: Vec<(f64, &Point)> = points
         .iter()
@@ -113,7 +113,7 @@ pub fn trend(points: &[Point], range: Option<(f64, f64)>, unit: &str, label: &st
         dated.iter().map(|(t, p)| (x(*t), y(p.value), *p)).collect();
     let polyline: String = coords
         .iter()
-        .map(|(cx, cy, _)| format!("{cx:.1},{cy:.1}"))
+        .map(|(cx, cy, _)| format!("{cx:.0},{cy:.0}"))
         .collect::<Vec<_>>()
         .join(" ");
     let ticks = [high - pad, (high + low) / 2.0, low + pad];
@@ -143,32 +143,35 @@ pub fn trend(points: &[Point], range: Option<(f64, f64)>, unit: &str, label: &st
 
     html! {
         figure class="trend" {
-            svg class="chart" role="img" aria-label=(description) viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
+            svg class="chart" role="img" viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
                 width=(WIDTH) height=(HEIGHT) xmlns="http://www.w3.org/2000/svg" {
+                // The title is the chart's accessible name; the table below has the readings.
                 title { (description) }
                 @if let Some((r_low, r_high)) = range {
                     @let top = y(r_high.min(high));
                     @let bottom = y(r_low.max(low));
-                    rect x=(LEFT) y=(format!("{top:.1}")) width=(plot_w) height=(format!("{:.1}", (bottom - top).max(0.0)))
+                    rect x=(LEFT) y=(format!("{top:.0}")) width=(plot_w) height=(format!("{:.0}", (bottom - top).max(0.0)))
                         fill=(RANGE_FILL) stroke=(RANGE_EDGE) stroke-dasharray="4 3" {}
                 }
-                line x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(TOP + plot_h) stroke=(AXIS) {}
-                line x1=(LEFT) y1=(TOP + plot_h) x2=(LEFT + plot_w) y2=(TOP + plot_h) stroke=(AXIS) {}
-                @for tick in ticks {
-                    text x=(LEFT - 6.0) y=(format!("{:.1}", y(tick) + 4.0)) text-anchor="end" font-size="11" fill=(AXIS) {
-                        (number(tick))
+                path d=(format!("M{LEFT} {TOP}V{}H{}", TOP + plot_h, LEFT + plot_w)) fill="none" stroke=(AXIS) {}
+                g font-size="11" fill=(AXIS) {
+                    @for tick in ticks {
+                        text x=(LEFT - 6.0) y=(format!("{:.0}", y(tick) + 4.0)) text-anchor="end" { (number(tick)) }
                     }
-                }
-                text x=(LEFT) y=(HEIGHT - 8.0) font-size="11" fill=(AXIS) { (crate::text::date(&first.1.when)) }
-                text x=(LEFT + plot_w) y=(HEIGHT - 8.0) text-anchor="end" font-size="11" fill=(AXIS) {
-                    (crate::text::date(&latest.when))
+                    text x=(LEFT) y=(HEIGHT - 8.0) { (crate::text::date(&first.1.when)) }
+                    text x=(LEFT + plot_w) y=(HEIGHT - 8.0) text-anchor="end" { (crate::text::date(&latest.when)) }
                 }
                 @if coords.len() > 1 {
                     polyline points=(polyline) fill="none" stroke=(LINE) stroke-width="2" {}
                 }
-                @for (cx, cy, p) in &coords {
-                    circle cx=(format!("{cx:.1}")) cy=(format!("{cy:.1}")) r="3.5"
-                        fill=(if out_of_range(p.value, range) { OUT_OF_RANGE } else { LINE }) {}
+                g fill=(LINE) {
+                    @for (cx, cy, p) in &coords {
+                        @if out_of_range(p.value, range) {
+                            circle cx=(format!("{cx:.0}")) cy=(format!("{cy:.0}")) r="4" fill=(OUT_OF_RANGE) {}
+                        } @else {
+                            circle cx=(format!("{cx:.0}")) cy=(format!("{cy:.0}")) r="3" {}
+                        }
+                    }
                 }
             }
             figcaption {

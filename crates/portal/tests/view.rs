@@ -316,12 +316,18 @@ fn sources_that_disagree_on_demographics_raise_a_warning() {
             ]}}
         ]
     });
+    let related = json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"},
+            "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "HUSB", "display": "husband"}]}, {"text": "Unpaid carer"}],
+            "name": [{"family": "Ash", "given": ["Alan"]}],
+            "telecom": [{"system": "phone", "value": "07700 900123"}]}}
+    ]});
     let options = concord_portal::view::ViewOptions {
         patient_id: "p",
         today: "2026-12-03",
         urgent_first: true,
         break_glass: None,
-        related: None,
+        related: Some(&related),
     };
     let html = concord_portal::view::render(&bundle, &options, None).into_string();
     assert!(html.contains("id=\"demographics-warning\""), "{html}");
@@ -334,4 +340,118 @@ fn sources_that_disagree_on_demographics_raise_a_warning() {
     // A paramedic's page opens with the urgent plans, before the summary.
     assert!(html.find("id=\"urgent-plans\"").unwrap() < html.find("id=\"summary\"").unwrap());
     assert!(html.contains("76 years"));
+    // Carers from the related searchset are in social care.
+    let social = &html[html.find("id=\"social-care\"").unwrap()..];
+    assert!(social.contains("Alan Ash"));
+    assert!(social.contains("husband, Unpaid carer"));
+    assert!(social.contains("07700 900123"));
+}
+
+/// A real `$summary` answer saved from `concord demo` (the person with the most sources and
+/// entries), with the `$everything?_type=Patient,RelatedPerson` answer fetched beside it.
+fn demo_fixture() -> (Value, Value) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap()).unwrap()
+    };
+    (read("summary.json"), read("related.json"))
+}
+
+#[test]
+fn the_demo_record_renders_within_the_page_weight_budget() {
+    let (summary, related) = demo_fixture();
+    let options = concord_portal::view::ViewOptions {
+        patient_id: "demo",
+        today: "2026-12-03",
+        urgent_first: false,
+        break_glass: None,
+        related: Some(&related),
+    };
+    let html = concord_portal::view::render(&summary, &options, None).into_string();
+    assert!(html.len() <= 150 * 1024, "{} bytes", html.len());
+    // The person's records disagree on the given name ("Pat" at the hospital).
+    assert!(html.contains("id=\"demographics-warning\""));
+    assert!(html.contains("given name"));
+    assert!(html.contains("End of life care plan"));
+    assert!(html.contains("Reablement: 6 weeks, 2 visits a day"));
+    // The neighbouring region was not asked (the person is not known there).
+    assert!(html.contains("id=\"sources-bar\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_consent_withholds_is_missing_and_the_page_says_so() {
+    let node = TestNode::new();
+    let patient = person(&node).await;
+    create(
+        &node,
+        json!({"resourceType": "Condition",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "35489007", "display": "Depressive disorder"}]},
+            "subject": {"reference": format!("Patient/{patient}")}}),
+    )
+    .await;
+    let choices = concord_access::ConsentChoices {
+        opt_out: false,
+        withheld_organizations: Default::default(),
+        withheld_categories: ["mental-health".to_string()].into(),
+    };
+    create(
+        &node,
+        concord_access::consent_resource(&patient, &choices, "2024-01-01T00:00:00Z"),
+    )
+    .await;
+    node.add_user("dr.jones", "clinician", Some(ORGANIZATION), None);
+    let mut browser = node.browser();
+    browser.sign_in("dr.jones", PASSWORD).await;
+    let page = browser.get(&format!("/portal/patient/{patient}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("id=\"withheld\""), "{}", page.html);
+    assert!(
+        page.html
+            .contains("Some information in this record has been withheld")
+    );
+    assert!(!page.html.contains("Depressive disorder"));
+    assert!(page.html.contains("Type 2 diabetes mellitus"));
+}
+
+#[test]
+fn a_respect_form_and_a_crisis_plan_are_urgent_plans() {
+    use base64::Engine;
+    let form = base64::engine::general_purpose::STANDARD
+        .encode("ReSPECT: Recommended Summary Plan\nCPR: not for attempted CPR\n");
+    let bundle = json!({
+        "resourceType": "Bundle", "type": "document",
+        "entry": [
+            {"fullUrl": "urn:uuid:c", "resource": {"resourceType": "Composition", "status": "final",
+                "subject": {"reference": "urn:uuid:p"},
+                "section": [
+                    {"code": {"coding": [{"system": "http://loinc.org", "code": "18776-5"}]}, "entry": [{"reference": "urn:uuid:plan"}]},
+                    {"code": {"coding": [{"system": "https://concord.health/fhir/CodeSystem/summary-section", "code": "documents"}]}, "entry": [{"reference": "urn:uuid:doc"}]}
+                ]}},
+            {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p"}},
+            {"fullUrl": "urn:uuid:plan", "resource": {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "736253002", "display": "Mental health crisis plan"}]}],
+                "title": "Mental health crisis plan", "period": {"start": "2026-05-01"},
+                "activity": [{"detail": {"status": "in-progress", "description": "Crisis line, 24 hours: 0113 496 0000"}}]}},
+            {"fullUrl": "urn:uuid:doc", "resource": {"resourceType": "DocumentReference", "status": "current",
+                "type": {"coding": [{"system": "http://snomed.info/sct", "code": "1382601000000107", "display": "ReSPECT (Recommended Summary Plan for Emergency Care and Treatment) form"}]},
+                "description": "ReSPECT form", "date": "2026-10-18T14:00:00+00:00",
+                "content": [{"attachment": {"contentType": "text/plain", "data": form}}]}}
+        ]
+    });
+    let options = concord_portal::view::ViewOptions {
+        patient_id: "p",
+        today: "2026-12-03",
+        urgent_first: false,
+        break_glass: None,
+        related: None,
+    };
+    let html = concord_portal::view::render(&bundle, &options, None).into_string();
+    let start = html.find("id=\"urgent-plans\"").unwrap();
+    let urgent = &html[start..start + html[start..].find("</section>").unwrap()];
+    assert!(urgent.contains("Mental health crisis plan"), "{urgent}");
+    assert!(urgent.contains("Crisis line, 24 hours"));
+    assert!(urgent.contains("ReSPECT form"));
+    assert!(urgent.contains("CPR: not for attempted CPR"));
+    let banner = &html[html.find("id=\"banner-allergies\"").unwrap()..];
+    assert!(banner.contains("href=\"#urgent-plans\">ReSPECT form</a>"));
 }

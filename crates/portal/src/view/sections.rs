@@ -33,7 +33,7 @@ pub fn source(resource: &Value) -> Markup {
             "From " (name.as_deref().unwrap_or("this care record"))
             @match age {
                 Some(secs) => { ", data " (text::age(secs)) " old" }
-                None => { ", current" }
+                None => { ", read live" }
             }
         }
     }
