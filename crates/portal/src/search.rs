@@ -226,22 +226,47 @@ fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
         .filter(|e| e["resource"]["resourceType"] == "Patient")
 }
 
-/// One row per person: records with the same NHS number are the same person (the index links
-/// them), so only the best-scoring record of each is kept; order is kept (best first).
+/// One row per person, best first. Records with the same NHS number are the same person (the
+/// index links them), so only the best-scoring one is kept. A record without an NHS number (a
+/// council's, say) joins a row only when its family name, given name and date of birth are the
+/// same as that row's: `$match` does not say which golden person a record belongs to, and two
+/// people wrongly shown as one would hide one of them, so anything less stays a row of its own.
 fn people(found: Vec<Found>) -> Vec<Found> {
+    fn same_demographics(a: &Value, b: &Value) -> bool {
+        let key = |p: &Value| {
+            (
+                p["name"][0]["family"].as_str().map(str::to_lowercase),
+                p["name"][0]["given"][0].as_str().map(str::to_lowercase),
+                p["birthDate"].as_str().map(str::to_string),
+            )
+        };
+        let (ka, kb) = (key(a), key(b));
+        ka.0.is_some() && ka.1.is_some() && ka.2.is_some() && ka == kb
+    }
     let mut rows: Vec<Found> = Vec::new();
-    for f in found {
+    let (with_number, without): (Vec<Found>, Vec<Found>) = found
+        .into_iter()
+        .partition(|f| text::patient_nhs_number(&f.patient).is_some());
+    for f in with_number {
         let key = text::patient_nhs_number(&f.patient);
-        let existing = key.as_ref().and_then(|k| {
-            rows.iter_mut()
-                .find(|r| text::patient_nhs_number(&r.patient).as_ref() == Some(k))
-        });
-        match existing {
+        match rows
+            .iter_mut()
+            .find(|r| text::patient_nhs_number(&r.patient) == key)
+        {
             Some(row) if row.score >= f.score => {}
             Some(row) => *row = f,
             None => rows.push(f),
         }
     }
+    for f in without {
+        if !rows
+            .iter()
+            .any(|r| same_demographics(&r.patient, &f.patient))
+        {
+            rows.push(f);
+        }
+    }
+    rows.sort_by(|a, b| b.score.total_cmp(&a.score));
     rows
 }
 
@@ -349,6 +374,33 @@ mod tests {
         assert!(parse_nhs_number("943 476 5918").is_err());
         assert!(parse_nhs_number("12345").is_err());
         assert!(parse_nhs_number("94347659A9").is_err());
+    }
+
+    #[test]
+    fn one_row_per_person() {
+        let record = |id: &str, nhs: Option<&str>, given: &str, score: f64| {
+            let mut patient = json!({"resourceType": "Patient", "id": id,
+                "name": [{"family": "Wilson", "given": [given]}], "birthDate": "1941-02-26"});
+            if let Some(n) = nhs {
+                patient["identifier"] = json!([{"system": NHS_NUMBER_SYSTEM, "value": n}]);
+            }
+            Found {
+                patient,
+                score,
+                grade: None,
+            }
+        };
+        let rows = people(vec![
+            record("council", None, "Patricia", 0.998),
+            record("gp", Some("9991997598"), "Patricia", 0.998),
+            record("acute", Some("9991997598"), "Pat", 0.994),
+            record("other", None, "Peter", 0.6),
+        ]);
+        let ids: Vec<&str> = rows
+            .iter()
+            .map(|r| r.patient["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["gp", "other"]);
     }
 
     #[test]
