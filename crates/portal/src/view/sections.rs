@@ -425,7 +425,7 @@ fn series<'a>(record: &Record<'a>) -> (Vec<Series<'a>>, Vec<&'a Value>) {
                     range: range_of(element),
                     points: Vec::new(),
                     latest: o,
-                    latest_value: text::quantity(quantity),
+                    latest_value: quantity_text(quantity),
                 }
             });
             if entry.range.is_none() {
@@ -444,6 +444,23 @@ fn series<'a>(record: &Record<'a>) -> (Vec<Series<'a>>, Vec<&'a Value>) {
     (series, other)
 }
 
+/// A Quantity as `136 mmol/L`, rounded to two decimals (sources send measuring noise such as
+/// `136.0027389073786`).
+fn quantity_text(quantity: &Value) -> String {
+    let Some(value) = quantity["value"].as_f64() else {
+        return String::new();
+    };
+    let unit = quantity["unit"]
+        .as_str()
+        .or_else(|| quantity["code"].as_str())
+        .unwrap_or_default();
+    if unit.is_empty() {
+        chart::number(value)
+    } else {
+        format!("{} {unit}", chart::number(value))
+    }
+}
+
 fn value_text(o: &Value) -> String {
     if let Some(s) = o["valueString"].as_str() {
         return s.to_string();
@@ -452,7 +469,7 @@ fn value_text(o: &Value) -> String {
         return text::concept(&o["valueCodeableConcept"]);
     }
     if o["valueQuantity"].is_object() {
-        return text::quantity(&o["valueQuantity"]);
+        return quantity_text(&o["valueQuantity"]);
     }
     if let Some(b) = o["valueBoolean"].as_bool() {
         return if b { "Yes" } else { "No" }.into();
