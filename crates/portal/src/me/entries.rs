@@ -69,7 +69,15 @@ fn number(
 /// Checks a posted reading and returns the Observation it becomes (without the subject), or
 /// the errors, each naming its field.
 pub fn observation_from_form(form: &HashMap<String, String>) -> Result<Value, Vec<FieldError>> {
-    let quantity = |value: f64, unit: &str, code: &str| json!({"value": value, "unit": unit, "system": UCUM, "code": code});
+    // Whole numbers are written as integers, so 120 reads back as 120, not 120.0.
+    let quantity = |value: f64, unit: &str, code: &str| {
+        let value = if value.fract() == 0.0 {
+            json!(value as i64)
+        } else {
+            json!(value)
+        };
+        json!({"value": value, "unit": unit, "system": UCUM, "code": code})
+    };
     let coded = |code: &str, display: &str| json!({"coding": [{"system": LOINC, "code": code, "display": display}], "text": display});
     let vital = json!([{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}]);
     match form.get("kind").map(String::as_str) {
