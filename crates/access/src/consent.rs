@@ -15,9 +15,13 @@
 //!   ParticipationType `CST`, the custodian) has `reference.identifier` with system
 //!   `https://fhir.nhs.uk/Id/ods-organization-code`. Withholding an organisation means what that
 //!   organisation holds is not shared with anyone else (it still sees its own records): the
-//!   custodian of the withheld data, not a recipient denied the record. A recipient-only deny
-//!   (actor role `IRCP`) cannot be expressed in a [`ConsentPolicy`] and is read by the rule for
-//!   denies this crate cannot express exactly (below).
+//!   custodian of the withheld data, not a recipient denied the record.
+//! - Each blocked organisation is a nested `deny` provision whose actor has role v3
+//!   ParticipationType `IRCP` (information recipient) and the same ODS identifier. Blocking an
+//!   organisation means its users may not see the person's shared record at all: they see only
+//!   what their own organisation holds (as if the person had opted out, for them alone).
+//! - A deny naming both a custodian and a recipient organisation cannot be expressed exactly and
+//!   is read by the rule for such denies (below), as are actors with any other role.
 //! - Each withheld sensitive category is a nested `deny` provision whose `securityLabel` names it
 //!   in [`SENSITIVE_CATEGORY_SYSTEM`]. v3 ActCode confidentiality labels (HIV, PSY, PSYTHPN, SEX,
 //!   STD, SDV) and `provision.code` codings in either system are read too.
@@ -216,8 +220,13 @@ impl Default for EmergencyOverride {
 pub struct ConsentPolicy {
     /// Opted out of sharing: each organisation sees only its own records.
     pub opt_out: bool,
-    /// ODS codes of organisations the person withholds their record from.
+    /// ODS codes of organisations whose records are not shared with any other organisation
+    /// (the custodians of the withheld data; each still sees its own records).
     pub withheld_organizations: BTreeSet<String>,
+    /// ODS codes of organisations that may not see the person's shared record at all (the
+    /// recipients denied): their users see only their own organisation's records.
+    #[serde(default)]
+    pub blocked_organizations: BTreeSet<String>,
     /// Sensitive category names withheld from everyone but the person.
     pub withheld_categories: BTreeSet<String>,
 }
@@ -226,7 +235,11 @@ pub struct ConsentPolicy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentChoices {
     pub opt_out: bool,
+    /// Organisations whose records are not shared with others ("don't share what X holds").
     pub withheld_organizations: BTreeSet<String>,
+    /// Organisations that may not see the shared record ("X may not see my record").
+    #[serde(default)]
+    pub blocked_organizations: BTreeSet<String>,
     pub withheld_categories: BTreeSet<String>,
 }
 
@@ -235,6 +248,7 @@ impl ConsentPolicy {
     pub fn shares_everything(&self) -> bool {
         !self.opt_out
             && self.withheld_organizations.is_empty()
+            && self.blocked_organizations.is_empty()
             && self.withheld_categories.is_empty()
     }
 
@@ -243,6 +257,7 @@ impl ConsentPolicy {
         ConsentChoices {
             opt_out: self.opt_out,
             withheld_organizations: self.withheld_organizations.clone(),
+            blocked_organizations: self.blocked_organizations.clone(),
             withheld_categories: self.withheld_categories.clone(),
         }
     }
@@ -386,6 +401,7 @@ fn read_deny(provision: &Value, name: &str, policy: &mut ConsentPolicy, issues: 
     // Whether every part of the deny could be expressed; if not, it is applied as an opt-out too.
     let mut exact = true;
     let mut organizations = BTreeSet::new();
+    let mut recipients = BTreeSet::new();
     for actor in array(provision.get("actor")) {
         let identifier = actor.pointer("/reference/identifier");
         let system = identifier
@@ -394,16 +410,25 @@ fn read_deny(provision: &Value, name: &str, policy: &mut ConsentPolicy, issues: 
         let value = identifier
             .and_then(|i| i.get("value"))
             .and_then(Value::as_str);
-        // Only a custodian (or an actor whose role is not given) names whose data is withheld.
-        let custodian = actor
-            .get("role")
-            .is_none_or(|role| has_coding(Some(role), PARTICIPATION_TYPE, "CST"));
+        // A custodian (or an actor whose role is not given) names whose data is withheld; an
+        // information recipient names who may not see the record.
+        let role = actor.get("role");
+        let custodian = role.is_none_or(|role| has_coding(Some(role), PARTICIPATION_TYPE, "CST"));
+        let recipient = role.is_some_and(|role| has_coding(Some(role), PARTICIPATION_TYPE, "IRCP"));
         match (system, value) {
-            (Some(ODS_SYSTEM), Some(code)) if !code.is_empty() && custodian => {
+            (Some(ODS_SYSTEM), Some(code)) if !code.is_empty() && custodian && !recipient => {
                 organizations.insert(code.to_owned());
+            }
+            (Some(ODS_SYSTEM), Some(code)) if !code.is_empty() && recipient && !custodian => {
+                recipients.insert(code.to_owned());
             }
             _ => exact = false,
         }
+    }
+    if !organizations.is_empty() && !recipients.is_empty() {
+        // "What A holds may not go to B" is narrower than either list; this crate can only
+        // express both supersets, so the deny is read as an opt-out as well (the safe side).
+        exact = false;
     }
     let mut categories = BTreeSet::new();
     let codings = array(provision.get("securityLabel"))
@@ -432,20 +457,22 @@ fn read_deny(provision: &Value, name: &str, policy: &mut ConsentPolicy, issues: 
     }
     if !exact {
         issues.push(format!(
-            "{name}: a deny names an actor without an ODS code, an unknown label or code, or a \
-             class, data, purpose or data period; it is applied as an opt-out"
+            "{name}: a deny names an actor without an ODS code or with another role, custodians \
+             and recipients together, an unknown label or code, or a class, data, purpose or \
+             data period; it is applied as an opt-out"
         ));
         policy.opt_out = true;
     }
     if !categories.is_empty() {
-        if !organizations.is_empty() {
+        if !organizations.is_empty() || !recipients.is_empty() {
             issues.push(format!(
                 "{name}: a deny naming organisations and categories withholds the categories from everyone"
             ));
         }
         policy.withheld_categories.extend(categories);
-    } else if !organizations.is_empty() {
+    } else if !organizations.is_empty() || !recipients.is_empty() {
         policy.withheld_organizations.extend(organizations);
+        policy.blocked_organizations.extend(recipients);
     } else {
         policy.opt_out = true;
     }
@@ -524,6 +551,19 @@ pub fn consent_resource(patient_id: &str, choices: &ConsentChoices, date_time: &
             }]
         }));
     }
+    for organization in &choices.blocked_organizations {
+        nested.push(json!({
+            "type": "deny",
+            "actor": [{
+                "role": {"coding": [{
+                    "system": PARTICIPATION_TYPE,
+                    "code": "IRCP",
+                    "display": "information recipient"
+                }]},
+                "reference": {"identifier": {"system": ODS_SYSTEM, "value": organization}}
+            }]
+        }));
+    }
     for category in &choices.withheld_categories {
         nested.push(json!({
             "type": "deny",
@@ -569,8 +609,14 @@ mod tests {
         ConsentChoices {
             opt_out,
             withheld_organizations: orgs.iter().map(|s| (*s).to_owned()).collect(),
+            blocked_organizations: BTreeSet::new(),
             withheld_categories: categories.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    fn blocking(mut c: ConsentChoices, blocked: &[&str]) -> ConsentChoices {
+        c.blocked_organizations = blocked.iter().map(|s| (*s).to_owned()).collect();
+        c
     }
 
     fn read(consents: &[Value]) -> (ConsentPolicy, Vec<String>) {
@@ -584,6 +630,8 @@ mod tests {
             choices(true, &[], &[]),
             choices(false, &["RX1", "A81001"], &["hiv"]),
             choices(true, &["RX1"], &["mental-health", "fertility"]),
+            blocking(choices(false, &[], &[]), &["R9B"]),
+            blocking(choices(false, &["RX1"], &["hiv"]), &["R9B", "X9A01"]),
         ] {
             let resource = consent_resource("p1", &c, "2026-01-01T00:00:00Z");
             let (policy, issues) = read(&[resource]);
@@ -690,7 +738,7 @@ mod tests {
             json!({"resourceType": "Consent", "status": "active", "dateTime": secret, "provision": {"type": "permit",
             "provision": [
                 {"type": "deny", "actor": [{"reference": {"reference": secret}}]},
-                {"type": "deny", "actor": [{"role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP"}]},
+                {"type": "deny", "actor": [{"role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "PRCP"}]},
                     "reference": {"identifier": {"system": ODS_SYSTEM, "value": "RX9"}}}]},
                 {"type": "deny", "securityLabel": [{"system": ACT_CODE, "code": "ETH"}]},
                 {"type": "permit", "actor": []},
@@ -712,6 +760,46 @@ mod tests {
         assert!(policy.opt_out);
         assert!(policy.withheld_categories.contains("hiv"));
         assert!(policy.withheld_organizations.is_empty());
+    }
+
+    #[test]
+    fn a_recipient_deny_blocks_the_organisation_exactly() {
+        let resource = consent_resource(
+            "p1",
+            &blocking(choices(false, &[], &[]), &["R9B"]),
+            "2026-01-01",
+        );
+        let nested = resource["provision"]["provision"].as_array().unwrap();
+        assert_eq!(nested.len(), 1);
+        assert_eq!(nested[0]["type"], "deny");
+        assert_eq!(nested[0]["actor"][0]["role"]["coding"][0]["code"], "IRCP");
+        assert_eq!(
+            nested[0]["actor"][0]["reference"]["identifier"]["value"],
+            "R9B"
+        );
+        let (policy, issues) = read(&[resource]);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert!(!policy.opt_out);
+        assert!(policy.withheld_organizations.is_empty());
+        assert_eq!(
+            policy.blocked_organizations,
+            BTreeSet::from(["R9B".to_owned()])
+        );
+        assert!(!policy.shares_everything());
+        // A deny naming a custodian and a recipient together ("what A holds may not go to B")
+        // is wider than either list alone can say: it is applied as an opt-out too.
+        let both = json!({"resourceType": "Consent", "status": "active", "provision": {"type": "permit",
+        "provision": [{"type": "deny", "actor": [
+            {"role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "CST"}]},
+             "reference": {"identifier": {"system": ODS_SYSTEM, "value": "RX1"}}},
+            {"role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP"}]},
+             "reference": {"identifier": {"system": ODS_SYSTEM, "value": "R9B"}}}
+        ]}]}});
+        let (policy, issues) = read(&[both]);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(policy.opt_out);
+        assert!(policy.blocked_organizations.contains("R9B"));
+        assert!(policy.withheld_organizations.contains("RX1"));
     }
 
     #[test]

@@ -47,12 +47,15 @@
 //!    `Deny(NoRelationship)` when a role may break glass (the message says so), else
 //!    `Deny(BreakGlassNotAllowed)`.
 //! 9. **Consent filter for staff**: an opt-out shows only records from the principal's own
-//!    organisation (`only_organizations`); withheld organisations' records are withheld, except
-//!    from that organisation itself; withheld sensitive categories become `withheld_codes`.
+//!    organisation (`only_organizations`), and so does a block on the principal's organisation
+//!    (`ConsentPolicy::blocked_organizations`: that organisation may not see the shared record,
+//!    only what it holds itself; a principal with no organisation then sees nothing); withheld
+//!    organisations' records are withheld, except from that organisation itself; withheld
+//!    sensitive categories become `withheld_codes`.
 //! 10. **Emergency override**: with an active break-glass grant for this principal whose reason
 //!     is emergency or urgent care, or whose principal declares purpose `ETREAT`, and a role in
-//!     `EmergencyOverride::roles`, the opt-out and withheld organisations are lifted and the
-//!     categories in `EmergencyOverride::categories` are revealed. The grant is required even
+//!     `EmergencyOverride::roles`, the opt-out, blocked and withheld organisations are lifted
+//!     and the categories in `EmergencyOverride::categories` are revealed. The grant is required even
 //!     with a relationship: lifting a person's consent is always a break-glass act, alerted and
 //!     audited.
 //!
@@ -523,6 +526,7 @@ fn consent_filter(
     categories: BTreeSet<Category>,
 ) -> Filter {
     let own = |org: &String| organization.is_some_and(|mine| same_organization(org, mine));
+    let blocked = consent.blocked_organizations.iter().any(own);
     if emergency {
         let still_withheld: Vec<&String> = consent
             .withheld_categories
@@ -544,8 +548,7 @@ fn consent_filter(
             .filter(|org| !own(org))
             .cloned()
             .collect(),
-        only_organizations: consent
-            .opt_out
+        only_organizations: (consent.opt_out || blocked)
             .then(|| organization.map(str::to_owned).into_iter().collect()),
         withheld_codes: policy.sensitive.codes_for(&consent.withheld_categories),
     }

@@ -489,6 +489,41 @@ fn rule_8_old_touches_expire() {
 }
 
 #[test]
+fn rule_9_a_blocked_organisation_sees_only_its_own_records() {
+    let clinician = staff(Role::Clinician);
+    let mut facts = person(true);
+    facts.consent.blocked_organizations.insert(OWN.to_owned());
+    let Decision::Permit(p) = decide(
+        &clinician,
+        &read("Observation", facts.clone()),
+        &policy(),
+        NOW,
+    ) else {
+        panic!("a block narrows what is seen; it does not refuse")
+    };
+    assert_eq!(
+        p.filter.only_organizations,
+        Some(std::collections::BTreeSet::from([OWN.to_owned()]))
+    );
+    // Another organisation's block changes nothing for this one.
+    let mut other = person(true);
+    other.consent.blocked_organizations.insert(OTHER.to_owned());
+    let Decision::Permit(p) = decide(&clinician, &read("Observation", other), &policy(), NOW)
+    else {
+        panic!()
+    };
+    assert_eq!(p.filter.only_organizations, None);
+    // The emergency override lifts the block, as it lifts an opt-out.
+    let mut emergency = facts;
+    emergency.break_glass = Some(grant(&clinician, BreakGlassReason::EmergencyCare));
+    let Decision::Permit(p) = decide(&clinician, &read("Observation", emergency), &policy(), NOW)
+    else {
+        panic!()
+    };
+    assert_eq!(p.filter.only_organizations, None);
+}
+
+#[test]
 fn denial_messages_carry_no_input() {
     let secret = "Jane Smith 9434765919";
     let mut principal = staff(Role::Clinician);

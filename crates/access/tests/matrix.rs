@@ -304,6 +304,7 @@ fn consent_read_from_resources_drives_the_filter() {
     let choices = ConsentChoices {
         opt_out: false,
         withheld_organizations: BTreeSet::new(),
+        blocked_organizations: BTreeSet::new(),
         withheld_categories: BTreeSet::from(["mental-health".to_owned()]),
     };
     let resource = consent_resource("p1", &choices, "2026-01-01T00:00:00Z");

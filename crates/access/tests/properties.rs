@@ -124,13 +124,17 @@ fn consent() -> impl Strategy<Value = ConsentPolicy> {
     (
         any::<bool>(),
         prop::collection::btree_set(org(), 0..3),
+        prop::collection::btree_set(org(), 0..2),
         prop::collection::btree_set(names.prop_map(str::to_owned), 0..3),
     )
         .prop_map(
-            |(opt_out, withheld_organizations, withheld_categories)| ConsentPolicy {
-                opt_out,
-                withheld_organizations,
-                withheld_categories,
+            |(opt_out, withheld_organizations, blocked_organizations, withheld_categories)| {
+                ConsentPolicy {
+                    opt_out,
+                    withheld_organizations,
+                    blocked_organizations,
+                    withheld_categories,
+                }
             },
         )
 }
@@ -294,6 +298,7 @@ proptest! {
         let consent = &mut stricter.person.as_mut().unwrap().consent;
         consent.opt_out |= extra.opt_out;
         consent.withheld_organizations.extend(extra.withheld_organizations);
+        consent.blocked_organizations.extend(extra.blocked_organizations);
         consent.withheld_categories.extend(extra.withheld_categories);
         let _ = person;
         match decide(&p, &stricter, &pol, NOW) {
@@ -422,11 +427,12 @@ proptest! {
     fn consent_round_trips(
         opt_out in any::<bool>(),
         withheld_organizations in prop::collection::btree_set("[A-Z0-9]{1,8}", 0..4),
+        blocked_organizations in prop::collection::btree_set("[A-Z0-9]{1,8}", 0..4),
         withheld_categories in prop::collection::btree_set("[a-z][a-z-]{0,15}", 0..4),
         patient_id in "[A-Za-z0-9.-]{1,64}",
         day in 1u32..=28,
     ) {
-        let choices = ConsentChoices { opt_out, withheld_organizations, withheld_categories };
+        let choices = ConsentChoices { opt_out, withheld_organizations, blocked_organizations, withheld_categories };
         let resource = consent_resource(&patient_id, &choices, &format!("2026-02-{day:02}T10:00:00Z"));
         let (policy, issues) = ConsentPolicy::from_consents(&[resource], NOW);
         prop_assert!(issues.is_empty(), "{issues:?}");

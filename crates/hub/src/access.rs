@@ -81,6 +81,17 @@ pub(crate) fn is_trusted_system(ctx: &RequestContext) -> bool {
     matches!(&ctx.actor, Actor::System { scopes, .. } if scopes.iter().any(|s| s == "system/*.*" || s == "system/*.cruds"))
 }
 
+/// Whether the caller is a patient or proxy and no staff role (what they write is theirs).
+pub(crate) fn is_citizen(ctx: &RequestContext) -> bool {
+    let principal = principal(ctx);
+    principal.kind == PrincipalKind::User
+        && principal
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Patient | Role::Proxy))
+        && !principal.roles.iter().any(|r| r.is_staff())
+}
+
 /// The principal a request context stands for.
 pub fn principal(ctx: &RequestContext) -> Principal {
     match &ctx.actor {
@@ -334,6 +345,9 @@ impl Hub {
         if is_trusted_system(ctx) {
             return Ok(());
         }
+        if resource_type == "Provenance" && is_citizen(ctx) {
+            return self.guard_citizen_provenance(ctx, resource, &HashMap::new());
+        }
         let internal = ctx.internal();
         let known: Vec<String> = patients_of(resource_type, resource)
             .into_iter()
@@ -371,6 +385,95 @@ impl Hub {
         }
         for id in &known {
             self.authorize(ctx, resource_type, interaction, Some(id))?;
+        }
+        Ok(())
+    }
+
+    /// A Provenance a patient or proxy writes for what they entered themselves (the portal's
+    /// readings: <https://hl7.org/fhir/R4/provenance.html>). Provenance is not one of the
+    /// patient-writable types and names no patient of its own (its `patient` search parameter is
+    /// a target that is a Patient), so it is decided by its targets instead: there must be at
+    /// least one, and each must be either an entry of the same transaction whose fullUrl is in
+    /// `created` (type by fullUrl: a patient-writable type, itself decided as an entry of the
+    /// caller's own record), or a stored resource that is patient-entered and that the caller
+    /// may change. An agent naming a Patient must name one the caller acts for. The Provenance
+    /// is tagged patient-entered like everything a citizen writes.
+    pub(crate) fn guard_citizen_provenance(
+        &self,
+        ctx: &RequestContext,
+        resource: &Value,
+        created: &HashMap<String, String>,
+    ) -> Result<(), Error> {
+        let refuse = |message: &str| {
+            ctx.note.update(|n| n.denied = Some(message.into()));
+            Err(Error::new(ErrorKind::Forbidden, message))
+        };
+        let principal = principal(ctx);
+        let own: Vec<&String> = principal
+            .patient
+            .iter()
+            .chain(principal.proxy_for.iter())
+            .collect();
+        let agents_ok = resource
+            .get("agent")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.pointer("/who/reference").and_then(Value::as_str))
+            .filter_map(|r| r.strip_prefix("Patient/"))
+            .all(|id| own.iter().any(|o| o.as_str() == id));
+        if !agents_ok {
+            return refuse(
+                "a patient's Provenance may name only them (or whom they act for) as agent",
+            );
+        }
+        let targets: Vec<&str> = resource
+            .get("target")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                t.get("reference")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            })
+            .collect();
+        if targets.is_empty() {
+            return refuse("a patient's Provenance must name what they entered as its target");
+        }
+        for target in targets {
+            if let Some(resource_type) = created.get(target) {
+                if !concord_access::permission::PATIENT_WRITABLE_TYPES
+                    .contains(&resource_type.as_str())
+                {
+                    return refuse(
+                        "a patient's Provenance may target only what patients enter themselves",
+                    );
+                }
+                continue;
+            }
+            let stored = match target.split_once('/') {
+                Some((resource_type, id)) if !id.contains('/') => self
+                    .store
+                    .read(&ctx.internal(), resource_type, id)?
+                    .filter(|v| !v.is_deleted())
+                    .and_then(|v| v.body)
+                    .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+                    .map(|body| (resource_type.to_string(), body)),
+                _ => None,
+            };
+            match stored {
+                Some((resource_type, body))
+                    if concord_access::category::is_patient_entered(&body) =>
+                {
+                    self.guard_write(ctx, Interaction::Update, &resource_type, &body)?;
+                }
+                _ => {
+                    return refuse(
+                        "a patient's Provenance may target only what they entered themselves",
+                    );
+                }
+            }
         }
         Ok(())
     }

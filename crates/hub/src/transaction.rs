@@ -72,8 +72,16 @@ impl Hub {
                 .unwrap_or_default(),
             _ => return Err(Error::invalid("POST to the base takes a Bundle").at("resourceType")),
         };
-        let requests = self.requests(bundle)?;
+        let mut requests = self.requests(bundle)?;
         self.guard_requests(ctx, &requests)?;
+        // What a patient or proxy writes in a Bundle is theirs, as one by one.
+        for request in &mut requests {
+            if matches!(request.verb, Verb::Post | Verb::Put)
+                && let Some(resource) = request.resource.as_mut()
+            {
+                self.tag_patient_entered(ctx, resource);
+            }
+        }
         match bundle_type {
             "transaction" => self.transaction(ctx, requests, base),
             "batch" => self.batch(ctx, requests, base),
@@ -91,6 +99,19 @@ impl Hub {
         if crate::access::is_trusted_system(ctx) {
             return Ok(());
         }
+        // The types of the resources this Bundle creates, by fullUrl (a citizen's Provenance
+        // may target them).
+        let created: HashMap<String, String> = requests
+            .iter()
+            .filter(|r| r.verb == Verb::Post)
+            .filter_map(|r| {
+                let resource_type = r.url.split(['/', '?']).next().unwrap_or_default();
+                r.full_url
+                    .clone()
+                    .map(|full_url| (full_url, resource_type.to_string()))
+            })
+            .collect();
+        let citizen = crate::access::is_citizen(ctx);
         for r in requests {
             let entry = format!("Bundle.entry[{}]", r.index);
             let path = r.url.split('?').next().unwrap_or_default();
@@ -98,6 +119,9 @@ impl Hub {
             let resource_type = parts.next().unwrap_or_default();
             let id = parts.next();
             let result = match (r.verb, &r.resource, id) {
+                (Verb::Post, Some(resource), _) if citizen && resource_type == "Provenance" => {
+                    self.guard_citizen_provenance(ctx, resource, &created)
+                }
                 (Verb::Post, Some(resource), _) => {
                     self.guard_write(ctx, Interaction::Create, resource_type, resource)
                 }

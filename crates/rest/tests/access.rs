@@ -381,6 +381,7 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
     let choices = concord_access::ConsentChoices {
         opt_out: false,
         withheld_organizations: Default::default(),
+        blocked_organizations: Default::default(),
         withheld_categories: ["mental-health".to_string()].into(),
     };
     let consent = concord_access::consent_resource(&w.ann, &choices, "2024-01-01T00:00:00Z");

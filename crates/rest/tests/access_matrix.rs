@@ -97,6 +97,7 @@ async fn role_relationship_consent_and_break_glass() {
     let choices = concord_access::ConsentChoices {
         opt_out: false,
         withheld_organizations: Default::default(),
+        blocked_organizations: Default::default(),
         withheld_categories: ["mental-health".to_string()].into(),
     };
     let consent = concord_access::consent_resource(&people[1], &choices, "2024-01-01T00:00:00Z");
