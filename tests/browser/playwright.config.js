@@ -10,7 +10,7 @@ module.exports = defineConfig({
   workers: 1,
   retries: 0,
   // Bounds, not timings under test: a journey that hangs fails instead of holding CI.
-  timeout: 120_000,
+  timeout: 90_000,
   expect: { timeout: 15_000 },
   reporter: [['list']],
   outputDir: process.env.PLAYWRIGHT_OUTPUT || '../../target/browser-results',
@@ -23,6 +23,9 @@ module.exports = defineConfig({
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
       args: ['--no-sandbox', '--disable-dev-shm-usage'],
     },
+    // A missing element fails its step in seconds, not at the end of the journey's bound.
+    actionTimeout: 15_000,
+    navigationTimeout: 30_000,
     screenshot: 'only-on-failure',
     trace: 'off',
   },
