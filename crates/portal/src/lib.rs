@@ -39,8 +39,9 @@ pub use session::Sessions;
 pub const CLIENT_ID: &str = "concord-portal";
 
 /// The scopes the portal asks for: whatever the signed-in person's role, relationships and
-/// consent let them read and write (the hub narrows every request), and EHR launch.
-pub const SCOPE: &str = "openid fhirUser launch user/*.*";
+/// consent let them read and write (the hub narrows every request), EHR launch, and for a
+/// patient or proxy their own record in context (`launch/patient`).
+pub const SCOPE: &str = "openid fhirUser launch launch/patient user/*.*";
 
 /// A sign-in shown on the landing page of a demo node (never configured in production).
 #[derive(Debug, Clone)]

@@ -392,6 +392,7 @@ async fn what_consent_withholds_is_missing_and_the_page_says_so() {
     let choices = concord_access::ConsentChoices {
         opt_out: false,
         withheld_organizations: Default::default(),
+        blocked_organizations: Default::default(),
         withheld_categories: ["mental-health".to_string()].into(),
     };
     create(
