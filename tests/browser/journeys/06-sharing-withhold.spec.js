@@ -1,5 +1,7 @@
-// The patient blocks the acute trust in their sharing choices; the hospital doctor, who could
-// open their record before (the trust holds a record of them), no longer can.
+// The patient blocks the acute trust in their sharing choices. The hospital doctor, who saw the
+// whole shared record before (the trust holds a record of them), then sees only what the trust
+// holds itself: nothing from the GP practice or anyone else, and a notice that information is
+// withheld.
 const { test, expect } = require('@playwright/test');
 const { patientAccountPerson, checkPage, signIn, openByNhsNumber } = require('./support');
 
@@ -11,6 +13,8 @@ test('a patient withholds their record from an organisation and its user loses a
   const before = await openByNhsNumber(doctor, testInfo, me.nhs);
   expect(before.status).toBe(200);
   await expect(doctor.locator('#patient-banner')).toBeVisible();
+  await expect(doctor.locator('#summary')).toBeVisible();
+  await expect(doctor.locator('.source', { hasText: 'Beckside Medical Practice' }).first()).toBeVisible();
   await checkPage(doctor, testInfo, 'hospital-doctor-before');
 
   await signIn(page, testInfo, 'patient');
@@ -24,8 +28,10 @@ test('a patient withholds their record from an organisation and its user loses a
   await checkPage(page, testInfo, 'sharing-saved');
 
   const after = await doctor.goto(before.href);
-  expect(after.status()).toBe(403);
-  await expect(doctor.locator('#summary')).toHaveCount(0);
+  expect(after.status()).toBe(200);
+  await expect(doctor.locator('#withheld')).toBeVisible();
+  await expect(doctor.locator('.source', { hasText: 'Beckside Medical Practice' })).toHaveCount(0);
+  await expect(doctor.locator('.source', { hasText: 'Aire and Calder Hospitals' }).first()).toBeVisible();
   await checkPage(doctor, testInfo, 'hospital-doctor-after');
   await doctorContext.close();
 });
