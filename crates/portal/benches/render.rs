@@ -1,8 +1,10 @@
 //! How long the single view takes to render from a fetched `$summary` Bundle, and how heavy the
 //! page is: `cargo bench -p concord-portal --bench render`.
 //!
-//! Owns: the render benchmark over `tests/fixtures/summary.json`, a real answer saved from
-//! `concord demo` (synthetic people; see the fixture's README). Does not: measure the fetch (the
+//! Owns: the render benchmark over `tests/fixtures/summary.json`, a real `$summary` answer saved
+//! from `concord demo --people 12` (synthetic people: Patricia Wilson, the record with the most
+//! sources, 520 entries from 5 organisations; `related.json` beside it is the same person's
+//! `$everything?_type=Patient,RelatedPerson`, used by the tests). Does not: measure the fetch (the
 //! FHIR API's own benchmarks do; the page sends both as `Server-Timing`). Targets: render p95
 //! within 50 ms of the fetch, page weight at most 150 KB.
 
