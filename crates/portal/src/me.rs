@@ -12,7 +12,6 @@
 //! Does not: decide what the person may see or write (the FHIR API does, with their token, and
 //! tags what they write as patient-entered), or render the clinician's single view (`view`).
 
-mod chart;
 mod entries;
 mod record;
 mod sharing;

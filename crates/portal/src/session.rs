@@ -3,7 +3,7 @@
 //! Owns: the session cookie (`concord_portal`: random, HttpOnly, SameSite=Lax, path `/portal`),
 //! the sessions themselves, held in memory, the sign-ins in progress (the OAuth `state` and
 //! PKCE verifier between `/portal/login` and `/portal/callback`), and each session's CSRF token
-//! for the portal's forms. Does not: check passwords or mint tokens (the authorization server
+//! for the portal's forms, and the break-glass grants a session obtained. Does not: check passwords or mint tokens (the authorization server
 //! does), or keep sessions across a restart: after one, people sign in again, the safe direction.
 
 use std::collections::HashMap;
@@ -71,6 +71,10 @@ pub struct Sessions {
 struct Inner {
     sessions: HashMap<String, Arc<Session>>,
     pending: HashMap<String, Pending>,
+    /// Break-glass grants each session obtained through the portal, so the record can say it
+    /// is open by break-glass and until when: (session id, Patient id) → (expiry in unix
+    /// seconds, the expiry in words). The API does not say why it allowed a read.
+    grants: HashMap<(String, String), (i64, String)>,
 }
 
 impl Sessions {
@@ -102,7 +106,28 @@ impl Sessions {
     }
 
     pub fn end(&self, id: &str) {
-        self.lock().sessions.remove(id);
+        let mut inner = self.lock();
+        inner.sessions.remove(id);
+        inner.grants.retain(|(session, _), _| session != id);
+    }
+
+    /// Remembers a break-glass grant the session obtained for `patient`.
+    pub fn remember_grant(&self, session: &str, patient: &str, expires: i64, text: String) {
+        let mut inner = self.lock();
+        let now = now();
+        inner.grants.retain(|_, (until, _)| *until > now);
+        inner
+            .grants
+            .insert((session.to_string(), patient.to_string()), (expires, text));
+    }
+
+    /// The expiry (in words) of the session's break-glass grant for `patient`, while in force.
+    pub fn grant(&self, session: &str, patient: &str) -> Option<String> {
+        self.lock()
+            .grants
+            .get(&(session.to_string(), patient.to_string()))
+            .filter(|(expires, _)| *expires > now())
+            .map(|(_, text)| text.clone())
     }
 
     /// Remembers a sign-in in progress under its `state`.

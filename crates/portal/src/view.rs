@@ -155,7 +155,7 @@ async fn patient_view(
         patient_id: &id,
         today: &today,
         urgent_first: urgent_first(&signed_in.session),
-        break_glass: break_glass::active(&signed_in.session, &id),
+        break_glass: break_glass::active(&state.sessions, &signed_in.session, &id),
         related: related.as_ref(),
     };
     let started = Instant::now();

@@ -305,8 +305,11 @@ async fn load(
     })
 }
 
+/// How to read one compared field from a Patient.
+type ReadField = fn(&Value) -> String;
+
 /// The comparison rows: a label and how to read that field from a Patient.
-fn fields() -> Vec<(&'static str, fn(&Value) -> String)> {
+fn fields() -> Vec<(&'static str, ReadField)> {
     vec![
         ("Name", |p| text::name(&p["name"])),
         ("NHS number", |p| {

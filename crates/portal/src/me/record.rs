@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde_json::Value;
 
-use super::chart::{self, Point};
 use super::{has_suppressed, is_id, own_patient, recorded_by, resources, today};
+use crate::chart::{self, Point};
 use crate::error::PortalError;
 use crate::signin::SignedIn;
 use crate::text;
@@ -356,10 +356,6 @@ fn series(observations: &[&Value]) -> Vec<Series> {
     out
 }
 
-fn date_ms(value: &str) -> i64 {
-    concord_fhir::primitive::search_date_range(value).map_or(0, |r| r.low)
-}
-
 fn slug(label: &str, index: usize) -> String {
     let words: String = label
         .chars()
@@ -412,7 +408,7 @@ pub async fn results(
                     p class="hint" { "The usual range is " (chart::number(low)) " to " (chart::number(high)) " " (s.unit) ", shaded green on the chart." }
                 }
                 @if s.points.len() > 1 {
-                    (chart::trend(&s.label, &s.unit, &s.points.iter().map(|(at, value, _)| Point { at_ms: date_ms(at), value: *value }).collect::<Vec<_>>(), s.range))
+                    (chart::trend(&s.points.iter().map(|(at, value, _)| Point { when: at.clone(), value: *value }).collect::<Vec<_>>(), s.range, &s.unit, &s.label))
                 }
                 div class="table-scroll" {
                     table class="data-table" {

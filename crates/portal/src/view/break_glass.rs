@@ -13,7 +13,6 @@
 //! portal did not open. Does not: grant anything (the hub decides, audits, and time-boxes).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, PoisonError};
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -24,51 +23,30 @@ use maud::html;
 use serde_json::json;
 
 use crate::error::PortalError;
-use crate::session::{Session, now};
+use crate::session::{Session, Sessions, now};
 use crate::signin::SignedIn;
 use crate::{PortalState, layout};
 
 /// The longest reason text the form accepts.
 pub const MAX_TEXT: usize = 500;
 
-/// The break-glass grants this portal obtained and that have not yet expired.
-/// (session id, hub Patient id) → (expiry in unix seconds, the expiry in words).
-type Grants = HashMap<(String, String), (i64, String)>;
-
-fn grants() -> &'static Mutex<Grants> {
-    static GRANTS: OnceLock<Mutex<Grants>> = OnceLock::new();
-    GRANTS.get_or_init(Mutex::default)
-}
-
 /// The expiry text of a break-glass grant this session obtained for `patient`, if in force.
-pub fn active(session: &Session, patient: &str) -> Option<String> {
-    let grants = grants().lock().unwrap_or_else(PoisonError::into_inner);
-    grants
-        .get(&(session.id.clone(), patient.to_string()))
-        .filter(|(expires, _)| *expires > now())
-        .map(|(_, text)| text.clone())
+pub fn active(sessions: &Sessions, session: &Session, patient: &str) -> Option<String> {
+    sessions.grant(&session.id, patient)
 }
 
-fn remember(session: &Session, patient: &str, expires_instant: &str) {
+fn remember(sessions: &Sessions, session: &Session, patient: &str, expires_instant: &str) {
     let expires = concord_fhir::primitive::date_range(expires_instant)
         .map(|r| r.low / 1000)
         // A grant whose expiry the portal cannot read is shown for the default hour at most.
         .unwrap_or_else(|| now() + 3600);
     let text = crate::text::date_time(expires_instant);
-    let mut grants = grants().lock().unwrap_or_else(PoisonError::into_inner);
-    let current = now();
-    grants.retain(|_, (until, _)| *until > current);
-    grants.insert(
-        (session.id.clone(), patient.to_string()),
-        (
-            expires,
-            if text.is_empty() {
-                String::new()
-            } else {
-                format!("{text} UTC")
-            },
-        ),
-    );
+    let text = if text.is_empty() {
+        String::new()
+    } else {
+        format!("{text} UTC")
+    };
+    sessions.remember_grant(&session.id, patient, expires, text);
 }
 
 /// The 403 page: no care relationship, and the form to break glass (with `error` shown when the
@@ -194,6 +172,6 @@ pub async fn break_glass(
         .and_then(|p| p["valueInstant"].as_str())
         .map(str::to_string)
         .unwrap_or_default();
-    remember(session, &id, &expires);
+    remember(&state.sessions, session, &id, &expires);
     Ok(Redirect::to(&format!("/portal/patient/{id}")).into_response())
 }
