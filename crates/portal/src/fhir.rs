@@ -68,14 +68,7 @@ impl Fhir {
         path: &str,
         body: &Value,
     ) -> Result<Answer, PortalError> {
-        let bytes = serde_json::to_vec(body).map_err(|_| PortalError::Internal)?;
-        self.send(
-            caller,
-            Method::POST,
-            path,
-            Some(("application/fhir+json", bytes)),
-        )
-        .await
+        self.send_json(caller, Method::POST, path, body).await
     }
 
     /// `PUT {path}` with a FHIR JSON body.
@@ -85,14 +78,19 @@ impl Fhir {
         path: &str,
         body: &Value,
     ) -> Result<Answer, PortalError> {
+        self.send_json(caller, Method::PUT, path, body).await
+    }
+
+    async fn send_json(
+        &self,
+        caller: &Caller<'_>,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Answer, PortalError> {
         let bytes = serde_json::to_vec(body).map_err(|_| PortalError::Internal)?;
-        self.send(
-            caller,
-            Method::PUT,
-            path,
-            Some(("application/fhir+json", bytes)),
-        )
-        .await
+        self.send(caller, method, path, Some(("application/fhir+json", bytes)))
+            .await
     }
 
     /// `POST {path}` with a form body and extra headers (the token endpoint).

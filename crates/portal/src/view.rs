@@ -135,7 +135,10 @@ async fn patient_view(
     let summary = summary?;
     if summary.status == StatusCode::FORBIDDEN {
         let message = crate::error::outcome_text(&summary.body).unwrap_or_default();
-        if message.contains("$break-glass") {
+        // The API names its break-glass URL when the refusal is for want of a relationship; the
+        // form is offered only to roles the API lets break glass, so nobody is shown a form that
+        // can only be refused.
+        if message.contains("$break-glass") && may_break_glass(&signed_in.session) {
             return Ok(break_glass::offer(&signed_in.session, &id, None));
         }
         return Err(PortalError::from_answer(&summary));
@@ -170,4 +173,11 @@ async fn patient_view(
         response.headers_mut().insert("server-timing", value);
     }
     Ok(response)
+}
+
+/// The roles `concord_access` lets break glass: clinicians, nurses, paramedics and social workers.
+fn may_break_glass(session: &crate::session::Session) -> bool {
+    ["clinician", "nurse", "paramedic", "social-worker"]
+        .iter()
+        .any(|role| session.has_role(role))
 }

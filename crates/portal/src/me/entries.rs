@@ -203,21 +203,9 @@ pub fn entry_bundle(patient: &str, mut resource: Value, now: &str) -> Value {
     })
 }
 
-/// A random UUID (version 4 layout) for a `urn:uuid` fullUrl.
+/// A random UUID for a `urn:uuid` fullUrl.
 fn uuid_like() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn error_summary(errors: &[FieldError]) -> Markup {
