@@ -95,12 +95,22 @@ impl GroupWriter {
             }
         };
         c.units += 1;
+        // The first unit of a batch needs no savepoint (which copies every page it changes): if
+        // it fails, the whole transaction, which holds nothing else, is rolled back.
+        let savepoint = c.units > 1;
         let mut panic = None;
-        let result = match exec(&c.conn, "SAVEPOINT unit") {
+        let opened = if savepoint {
+            exec(&c.conn, "SAVEPOINT unit")
+        } else {
+            Ok(())
+        };
+        let result = match opened {
             Ok(()) => {
                 let ran = catch_unwind(AssertUnwindSafe(|| work(&c.conn)));
                 // A failed or panicked unit leaves nothing behind; the others of the batch stand.
-                let closed = if matches!(ran, Ok(Ok(_))) {
+                let closed = if !savepoint {
+                    Ok(())
+                } else if matches!(ran, Ok(Ok(_))) {
                     exec(&c.conn, "RELEASE unit")
                 } else {
                     exec(&c.conn, "ROLLBACK TO unit").and_then(|()| exec(&c.conn, "RELEASE unit"))
@@ -122,6 +132,8 @@ impl GroupWriter {
             Err(UnitError::Db(e)) if panic.is_none() => Some(e.to_string()),
             // SQLite ended the transaction itself (an I/O error, a full disk).
             _ if c.conn.is_autocommit() => Some("SQLite rolled the transaction back".into()),
+            // The batch's only unit failed without a savepoint: roll the transaction back.
+            Err(_) if !savepoint => Some("its only unit failed".into()),
             _ => None,
         };
         let outcome = if let Some(reason) = lost {

@@ -88,7 +88,8 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()
          PRAGMA cache_size = -65536;
          PRAGMA mmap_size = 268435456;
          PRAGMA temp_store = MEMORY;
-         PRAGMA foreign_keys = OFF;"
+         PRAGMA foreign_keys = OFF;
+         PRAGMA wal_autocheckpoint = 10000;"
     ))?;
     stable_plans(conn)?;
     conn.set_prepared_statement_cache_capacity(256);

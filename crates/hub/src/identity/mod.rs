@@ -272,8 +272,7 @@ impl Hub {
             save_person(self, tx, state, &mut golden)?;
             return Ok(());
         }
-        let candidates =
-            best_per_person(state, id, &demographics, self.config.identity.candidates);
+        let candidates = best_per_person(state, id, &demographics, self.config.identity.candidates);
         let matching = state.index.config().clone();
         let best = candidates.first();
         let decision = best.map_or(Decision::New, |(_, c)| matching.decide(c));
