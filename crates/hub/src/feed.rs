@@ -1,17 +1,20 @@
 //! Inbound HL7 v2: one message in, one acknowledgement out, nothing a source sends lost
 //! (HL7 v2.x chapter 2, acknowledgement rules; v2-to-FHIR for the mapping).
 //!
-//! Owns the order of a message's life: parse, check the version, log the raw message durably
-//! (the message log is unique per sender and control id, so a repeat is acknowledged again as
-//! before and not applied twice), map to a FHIR transaction, apply it through the ordinary
-//! transaction path (so Patients reach the master patient index), and record the outcome: applied,
-//! or a dead letter kept with its error for `concord feed dead-letters`. Original mode answers
-//! AA / AE / AR after applying; enhanced mode (MSH-15 present) answers CA once the message is
-//! durably logged (CR when it could not be), whatever the application outcome, which the log
-//! keeps. One person's messages take turns (`FeedTurns`): logging and applying a message happen
-//! under that person's turn, so across many connections the order they are logged in is the order
-//! they are applied in. Does not frame bytes (the MLLP and HTTP transports do) or parse or map (the hl7v2 and
-//! v2fhir crates do).
+//! Owns the order of a message's life: parse, check the version, map to a FHIR transaction and
+//! prepare it (outside the store's writer), then log the raw message, apply the transaction
+//! through the ordinary transaction path and mark it applied, all in one unit of work of the
+//! store (one commit, which the store shares with the other messages waiting at that moment), and
+//! link its Patients to the master patient index after that commit. The message log is unique
+//! per sender and control id, so a repeat is acknowledged again as before and not applied twice.
+//! A message whose resources the store refuses is logged on its own as a dead letter, kept with
+//! its error for `concord feed dead-letters`; every acknowledgement is built only after the
+//! message is durably logged. Original mode answers AA / AE / AR after applying; enhanced mode
+//! (MSH-15 present) answers CA once the message is durably logged (CR when it could not be),
+//! whatever the application outcome, which the log keeps. One person's messages take turns
+//! (`FeedTurns`): logging and applying a message happen under that person's turn, so across many
+//! connections the order they are logged in is the order they are applied in. Does not frame
+//! bytes (the MLLP and HTTP transports do) or parse or map (the hl7v2 and v2fhir crates do).
 
 use concord_fhir::primitive::format_instant;
 use concord_fhir::{Error, RequestContext};
@@ -43,6 +46,17 @@ impl Default for FeedConfig {
 /// The base the feed's transactions are processed against (it only appears in response links,
 /// which the feed does not send anywhere).
 const FEED_BASE: &str = "urn:concord:feed";
+
+/// What logging a message found.
+enum Logged {
+    /// Logged now at `seq`; applied, or a dead letter with the reason.
+    New {
+        seq: i64,
+        outcome: Result<(), ParseError>,
+    },
+    /// The sender already sent this control id.
+    Repeat(LoggedMessage),
+}
 
 /// What became of one message, for the transport's logs and metrics (no patient data).
 #[derive(Debug, Clone, PartialEq)]
@@ -104,27 +118,30 @@ impl Hub {
             message.sending_facility().unwrap_or_default()
         );
         let kind = message.message_type();
+        if self.messages.is_none() {
+            return reject(application(
+                "the message could not be stored; send it again",
+            ));
+        }
+        let new_message = NewMessage {
+            sender,
+            control_id,
+            message_type: format!("{}^{}", kind.code, kind.trigger),
+            received_at: now,
+            raw: raw.to_vec(),
+        };
+        // Mapping and checking the resources need no store, so they run before the person's
+        // turn and outside the store's writer, in parallel with other connections' messages.
+        let prepared = self.map_v2(ctx, &message);
         // Held until the message is applied: another connection's message for the same person
         // waits, so it is logged, and then applied, after this one.
         let _turn = self.feed_turns.take(&person_key(&message));
-        let appended = self.message_log().and_then(|log| {
-            log.append(
-                ctx,
-                NewMessage {
-                    sender,
-                    control_id,
-                    message_type: format!("{}^{}", kind.code, kind.trigger),
-                    received_at: now,
-                    raw: raw.to_vec(),
-                },
-            )
-        });
-        let seq = match appended {
-            Ok(Appended::New(seq)) => seq,
-            Ok(Appended::Repeat(previous)) if same_message(&previous.raw, raw) => {
+        let (seq, outcome) = match self.log_and_apply(ctx, &new_message, prepared) {
+            Ok(Logged::New { seq, outcome }) => (seq, outcome),
+            Ok(Logged::Repeat(previous)) if same_message(&previous.raw, raw) => {
                 return self.answer_repeat(&message, &previous, &ack_id, &timestamp);
             }
-            Ok(Appended::Repeat(previous)) => {
+            Ok(Logged::Repeat(previous)) => {
                 // The sender reused a control id for another message. Applying it could
                 // double-apply a resend; dropping it could lose data. Keep it for a person.
                 return self.keep_conflict(ctx, &message, &previous, raw, now, &ack_id, &timestamp);
@@ -137,16 +154,14 @@ impl Hub {
         };
         if enhanced {
             // Accepted once durable; the application outcome is in the log.
-            let ack = ack::build(&message, AckCode::CA, &[], &ack_id, &timestamp);
-            let _ = self.apply_logged(ctx, seq, &message);
             return Received {
-                ack,
+                ack: ack::build(&message, AckCode::CA, &[], &ack_id, &timestamp),
                 code: "CA",
                 seq: Some(seq),
                 repeat: false,
             };
         }
-        match self.apply_logged(ctx, seq, &message) {
+        match outcome {
             Ok(()) => Received {
                 ack: ack::build(&message, AckCode::AA, &[], &ack_id, &timestamp),
                 code: "AA",
@@ -160,6 +175,108 @@ impl Hub {
                 repeat: false,
             },
         }
+    }
+
+    /// Logs a message and applies it in one unit of work of the store (one commit, shared with
+    /// the other messages waiting at that moment), with its status `applied`; the Patients it
+    /// wrote are linked after the commit. When the store refuses the mapped resources, that unit
+    /// is rolled back whole and the message is logged again on its own as a dead letter. Returns
+    /// only once the message is durable; an error means it is not in the log.
+    fn log_and_apply(
+        &self,
+        ctx: &RequestContext,
+        new_message: &NewMessage,
+        prepared: Result<crate::transaction::PreparedTransaction, ParseError>,
+    ) -> Result<Logged, Error> {
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return self.log_dead_letter(ctx, new_message, error),
+        };
+        let mut prepared = Some(prepared);
+        let mut logged = None;
+        let mut refused = None;
+        let applied = self.write_linked(ctx, &mut |tx| {
+            let seq = match tx.append_message(new_message.clone())? {
+                Appended::New(seq) => seq,
+                Appended::Repeat(previous) => {
+                    logged = Some(Logged::Repeat(previous));
+                    return Ok(());
+                }
+            };
+            let prepared = prepared.take().ok_or_else(Error::internal)?;
+            if let Err(error) = self.apply_transaction(tx, prepared) {
+                refused = Some(application(&format!(
+                    "the mapped resources were refused: {}",
+                    first_diagnostic(&error)
+                )));
+                return Err(error);
+            }
+            tx.set_message_status(seq, MessageStatus::Applied, None, "AA")?;
+            logged = Some(Logged::New {
+                seq,
+                outcome: Ok(()),
+            });
+            Ok(())
+        });
+        match (applied, refused) {
+            (Ok(()), _) => logged.ok_or_else(Error::internal),
+            (Err(_), Some(error)) => self.log_dead_letter(ctx, new_message, error),
+            (Err(error), None) => Err(error),
+        }
+    }
+
+    /// Logs a message that cannot be applied as a dead letter, in one unit of work.
+    fn log_dead_letter(
+        &self,
+        ctx: &RequestContext,
+        new_message: &NewMessage,
+        error: ParseError,
+    ) -> Result<Logged, Error> {
+        let mut logged = None;
+        self.store.write(ctx, &mut |tx| {
+            logged = Some(match tx.append_message(new_message.clone())? {
+                Appended::New(seq) => {
+                    tx.set_message_status(
+                        seq,
+                        MessageStatus::DeadLetter,
+                        Some(&error.message),
+                        "AE",
+                    )?;
+                    Logged::New {
+                        seq,
+                        outcome: Err(error.clone()),
+                    }
+                }
+                Appended::Repeat(previous) => Logged::Repeat(previous),
+            });
+            Ok(())
+        })?;
+        logged.ok_or_else(Error::internal)
+    }
+
+    /// Maps a message to a transaction and prepares it; an error names the segment and field.
+    fn map_v2(
+        &self,
+        ctx: &RequestContext,
+        message: &Message,
+    ) -> Result<crate::transaction::PreparedTransaction, ParseError> {
+        let options = concord_v2fhir::MapOptions {
+            source_system: self.config.feed.source.clone(),
+            now: format_instant(self.clock.now_ms()),
+            local_time: self.config.feed.local_time,
+        };
+        let mapped = concord_v2fhir::map_message(message, &options).map_err(|e| ParseError {
+            segment: Some((e.segment.clone(), e.index)),
+            field: e.field,
+            code: e.code,
+            message: e.message.clone(),
+        })?;
+        self.prepare_transaction(ctx, &mapped.bundle).map_err(|e| {
+            application(&format!(
+                "the mapped resources were refused: {}",
+                first_diagnostic(&e)
+            ))
+        })
     }
 
     /// Maps and applies a logged message, recording the outcome in the log.

@@ -50,6 +50,9 @@ struct Request {
     prepared: Option<NewVersion>,
 }
 
+/// A transaction Bundle's entries, checked and partly prepared (see [`Hub::prepare_transaction`]).
+pub(crate) struct PreparedTransaction(Vec<Request>);
+
 /// What one entry produced.
 enum Outcome {
     Written(WriteOutcome),
@@ -183,9 +186,53 @@ impl Hub {
     fn transaction(
         &self,
         ctx: &RequestContext,
-        mut requests: Vec<Request>,
+        requests: Vec<Request>,
         base: &str,
     ) -> Result<Bundle, Error> {
+        let mut prepared = self.prepare_requests(requests)?;
+        let mut results = Vec::new();
+        self.write_linked(ctx, &mut |tx| {
+            results = self.apply_prepared(tx, &mut prepared)?;
+            Ok(())
+        })?;
+        let mut bundle = Bundle::new("transaction-response", self.clock.now_ms());
+        for outcome in results {
+            let outcome = outcome.ok_or_else(Error::internal)?;
+            bundle.entry.push(response_entry(base, &outcome)?);
+        }
+        Ok(bundle)
+    }
+
+    /// Checks a `transaction` Bundle and does the work that needs no store (ids, validation and
+    /// index extraction of plain creates) before any unit of work, for a caller that applies it
+    /// inside a unit of its own ([`Hub::apply_transaction`]); the HL7 v2 feed logs, applies and
+    /// marks a message in one.
+    pub(crate) fn prepare_transaction(
+        &self,
+        ctx: &RequestContext,
+        bundle: &Value,
+    ) -> Result<PreparedTransaction, Error> {
+        if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle")
+            || bundle.get("type").and_then(Value::as_str) != Some("transaction")
+        {
+            return Err(Error::invalid("a transaction Bundle was expected").at("Bundle.type"));
+        }
+        let requests = self.requests(bundle)?;
+        self.guard_requests(ctx, &requests)?;
+        Ok(PreparedTransaction(self.prepare_requests(requests)?))
+    }
+
+    /// Applies a prepared transaction inside the caller's unit of work (all or nothing with it).
+    pub(crate) fn apply_transaction(
+        &self,
+        tx: &mut dyn StoreTx,
+        prepared: PreparedTransaction,
+    ) -> Result<(), Error> {
+        let mut requests = prepared.0;
+        self.apply_prepared(tx, &mut requests).map(|_| ())
+    }
+
+    fn prepare_requests(&self, mut requests: Vec<Request>) -> Result<Vec<Request>, Error> {
         // Two entries may not address the same resource (the result would depend on order).
         let mut seen = HashMap::new();
         for r in &requests {
@@ -200,42 +247,41 @@ impl Hub {
             }
         }
         prepare_posts(self, &mut requests)?;
-        let mut results: Vec<Option<Outcome>> = Vec::new();
-        self.write_linked(ctx, &mut |tx| {
-            results = (0..requests.len()).map(|_| None).collect();
-            let ids = assign_ids(tx, &mut requests)?;
-            let mut order: Vec<usize> = (0..requests.len()).collect();
-            order.sort_by_key(|&i| (requests[i].verb, i));
-            for i in order {
-                if let Some(prepared) = requests[i].prepared.take() {
-                    let version = tx
-                        .put(prepared)
-                        .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", requests[i].index)))?;
-                    results[i] = Some(Outcome::Written(WriteOutcome {
-                        version,
-                        created: true,
-                        existing: false,
-                    }));
-                    continue;
-                }
-                let request = &requests[i];
-                let mut resource = request.resource.clone();
-                if let Some(resource) = resource.as_mut() {
-                    resolve_references(tx, resource, &ids)
-                        .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
-                }
-                let outcome = execute(self, tx, request, resource)
-                    .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
-                results[i] = Some(outcome);
+        Ok(requests)
+    }
+
+    fn apply_prepared(
+        &self,
+        tx: &mut dyn StoreTx,
+        requests: &mut [Request],
+    ) -> Result<Vec<Option<Outcome>>, Error> {
+        let mut results: Vec<Option<Outcome>> = (0..requests.len()).map(|_| None).collect();
+        let ids = assign_ids(tx, requests)?;
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by_key(|&i| (requests[i].verb, i));
+        for i in order {
+            if let Some(prepared) = requests[i].prepared.take() {
+                let version = tx
+                    .put(prepared)
+                    .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", requests[i].index)))?;
+                results[i] = Some(Outcome::Written(WriteOutcome {
+                    version,
+                    created: true,
+                    existing: false,
+                }));
+                continue;
             }
-            Ok(())
-        })?;
-        let mut bundle = Bundle::new("transaction-response", self.clock.now_ms());
-        for outcome in results {
-            let outcome = outcome.ok_or_else(Error::internal)?;
-            bundle.entry.push(response_entry(base, &outcome)?);
+            let request = &requests[i];
+            let mut resource = request.resource.clone();
+            if let Some(resource) = resource.as_mut() {
+                resolve_references(tx, resource, &ids)
+                    .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
+            }
+            let outcome = execute(self, tx, request, resource)
+                .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
+            results[i] = Some(outcome);
         }
-        Ok(bundle)
+        Ok(results)
     }
 
     fn batch(

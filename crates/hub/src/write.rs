@@ -564,6 +564,23 @@ impl StoreTx for Recording<'_> {
         self.inner.search(query)
     }
 
+    fn append_message(
+        &mut self,
+        message: concord_store::NewMessage,
+    ) -> Result<concord_store::Appended, Error> {
+        self.inner.append_message(message)
+    }
+
+    fn set_message_status(
+        &mut self,
+        seq: i64,
+        status: concord_store::MessageStatus,
+        error: Option<&str>,
+        ack_code: &str,
+    ) -> Result<(), Error> {
+        self.inner.set_message_status(seq, status, error, ack_code)
+    }
+
     fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error> {
         let patient = (version.resource_type == "Patient").then(|| version.id.clone());
         let stored = self.inner.put(version)?;

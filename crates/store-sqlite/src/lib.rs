@@ -6,9 +6,11 @@
 //! values or decide access; it stores what the service layer hands it.
 //!
 //! SQLite allows one writer at a time, so writes are serialised here rather than retried on
-//! `SQLITE_BUSY`; readers never block the writer in WAL mode.
+//! `SQLITE_BUSY`, and the units of work waiting together share one commit ([`group`]); readers
+//! never block the writer in WAL mode.
 
 mod audit;
+mod group;
 mod messages;
 mod read;
 mod schema;
@@ -17,9 +19,6 @@ mod write;
 
 pub use audit::SqliteAuditLog;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
 use concord_fhir::{Error, RequestContext};
 use concord_search::query::SearchQuery;
 use concord_store::{
@@ -27,6 +26,9 @@ use concord_store::{
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+
+use crate::group::{GroupWriter, UnitError};
 
 /// How hard SQLite works to make a commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,7 +62,8 @@ impl SqliteOptions {
 
 /// The SQLite resource store.
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    /// The one writer connection, committing the units of work waiting together (see [`group`]).
+    writer: GroupWriter,
     readers: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
 }
@@ -85,7 +88,8 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()
          PRAGMA cache_size = -65536;
          PRAGMA mmap_size = 268435456;
          PRAGMA temp_store = MEMORY;
-         PRAGMA foreign_keys = OFF;"
+         PRAGMA foreign_keys = OFF;
+         PRAGMA wal_autocheckpoint = 10000;"
     ))?;
     stable_plans(conn)?;
     conn.set_prepared_statement_cache_capacity(256);
@@ -150,7 +154,7 @@ impl SqliteStore {
                 ))
             })?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            writer: GroupWriter::new(writer),
             readers,
             path: options.path.clone(),
         })
@@ -214,6 +218,14 @@ impl std::error::Error for StoreOpenError {}
 
 fn open_error(path: &Path, e: &rusqlite::Error) -> StoreOpenError {
     StoreOpenError(format!("cannot open the store at {}: {e}", path.display()))
+}
+
+/// A unit of work's own error as it was, or the database's as the generic internal error.
+pub(crate) fn unit_error(request_id: &str, e: UnitError<Error>) -> Error {
+    match e {
+        UnitError::Work(e) => e,
+        UnitError::Db(e) => db_error(request_id, &e),
+    }
 }
 
 /// Logs a database failure with the request id and returns the generic internal error.
@@ -306,25 +318,13 @@ impl ResourceStore for SqliteStore {
         ctx: &RequestContext,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        // A poisoned lock only means another writer panicked; SQLite rolled its transaction back.
-        let mut conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| db_error(&ctx.request_id, &e))?;
-        let mut store_tx = write::SqliteTx {
-            tx: &tx,
-            request_id: &ctx.request_id,
-        };
-        match work(&mut store_tx) {
-            Ok(()) => tx.commit().map_err(|e| db_error(&ctx.request_id, &e)),
-            Err(e) => {
-                // Dropping the transaction rolls it back; say so explicitly for clarity.
-                tx.rollback().map_err(|e| db_error(&ctx.request_id, &e))?;
-                Err(e)
-            }
-        }
+        self.writer
+            .unit(|conn| {
+                work(&mut write::SqliteTx {
+                    conn,
+                    request_id: &ctx.request_id,
+                })
+            })
+            .map_err(|e| unit_error(&ctx.request_id, e))
     }
 }

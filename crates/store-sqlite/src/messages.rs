@@ -1,13 +1,16 @@
 //! The message log in SQLite: one append-only table, `message_log`, in the same database as the
 //! resources, unique on (sender, control id).
 //!
-//! Owns the SQL of [`MessageLog`]. Appends take the writer lock like resource writes, so a
-//! message is committed (and durable under `synchronous = full`) before `append` returns.
+//! Owns the SQL of [`MessageLog`], also as used inside a unit of work (`StoreTx::append_message`,
+//! so a message can be logged, applied and marked in one commit). Appends are units of work like
+//! resource writes, so a message is committed (and durable under `synchronous = full`) before
+//! `append` returns.
 
 use concord_fhir::{Error, RequestContext};
 use concord_store::{Appended, LoggedMessage, MessageLog, MessageStatus, NewMessage};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::group::UnitError;
 use crate::{SqliteStore, db_error};
 
 const COLUMNS: &str =
@@ -28,37 +31,54 @@ fn row_to_message(row: &Row<'_>) -> rusqlite::Result<LoggedMessage> {
     })
 }
 
+/// Appends a message inside the current unit of work, unless the sender already sent its
+/// control id.
+pub(crate) fn append(conn: &Connection, message: &NewMessage) -> rusqlite::Result<Appended> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO message_log (sender, control_id, message_type, received_at, raw, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'received')
+             ON CONFLICT (sender, control_id) DO NOTHING",
+        )?
+        .execute(params![
+            message.sender,
+            message.control_id,
+            message.message_type,
+            message.received_at,
+            message.raw
+        ])?;
+    if inserted == 1 {
+        return Ok(Appended::New(conn.last_insert_rowid()));
+    }
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM message_log WHERE sender = ?1 AND control_id = ?2"
+    ))?
+    .query_row(params![message.sender, message.control_id], row_to_message)
+    .map(Appended::Repeat)
+}
+
+/// Records what became of a message inside the current unit of work.
+pub(crate) fn set_status(
+    conn: &Connection,
+    seq: i64,
+    status: MessageStatus,
+    error: Option<&str>,
+    ack_code: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE message_log SET status = ?2, error = ?3, ack_code = ?4 WHERE seq = ?1",
+    )?
+    .execute(params![seq, status.as_str(), error, ack_code])
+    .map(|_| ())
+}
+
 impl MessageLog for SqliteStore {
     fn append(&self, ctx: &RequestContext, message: NewMessage) -> Result<Appended, Error> {
-        let conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let inserted = conn
-            .prepare_cached(
-                "INSERT INTO message_log (sender, control_id, message_type, received_at, raw, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'received')
-                 ON CONFLICT (sender, control_id) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    message.sender,
-                    message.control_id,
-                    message.message_type,
-                    message.received_at,
-                    message.raw
-                ])
+        self.writer
+            .unit(|conn| append(conn, &message))
+            .map_err(|e| match e {
+                UnitError::Work(e) | UnitError::Db(e) => db_error(&ctx.request_id, &e),
             })
-            .map_err(|e| db_error(&ctx.request_id, &e))?;
-        if inserted == 1 {
-            return Ok(Appended::New(conn.last_insert_rowid()));
-        }
-        conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM message_log WHERE sender = ?1 AND control_id = ?2"
-        ))
-        .and_then(|mut s| s.query_row(params![message.sender, message.control_id], row_to_message))
-        .map(Appended::Repeat)
-        .map_err(|e| db_error(&ctx.request_id, &e))
     }
 
     fn set_status(
@@ -69,16 +89,11 @@ impl MessageLog for SqliteStore {
         error: Option<&str>,
         ack_code: &str,
     ) -> Result<(), Error> {
-        let conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        conn.prepare_cached(
-            "UPDATE message_log SET status = ?2, error = ?3, ack_code = ?4 WHERE seq = ?1",
-        )
-        .and_then(|mut s| s.execute(params![seq, status.as_str(), error, ack_code]))
-        .map(|_| ())
-        .map_err(|e| db_error(&ctx.request_id, &e))
+        self.writer
+            .unit(|conn| set_status(conn, seq, status, error, ack_code))
+            .map_err(|e| match e {
+                UnitError::Work(e) | UnitError::Db(e) => db_error(&ctx.request_id, &e),
+            })
     }
 
     fn get(&self, ctx: &RequestContext, seq: i64) -> Result<Option<LoggedMessage>, Error> {

@@ -2,32 +2,51 @@
 //!
 //! Owns: the version check (a new version must follow the current one, which is what makes
 //! `If-Match` and concurrent updates safe), marking the previous version superseded, and inserting
-//! index rows. Does not: compute index values or `meta`; the service layer hands those in.
+//! index rows, and the unit of work's view of the message log. Does not: compute index values or
+//! `meta`; the service layer hands those in.
 
 use concord_fhir::{Error, ErrorKind};
 use concord_search::index::{IndexEntry, IndexValue};
 use concord_search::query::SearchQuery;
-use concord_store::{NewVersion, SearchPage, StoreTx, StoredVersion};
-use rusqlite::{Transaction, params};
+use concord_store::{
+    Appended, MessageStatus, NewMessage, NewVersion, SearchPage, StoreTx, StoredVersion,
+};
+use rusqlite::{Connection, params};
 
 use crate::{db_error, read, search};
 
+/// A unit of work on the writer connection, inside the batch's transaction.
 pub(crate) struct SqliteTx<'a> {
-    pub(crate) tx: &'a Transaction<'a>,
+    pub(crate) conn: &'a Connection,
     pub(crate) request_id: &'a str,
 }
 
 impl StoreTx for SqliteTx<'_> {
     fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error> {
-        read::current(self.tx, resource_type, id).map_err(|e| db_error(self.request_id, &e))
+        read::current(self.conn, resource_type, id).map_err(|e| db_error(self.request_id, &e))
     }
 
     fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, Error> {
-        search::run(self.tx, query).map_err(|e| e.into_error(self.request_id))
+        search::run(self.conn, query).map_err(|e| e.into_error(self.request_id))
+    }
+
+    fn append_message(&mut self, message: NewMessage) -> Result<Appended, Error> {
+        crate::messages::append(self.conn, &message).map_err(|e| db_error(self.request_id, &e))
+    }
+
+    fn set_message_status(
+        &mut self,
+        seq: i64,
+        status: MessageStatus,
+        error: Option<&str>,
+        ack_code: &str,
+    ) -> Result<(), Error> {
+        crate::messages::set_status(self.conn, seq, status, error, ack_code)
+            .map_err(|e| db_error(self.request_id, &e))
     }
 
     fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error> {
-        put(self.tx, &version).map_err(|e| match e {
+        put(self.conn, &version).map_err(|e| match e {
             PutError::Db(e) => db_error(self.request_id, &e),
             PutError::Version(err) => err,
         })
@@ -45,7 +64,7 @@ impl From<rusqlite::Error> for PutError {
     }
 }
 
-fn put(tx: &Transaction<'_>, version: &NewVersion) -> Result<StoredVersion, PutError> {
+fn put(tx: &Connection, version: &NewVersion) -> Result<StoredVersion, PutError> {
     let current: Option<(i64, i64)> = {
         let mut stmt = tx.prepare_cached(
             "SELECT seq, version_id FROM resource_version
@@ -101,7 +120,7 @@ fn put(tx: &Transaction<'_>, version: &NewVersion) -> Result<StoredVersion, PutE
 }
 
 fn insert_index(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     seq: i64,
     resource_type: &str,
     entries: &[IndexEntry],
@@ -123,7 +142,7 @@ fn insert_index(
 }
 
 fn insert_value(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     seq: i64,
     resource_type: &str,
     code: &str,

@@ -215,4 +215,24 @@ pub trait StoreTx {
     /// Writes a new version. Fails with a conflict if `version_id` is not the current version + 1
     /// (or 1 for a new resource).
     fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error>;
+
+    /// Logs an inbound message as part of this unit of work (what [`MessageLog::append`] does,
+    /// committed with the rest of the unit), so a message can be logged, applied and marked in
+    /// one commit. A store without a message log refuses.
+    fn append_message(&mut self, message: NewMessage) -> Result<Appended, Error> {
+        let _ = message;
+        Err(Error::not_supported("this store keeps no message log"))
+    }
+
+    /// Records what became of a message as part of this unit of work.
+    fn set_message_status(
+        &mut self,
+        seq: i64,
+        status: MessageStatus,
+        error: Option<&str>,
+        ack_code: &str,
+    ) -> Result<(), Error> {
+        let _ = (seq, status, error, ack_code);
+        Err(Error::not_supported("this store keeps no message log"))
+    }
 }

@@ -17,7 +17,7 @@ pub mod pix;
 pub mod worklist;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use concord_fhir::primitive::format_instant;
 use concord_fhir::{Error, RequestContext};
@@ -62,6 +62,8 @@ impl Default for IdentityConfig {
 /// interleave with another linking of the same person.
 pub(crate) struct Identity {
     state: Mutex<State>,
+    /// Records waiting to be linked, combined into one unit of work by whoever links next.
+    queue: Mutex<Vec<(Vec<String>, Arc<LinkRequest>)>>,
 }
 
 pub(crate) struct State {
@@ -80,6 +82,7 @@ impl Identity {
                 person_of: HashMap::new(),
                 kept_apart: HashSet::new(),
             }),
+            queue: Mutex::new(Vec::new()),
         }
     }
 
@@ -160,25 +163,89 @@ impl Hub {
     /// Links each committed Patient to a golden person. Called after the unit of work that wrote
     /// them has committed, so a failure here never loses the write: the record stays unlinked
     /// until the next start links it.
+    ///
+    /// Linking holds the index lock until its unit of work has committed, so callers that arrive
+    /// meanwhile are combined: they queue their records, and whoever takes the lock next links
+    /// every queued record in one unit of work (one commit) and hands each caller its outcome. If
+    /// that shared unit fails, each record is linked again in a unit of its own, so one record
+    /// that cannot be linked never leaves the others unlinked.
     pub(crate) fn link_records(
         &self,
         ctx: &RequestContext,
         patients: &[String],
     ) -> Result<(), Error> {
-        let mut first_error = None;
-        for id in patients {
-            // One record that cannot be linked must not leave the others of the batch unlinked.
-            if let Err(error) = self.link_record(ctx, id) {
-                tracing::warn!(request_id = %ctx.request_id, error = %error, "linking a patient record failed; it is retried at the next start");
-                first_error.get_or_insert(error);
-            }
+        let request = Arc::new(LinkRequest::default());
+        self.identity
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((patients.to_vec(), Arc::clone(&request)));
+        let mut state = self.identity.lock();
+        if let Some(outcome) = request.take() {
+            // Another caller linked these records while this one waited for the lock.
+            return outcome;
         }
-        first_error.map_or(Ok(()), Err)
+        let queued: Vec<(Vec<String>, Arc<LinkRequest>)> = std::mem::take(
+            &mut *self
+                .identity
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let ids: Vec<String> = queued.iter().flat_map(|(ids, _)| ids.clone()).collect();
+        let before: Vec<(String, Option<String>)> = ids
+            .iter()
+            .map(|id| (id.clone(), state.person_of.get(id).cloned()))
+            .collect();
+        let together = self.in_raw_unit(ctx, |tx| {
+            for id in &ids {
+                self.link_in(ctx, tx, &mut state, id)?;
+            }
+            Ok(())
+        });
+        if together.is_ok() {
+            for (_, request) in &queued {
+                request.set(Ok(()));
+            }
+            return Ok(());
+        }
+        // The shared unit was rolled back: undo its decisions in memory, then one by one.
+        for (id, person) in before {
+            match person {
+                Some(person) => state.person_of.insert(id, person),
+                None => state.person_of.remove(&id),
+            };
+        }
+        for (ids, request) in &queued {
+            let mut first_error = None;
+            for id in ids {
+                if let Err(error) = self.link_record(ctx, &mut state, id) {
+                    tracing::warn!(request_id = %ctx.request_id, error = %error, "linking a patient record failed; it is retried at the next start");
+                    first_error.get_or_insert(error);
+                }
+            }
+            request.set(first_error.map_or(Ok(()), Err));
+        }
+        request.take().unwrap_or_else(|| Err(Error::internal()))
     }
 
-    fn link_record(&self, ctx: &RequestContext, id: &str) -> Result<(), Error> {
-        let mut state = self.identity.lock();
-        let current = self.store.read(ctx, "Patient", id)?;
+    fn link_record(&self, ctx: &RequestContext, state: &mut State, id: &str) -> Result<(), Error> {
+        let result = self.in_raw_unit(ctx, |tx| self.link_in(ctx, tx, state, id));
+        if result.is_err() {
+            state.person_of.remove(id);
+        }
+        result
+    }
+
+    /// Links one record inside a unit of work (the index lock held by the caller).
+    fn link_in(
+        &self,
+        ctx: &RequestContext,
+        tx: &mut dyn StoreTx,
+        state: &mut State,
+        id: &str,
+    ) -> Result<(), Error> {
+        let current = tx.read("Patient", id)?;
         let body: Option<Value> = current
             .as_ref()
             .and_then(|v| v.body.as_deref())
@@ -187,12 +254,9 @@ impl Hub {
             // Deleted: the record leaves the index and its person.
             state.index.remove(id);
             if let Some(person) = state.person_of.remove(id) {
-                self.in_raw_unit(ctx, |tx| {
-                    let mut golden = read_person(tx, &person)?;
-                    golden.unlink(id);
-                    save_person(self, tx, &state, &mut golden)?;
-                    Ok(())
-                })?;
+                let mut golden = read_person(tx, &person)?;
+                golden.unlink(id);
+                save_person(self, tx, state, &mut golden)?;
             }
             return Ok(());
         };
@@ -204,58 +268,69 @@ impl Hub {
         }
         if let Some(person) = state.person_of.get(id).cloned() {
             // Already linked: refresh the person's shown demographics and conflict flag.
-            return self.in_raw_unit(ctx, |tx| {
-                let mut golden = read_person(tx, &person)?;
-                save_person(self, tx, &state, &mut golden)?;
-                Ok(())
-            });
+            let mut golden = read_person(tx, &person)?;
+            save_person(self, tx, state, &mut golden)?;
+            return Ok(());
         }
-        let candidates =
-            best_per_person(&state, id, &demographics, self.config.identity.candidates);
+        let candidates = best_per_person(state, id, &demographics, self.config.identity.candidates);
         let matching = state.index.config().clone();
         let best = candidates.first();
         let decision = best.map_or(Decision::New, |(_, c)| matching.decide(c));
-        let person_id = self.in_raw_unit(ctx, |tx| {
-            let mut golden = match (decision, best) {
-                (Decision::Link, Some((person, _))) => read_person(tx, person)?,
-                _ => GoldenPerson::new(Hub::new_id()),
-            };
-            let assurance = match (decision, best) {
-                (Decision::Link, Some((_, c))) => assurance_of(c),
-                _ => Assurance::Level4,
-            };
-            golden.link(id, assurance);
-            state.person_of.insert(id.to_string(), golden.id.clone());
-            let version = save_person(self, tx, &state, &mut golden)?;
-            let (activity, comparison) = match (decision, best) {
-                (Decision::Link, Some((_, c))) => ("link", Some(c)),
-                _ => ("new-person", None),
-            };
-            record_decision(
-                self,
-                tx,
-                ctx,
-                &version,
-                activity,
-                &[id],
-                comparison,
-                AUTOMATIC,
-                None,
-            )?;
-            if decision == Decision::Review {
-                for (person, comparison) in candidates
-                    .iter()
-                    .filter(|(_, c)| matching.decide(c) != Decision::New)
-                {
-                    worklist::open_task(self, tx, id, person, comparison)?;
-                }
+        let mut golden = match (decision, best) {
+            (Decision::Link, Some((person, _))) => read_person(tx, person)?,
+            _ => GoldenPerson::new(Hub::new_id()),
+        };
+        let assurance = match (decision, best) {
+            (Decision::Link, Some((_, c))) => assurance_of(c),
+            _ => Assurance::Level4,
+        };
+        golden.link(id, assurance);
+        state.person_of.insert(id.to_string(), golden.id.clone());
+        let version = save_person(self, tx, state, &mut golden)?;
+        let (activity, comparison) = match (decision, best) {
+            (Decision::Link, Some((_, c))) => ("link", Some(c)),
+            _ => ("new-person", None),
+        };
+        record_decision(
+            self,
+            tx,
+            ctx,
+            &version,
+            activity,
+            &[id],
+            comparison,
+            AUTOMATIC,
+            None,
+        )?;
+        if decision == Decision::Review {
+            for (person, comparison) in candidates
+                .iter()
+                .filter(|(_, c)| matching.decide(c) != Decision::New)
+            {
+                worklist::open_task(self, tx, id, person, comparison)?;
             }
-            Ok(golden.id)
-        });
-        if person_id.is_err() {
-            state.person_of.remove(id);
         }
-        person_id.map(|_| ())
+        Ok(())
+    }
+}
+
+/// One caller's records waiting to be linked, and the outcome once they are.
+#[derive(Default)]
+pub(crate) struct LinkRequest(Mutex<Option<Result<(), Error>>>);
+
+impl LinkRequest {
+    fn set(&self, outcome: Result<(), Error>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+    }
+
+    fn take(&self) -> Option<Result<(), Error>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
