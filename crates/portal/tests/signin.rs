@@ -167,7 +167,9 @@ async fn an_ehr_launch_opens_the_patient_with_no_second_sign_in() {
     let mut browser = node.browser();
     // A launch for another server is refused before anything is asked of the user.
     let foreign = browser
-        .get(&format!("/portal/launch?iss=https://evil.example/fhir&launch={launch}"))
+        .get(&format!(
+            "/portal/launch?iss=https://evil.example/fhir&launch={launch}"
+        ))
         .await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
 
