@@ -177,10 +177,11 @@ async fn break_glass(
     signed_in: SignedIn,
 ) -> Result<Markup, PortalError> {
     let path = format!("/fhir/AuditEvent?subtype=break-glass&_count={PAGE_SIZE}");
-    let answer = state.fhir.get(&signed_in.caller(), &path).await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+    let answer = state
+        .fhir
+        .get(&signed_in.caller(), &path)
+        .await?
+        .success()?;
     let events = rows(&answer.body);
     let body = html! {
         h1 { "Break-glass review" }
@@ -378,10 +379,8 @@ async fn audit(
     let answer = state
         .fhir
         .get(&signed_in.caller(), &form.fhir_path())
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let found = rows(&answer.body);
     Ok(audit_page(&signed_in, &form, &errors, Some(&found)).into_response())
 }

@@ -49,6 +49,16 @@ impl Answer {
     pub fn ok(&self) -> bool {
         self.status.is_success()
     }
+
+    /// The answer when it is a success; otherwise the error its status and OperationOutcome
+    /// make (a refusal, not found, or the API's failure).
+    pub fn success(self) -> Result<Answer, PortalError> {
+        if self.ok() {
+            Ok(self)
+        } else {
+            Err(PortalError::from_answer(&self))
+        }
+    }
 }
 
 impl Fhir {

@@ -155,10 +155,11 @@ async fn by_nhs_number(
     digits: &str,
 ) -> Result<Vec<Found>, PortalError> {
     let path = format!("/fhir/Patient?identifier={NHS_NUMBER_SYSTEM}%7C{digits}&_count=20");
-    let answer = state.fhir.get(&signed_in.caller(), &path).await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+    let answer = state
+        .fhir
+        .get(&signed_in.caller(), &path)
+        .await?
+        .success()?;
     Ok(people(
         entries(&answer.body)
             .map(|e| Found {
@@ -201,10 +202,8 @@ async fn by_match(
     let answer = state
         .fhir
         .post(&signed_in.caller(), "/fhir/Patient/$match", &parameters)
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     Ok(people(
         entries(&answer.body)
             .map(|e| Found {

@@ -147,10 +147,7 @@ async fn worklist(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Markup, PortalError> {
     let path = "/fhir/Task?code=https%3A%2F%2Fconcord.health%2Ffhir%2FCodeSystem%2Fmpi%7Cpossible-match&status=requested&_count=100";
-    let answer = state.fhir.get(&signed_in.caller(), path).await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+    let answer = state.fhir.get(&signed_in.caller(), path).await?.success()?;
     let mut items: Vec<WorkItem> = answer.body["entry"]
         .as_array()
         .map(|entries| {
@@ -248,10 +245,8 @@ async fn load(
     let answer = state
         .fhir
         .get(&caller, &format!("/fhir/Task/{task}"))
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let item = WorkItem::from_task(&answer.body);
     if !valid_id(&item.record) || !valid_id(&item.candidate) {
         return Err(PortalError::NotFound(
@@ -426,17 +421,15 @@ async fn decide(
             {"name": "reason", "valueString": decision.reason.trim()},
         ]
     });
-    let answer = state
+    state
         .fhir
         .post(
             &signed_in.caller(),
             &format!("/fhir/Task/{task}/$resolve-match"),
             &parameters,
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     Ok(Redirect::to(&format!(
         "/portal/admin/matching?resolved={}",
         decision.decision

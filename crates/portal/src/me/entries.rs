@@ -284,10 +284,8 @@ async fn readings_page(
             &signed_in.caller(),
             &format!("/fhir/Observation?patient={patient}&_count=500"),
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let mut mine: Vec<&Value> = resources(&answer.body)
         .into_iter()
         .filter(|r| r["resourceType"] == "Observation" && text::is_patient_entered(r))
@@ -404,13 +402,11 @@ pub async fn save_reading(
         }
     };
     let bundle = entry_bundle(&patient, observation, &now_instant());
-    let answer = state
+    state
         .fhir
         .post(&signed_in.caller(), "/fhir", &bundle)
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     Ok(Redirect::to("/portal/me/readings?saved=1").into_response())
 }
 
@@ -441,10 +437,8 @@ async fn what_matters_page(
             &signed_in.caller(),
             &format!("/fhir/Goal?patient={patient}&_count=100"),
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let mut goals: Vec<&Value> = resources(&answer.body)
         .into_iter()
         .filter(|r| r["resourceType"] == "Goal" && text::is_patient_entered(r))
@@ -525,13 +519,11 @@ pub async fn save_what_matters(
         "expressedBy": {"reference": format!("Patient/{patient}")}
     });
     let bundle = entry_bundle(&patient, goal, &now);
-    let answer = state
+    state
         .fhir
         .post(&signed_in.caller(), "/fhir", &bundle)
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     Ok(Redirect::to("/portal/me/what-matters?saved=1").into_response())
 }
 

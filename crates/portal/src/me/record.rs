@@ -382,10 +382,8 @@ pub async fn results(
             &signed_in.caller(),
             &format!("/fhir/Observation?patient={patient}&_count=500"),
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let observations: Vec<&Value> = resources(&answer.body)
         .into_iter()
         .filter(|r| r["resourceType"] == "Observation")
@@ -446,10 +444,8 @@ pub async fn appointments(
                 today()
             ),
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let mut list: Vec<&Value> = resources(&answer.body)
         .into_iter()
         .filter(|r| r["resourceType"] == "Appointment")

@@ -108,10 +108,8 @@ async fn current_policy(
             &signed_in.caller(),
             &format!("/fhir/Consent?patient={patient}&_count=200"),
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let consents: Vec<Value> = resources(&answer.body)
         .into_iter()
         .filter(|r| r["resourceType"] == "Consent")
@@ -237,13 +235,11 @@ pub async fn save_sharing(
         withheld_categories,
     };
     let consent = consent_resource(&patient, &choices, &now_instant());
-    let answer = state
+    state
         .fhir
         .post(&signed_in.caller(), "/fhir/Consent", &consent)
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     Ok(Redirect::to("/portal/me/sharing?saved=1").into_response())
 }
 
@@ -302,10 +298,8 @@ pub async fn access_log(
             &signed_in.caller(),
             &format!("/fhir/Patient/{patient}/$access-log"),
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let accesses: Vec<&Value> = answer.body["parameter"]
         .as_array()
         .into_iter()

@@ -160,10 +160,8 @@ pub async fn break_glass(
             &format!("/fhir/Patient/{id}/$break-glass"),
             &parameters,
         )
-        .await?;
-    if !answer.ok() {
-        return Err(PortalError::from_answer(&answer));
-    }
+        .await?
+        .success()?;
     let expires = answer.body["parameter"]
         .as_array()
         .into_iter()
