@@ -7,14 +7,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::{Map, Value};
-
 use crate::facts::{fact_keys, identifier_keys};
 use crate::provenance::{Accepted, add_also_reported_by, reporters};
+use crate::resource::Resource;
 
 /// A resource that survived de-duplication so far.
 pub(crate) struct Kept {
-    pub resource: Map<String, Value>,
+    pub resource: Resource,
     pub resource_type: String,
     pub id: String,
     /// Position of its source in the input.
@@ -33,7 +32,7 @@ pub(crate) struct Dedup {
 
 /// The match keys of a resource, qualified by its type so only resources of one type can match.
 /// Patients have none: each source's demographics are kept so disagreement stays visible.
-fn match_keys(resource_type: &str, resource: &Map<String, Value>) -> Vec<String> {
+fn match_keys(resource_type: &str, resource: &Resource) -> Vec<String> {
     if resource_type == "Patient" {
         return Vec::new();
     }

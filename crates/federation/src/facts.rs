@@ -9,6 +9,26 @@
 
 use serde_json::{Map, Value};
 
+use crate::resource::Resource;
+
+/// Something whose members can be read by name: a parsed JSON object, or a [`Resource`] whose
+/// members are parsed on first read.
+pub(crate) trait Fields {
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl Fields for Map<String, Value> {
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+impl Fields for Resource {
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
 /// The resource types matched by code, clinical date (and, for Observation, value) as well as by
 /// identifier.
 pub(crate) const FACT_TYPES: [&str; 7] = [
@@ -67,9 +87,9 @@ pub(crate) fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |v, key| v.get(key))
 }
 
-fn at_map<'a>(resource: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+fn at_map<'a>(resource: &'a impl Fields, path: &str) -> Option<&'a Value> {
     let (first, rest) = path.split_once('.').unwrap_or((path, ""));
-    let head = resource.get(first)?;
+    let head = resource.field(first)?;
     if rest.is_empty() {
         Some(head)
     } else {
@@ -78,10 +98,7 @@ fn at_map<'a>(resource: &'a Map<String, Value>, path: &str) -> Option<&'a Value>
 }
 
 /// The clinical date text of a resource, if the type has one and it is present as a string.
-pub(crate) fn clinical_date<'a>(
-    resource_type: &str,
-    resource: &'a Map<String, Value>,
-) -> Option<&'a str> {
+pub(crate) fn clinical_date<'a>(resource_type: &str, resource: &'a impl Fields) -> Option<&'a str> {
     date_paths(resource_type)
         .iter()
         .find_map(|path| at_map(resource, path).and_then(Value::as_str))
@@ -106,7 +123,7 @@ pub(crate) fn codings(concept: Option<&Value>) -> Vec<String> {
 }
 
 /// `system|value` for every identifier that has both.
-pub(crate) fn identifier_keys(resource: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn identifier_keys(resource: &Resource) -> Vec<String> {
     let Some(identifiers) = resource.get("identifier").and_then(Value::as_array) else {
         return Vec::new();
     };
@@ -124,7 +141,7 @@ pub(crate) fn identifier_keys(resource: &Map<String, Value>) -> Vec<String> {
 /// carries, each joined with its clinical day and (Observation only) one per value reading.
 /// Empty when any part is missing: a fact with no date or no value cannot be shown to be the
 /// same as another, and wrongly hiding a fact is worse than showing it twice.
-pub(crate) fn fact_keys(resource_type: &str, resource: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn fact_keys(resource_type: &str, resource: &Resource) -> Vec<String> {
     if !FACT_TYPES.contains(&resource_type) {
         return Vec::new();
     }
@@ -338,8 +355,8 @@ pub(crate) fn canonical_decimal(value: &Value) -> Option<String> {
 }
 
 /// The value readings of one observation-like element (the observation or one component).
-fn value_keys(element: &Map<String, Value>) -> Vec<String> {
-    if let Some(quantity) = element.get("valueQuantity") {
+fn value_keys(element: &impl Fields) -> Vec<String> {
+    if let Some(quantity) = element.field("valueQuantity") {
         let Some(value) = quantity.get("value").and_then(canonical_decimal) else {
             return Vec::new();
         };
@@ -352,19 +369,19 @@ fn value_keys(element: &Map<String, Value>) -> Vec<String> {
             .unwrap_or("");
         return vec![format!("q:{value} {unit}")];
     }
-    if let Some(concept) = element.get("valueCodeableConcept") {
+    if let Some(concept) = element.field("valueCodeableConcept") {
         return codings(Some(concept))
             .into_iter()
             .map(|c| format!("c:{c}"))
             .collect();
     }
-    if let Some(text) = element.get("valueString").and_then(Value::as_str) {
+    if let Some(text) = element.field("valueString").and_then(Value::as_str) {
         return vec![format!("s:{text}")];
     }
-    if let Some(flag) = element.get("valueBoolean").and_then(Value::as_bool) {
+    if let Some(flag) = element.field("valueBoolean").and_then(Value::as_bool) {
         return vec![format!("b:{flag}")];
     }
-    if let Some(number) = element.get("valueInteger").and_then(canonical_decimal) {
+    if let Some(number) = element.field("valueInteger").and_then(canonical_decimal) {
         return vec![format!("i:{number}")];
     }
     Vec::new()
@@ -372,7 +389,7 @@ fn value_keys(element: &Map<String, Value>) -> Vec<String> {
 
 /// An observation's value keys; for one without `value[x]` (a blood pressure), one key made of
 /// every component's code and value, so two readings only match when all components agree.
-fn observation_value_keys(resource: &Map<String, Value>) -> Vec<String> {
+fn observation_value_keys(resource: &Resource) -> Vec<String> {
     let own = value_keys(resource);
     if !own.is_empty() {
         return own;

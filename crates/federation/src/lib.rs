@@ -76,6 +76,7 @@ mod facts;
 mod merge;
 mod outcome;
 mod provenance;
+mod resource;
 mod source;
 mod summary;
 
@@ -85,5 +86,6 @@ pub use provenance::{
     ALSO_REPORTED_BY_URL, ODS_SYSTEM, SOURCE_DATA_AGE_URL, SOURCE_ELAPSED_URL, SOURCE_ID_URL,
     SOURCE_ORGANIZATION_URL, VIA_ORGANIZATION_URL,
 };
+pub use resource::Resource;
 pub use source::{Freshness, SourceInfo, SourceKind, SourceResult, SourceStatus};
-pub use summary::{SUMMARY_SECTION_SYSTEM, Section, section_of, summary};
+pub use summary::{Document, SUMMARY_SECTION_SYSTEM, Section, section_of, summary};

@@ -17,6 +17,7 @@ use crate::dedup::{Dedup, Kept};
 use crate::facts::{clinical_date, instant_key};
 use crate::outcome::{self, SourceReport};
 use crate::provenance::{Accepted, accept, data_age_secs, organization_reference, tag};
+use crate::resource::Resource;
 use crate::source::SourceResult;
 
 /// The merged answer.
@@ -34,7 +35,7 @@ pub struct MergedEntry {
     /// `{base_url}/{resourceType}/{id}` of the source it came through, so relative references
     /// inside it resolve against that source.
     pub full_url: String,
-    pub resource: Value,
+    pub resource: Resource,
     /// The configuration id of the source it came through (the region, for forwarded data).
     pub source_id: String,
 }
@@ -128,7 +129,7 @@ pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
             let (source_id, base) = &sources[k.source_index];
             MergedEntry {
                 full_url: format!("{base}/{}/{}", k.resource_type, k.id),
-                resource: Value::Object(k.resource),
+                resource: k.resource,
                 source_id: source_id.clone(),
             }
         })

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::resource::Resource;
 use crate::source::{Freshness, SourceInfo};
 
 /// Names the organisation that holds the record a resource came from.
@@ -78,7 +79,7 @@ pub(crate) fn is_stale(freshness: &Freshness, now_ms: i64) -> bool {
 
 /// A resource that passed [`accept`]: its object, type and id.
 pub(crate) struct Accepted {
-    pub resource: Map<String, Value>,
+    pub resource: Resource,
     pub resource_type: String,
     pub id: String,
 }
@@ -87,12 +88,9 @@ pub(crate) struct Accepted {
 /// name and a FHIR id, and a `meta` (if any) the tags can be written into. The id and type go
 /// into the fullUrl, so anything else (a slash, a space, an empty string) is refused rather than
 /// producing a URL that points somewhere else.
-pub(crate) fn accept(value: Value) -> Option<Accepted> {
-    let Value::Object(resource) = value else {
-        return None;
-    };
-    let resource_type = resource.get("resourceType")?.as_str()?.to_string();
-    let id = resource.get("id")?.as_str()?.to_string();
+pub(crate) fn accept(resource: Resource) -> Option<Accepted> {
+    let resource_type = resource.get_str("resourceType")?.to_string();
+    let id = resource.get_str("id")?.to_string();
     if !is_type_name(&resource_type) || !is_fhir_id(&id) {
         return None;
     }
@@ -130,7 +128,7 @@ pub(crate) fn extension_url(extension: &Value) -> Option<&str> {
 }
 
 /// The `meta.extension` entries of a resource (empty when there are none).
-pub(crate) fn meta_extensions(resource: &Map<String, Value>) -> &[Value] {
+pub(crate) fn meta_extensions(resource: &Resource) -> &[Value] {
     resource
         .get("meta")
         .and_then(|m| m.get("extension"))
@@ -139,7 +137,7 @@ pub(crate) fn meta_extensions(resource: &Map<String, Value>) -> &[Value] {
 }
 
 /// The organisation a tagged resource names as its origin.
-pub(crate) fn origin_of(resource: &Map<String, Value>) -> Option<&Value> {
+pub(crate) fn origin_of(resource: &Resource) -> Option<&Value> {
     meta_extensions(resource)
         .iter()
         .find(|e| extension_url(e) == Some(SOURCE_ORGANIZATION_URL))
@@ -154,7 +152,7 @@ pub(crate) fn origin_of(resource: &Map<String, Value>) -> Option<&Value> {
 /// base URL and a `source-organization`. A batch source's data age is added unless a hop nearer
 /// the data already recorded one.
 pub(crate) fn tag(
-    resource: &mut Map<String, Value>,
+    resource: &mut Resource,
     info: &SourceInfo,
     organization: &Value,
     age_secs: Option<i64>,
@@ -166,7 +164,7 @@ pub(crate) fn tag(
             .keys()
             .position(|k| k == "id")
             .map_or(resource.len(), |i| i + 1);
-        resource.shift_insert(at, "meta".into(), Value::Object(Map::new()));
+        resource.shift_insert(at, "meta", Value::Object(Map::new()));
     }
     let Some(Value::Object(meta)) = resource.get_mut("meta") else {
         return;
@@ -198,7 +196,7 @@ pub(crate) fn tag(
 
 /// Adds an `also-reported-by` naming `organization` unless the resource already names it, as its
 /// origin or as another reporter: the same organisation twice tells the reader nothing.
-pub(crate) fn add_also_reported_by(resource: &mut Map<String, Value>, organization: &Value) {
+pub(crate) fn add_also_reported_by(resource: &mut Resource, organization: &Value) {
     let known = meta_extensions(resource).iter().any(|e| {
         matches!(
             extension_url(e),
@@ -218,7 +216,7 @@ pub(crate) fn add_also_reported_by(resource: &mut Map<String, Value>, organizati
 
 /// The organisations that reported a resource: its origin and any it already lists as
 /// also reporting it (a region hub may have merged duplicates before forwarding).
-pub(crate) fn reporters(resource: &Map<String, Value>) -> Vec<Value> {
+pub(crate) fn reporters(resource: &Resource) -> Vec<Value> {
     meta_extensions(resource)
         .iter()
         .filter(|e| {

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::resource::Resource;
+
 /// The kind of organisation a source is; it labels the source in the portal and in outcomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -134,7 +136,7 @@ pub struct SourceResult {
     /// Resources as the source sent them (partial when paging was cut by the deadline). Anything
     /// that is not a resource with a valid `resourceType` and `id` is skipped by the merge and
     /// counted in this source's outcome issue.
-    pub resources: Vec<Value>,
+    pub resources: Vec<Resource>,
     pub elapsed_ms: u64,
     /// Outcome issues a region hub passed back (its own per-source issues), forwarded as-is.
     pub forwarded_issues: Vec<Value>,

@@ -9,11 +9,13 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::facts::{at, clinical_date, instant_key};
 use crate::merge::{Merged, MergedEntry};
 use crate::provenance::origin_of;
+use crate::resource::Resource;
 
 const LOINC: &str = "http://loinc.org";
 /// Concord's codes for summary sections that have no LOINC section code.
@@ -112,7 +114,7 @@ impl Section {
 
 /// Whether an Observation carries `category` code `code` (in the FHIR observation-category
 /// system, or with no system, which some sources omit for these well-known codes).
-fn has_category(resource: &Value, code: &str) -> bool {
+fn has_category(resource: &Resource, code: &str) -> bool {
     resource
         .get("category")
         .and_then(Value::as_array)
@@ -133,8 +135,8 @@ fn has_category(resource: &Value, code: &str) -> bool {
 /// other supporting resources, and Observations that are neither vital signs nor results).
 /// An Observation that is both vital signs and a result is a vital sign: that category is the
 /// more specific one.
-pub fn section_of(resource: &Value) -> Option<Section> {
-    let resource_type = resource.get("resourceType")?.as_str()?;
+pub fn section_of(resource: &Resource) -> Option<Section> {
+    let resource_type = resource.get_str("resourceType")?;
     Some(match resource_type {
         "Condition" => Section::Problems,
         "AllergyIntolerance" => Section::Allergies,
@@ -191,17 +193,19 @@ fn concept_text(concept: Option<&Value>) -> Option<String> {
 }
 
 /// The first CodeableConcept in an array element.
-fn first_concept<'a>(resource: &'a Value, key: &str) -> Option<&'a Value> {
+fn first_concept<'a>(resource: &'a Resource, key: &str) -> Option<&'a Value> {
     resource.get(key)?.as_array()?.first()
 }
 
 /// What a resource is, in words, for its narrative line.
-fn describe(resource_type: &str, resource: &Value) -> String {
+fn describe(resource_type: &str, resource: &Resource) -> String {
     let name = match resource_type {
         "Immunization" => concept_text(resource.get("vaccineCode")),
         "MedicationStatement" | "MedicationRequest" => {
             concept_text(resource.get("medicationCodeableConcept")).or_else(|| {
-                at(resource, "medicationReference.display")
+                resource
+                    .get("medicationReference")
+                    .and_then(|m| m.get("display"))
                     .and_then(Value::as_str)
                     .map(str::to_string)
             })
@@ -230,7 +234,7 @@ fn describe(resource_type: &str, resource: &Value) -> String {
     line
 }
 
-fn observation_value_text(resource: &Value) -> Option<String> {
+fn observation_value_text(resource: &Resource) -> Option<String> {
     if let Some(quantity) = resource.get("valueQuantity") {
         let value = quantity.get("value")?.to_string();
         let unit = quantity
@@ -264,25 +268,20 @@ fn observation_value_text(resource: &Value) -> Option<String> {
 
 /// One narrative line: what, when, and who reported it.
 fn narrative_line(entry: &MergedEntry) -> String {
-    let resource_type = entry
-        .resource
-        .get("resourceType")
+    let resource = &entry.resource;
+    let resource_type = resource.get_str("resourceType").unwrap_or("Resource");
+    let mut line = describe(resource_type, resource);
+    if let Some(date) = clinical_date(resource_type, resource) {
+        line.push_str(", ");
+        line.push_str(date);
+    }
+    if let Some(origin) = origin_of(resource)
+        .and_then(|o| o.get("display"))
         .and_then(Value::as_str)
-        .unwrap_or("Resource");
-    let mut line = describe(resource_type, &entry.resource);
-    if let Some(object) = entry.resource.as_object() {
-        if let Some(date) = clinical_date(resource_type, object) {
-            line.push_str(", ");
-            line.push_str(date);
-        }
-        if let Some(origin) = origin_of(object)
-            .and_then(|o| o.get("display"))
-            .and_then(Value::as_str)
-        {
-            line.push_str(" (");
-            line.push_str(origin);
-            line.push(')');
-        }
+    {
+        line.push_str(" (");
+        line.push_str(origin);
+        line.push(')');
     }
     line
 }
@@ -351,22 +350,6 @@ fn urn_for(kind: &str, id: &str) -> String {
     }
 }
 
-/// Every `reference` string inside a value.
-fn collect_references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                match (key.as_str(), child) {
-                    ("reference", Value::String(reference)) => out.push(reference),
-                    _ => collect_references(child, out),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_references(v, out)),
-        _ => {}
-    }
-}
-
 /// The fullUrl a reference inside `entry` points at: absolute ones as written, relative
 /// `Type/id` ones against the base the entry came from (its fullUrl less `Type/id`), both
 /// without any `/_history/n`. Contained (`#`) references point inside the resource itself.
@@ -380,8 +363,8 @@ fn resolve(entry: &MergedEntry, reference: &str) -> Option<String> {
     if reference.starts_with("urn:") || reference.contains("://") {
         return Some(reference.to_string());
     }
-    let resource_type = entry.resource.get("resourceType")?.as_str()?;
-    let id = entry.resource.get("id")?.as_str()?;
+    let resource_type = entry.resource.get_str("resourceType")?;
+    let id = entry.resource.get_str("id")?;
     let base = entry
         .full_url
         .strip_suffix(&format!("/{resource_type}/{id}"))?;
@@ -405,7 +388,7 @@ pub fn summary(
     composition_id: &str,
     bundle_id: &str,
     now: &str,
-) -> Value {
+) -> Document {
     let mut by_section: Vec<(Section, Vec<usize>)> =
         Section::ALL.iter().map(|s| (*s, Vec::new())).collect();
     for (i, entry) in merged.entries.iter().enumerate() {
@@ -421,10 +404,11 @@ pub fn summary(
     for (_, members) in &mut by_section {
         members.sort_by_key(|&i| {
             let entry = &merged.entries[i];
-            let date = entry.resource.as_object().and_then(|r| {
-                let resource_type = r.get("resourceType")?.as_str()?;
-                instant_key(clinical_date(resource_type, r)?)
-            });
+            let r = &entry.resource;
+            let date = r
+                .get_str("resourceType")
+                .and_then(|t| clinical_date(t, r))
+                .and_then(instant_key);
             (date.is_none(), Reverse(date), i)
         });
     }
@@ -446,19 +430,16 @@ pub fn summary(
     let mut frontier = included.clone();
     while let Some(i) = frontier.pop() {
         let entry = &merged.entries[i];
-        let mut references = Vec::new();
-        collect_references(&entry.resource, &mut references);
-        for reference in references {
-            let Some(url) = resolve(entry, reference) else {
-                continue;
-            };
-            if let Some(&target) = by_url.get(url.as_str())
+        entry.resource.any_reference(|reference| {
+            if let Some(url) = resolve(entry, reference)
+                && let Some(&target) = by_url.get(url.as_str())
                 && seen.insert(target)
             {
                 referenced.insert(target);
                 frontier.push(target);
             }
-        }
+            false
+        });
     }
     included.extend(referenced);
 
@@ -570,30 +551,65 @@ pub fn summary(
     let mut slots: Vec<Option<MergedEntry>> = merged_entries.into_iter().map(Some).collect();
     for i in included {
         if let Some(entry) = slots.get_mut(i).and_then(Option::take) {
-            entries.push(entry_of(entry.full_url, entry.resource));
+            entries.push(DocumentEntry {
+                full_url: entry.full_url,
+                resource: entry.resource,
+            });
         }
     }
     entries.push(entry_of(outcome_url, outcome));
 
-    let mut bundle = json!({
+    let head = json!({
         "resourceType": "Bundle",
         "id": bundle_id,
         "identifier": { "system": "urn:ietf:rfc:3986", "value": urn_for("Bundle", bundle_id) },
         "type": "document",
         "timestamp": now,
     });
-    if let Some(obj) = bundle.as_object_mut() {
-        obj.insert("entry".into(), Value::Array(entries));
+    Document {
+        head: match head {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+        entry: entries,
     }
-    bundle
+}
+
+/// The `$summary` document Bundle. Its merged resources stay [`Resource`]s, so what nobody read
+/// of them is written out as the sources sent it.
+#[derive(Debug, Serialize)]
+pub struct Document {
+    /// The Bundle's members before `entry`.
+    #[serde(flatten)]
+    head: Map<String, Value>,
+    entry: Vec<DocumentEntry>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DocumentEntry {
+    full_url: String,
+    resource: Resource,
+}
+
+impl Document {
+    /// The document as a value (parses what the sources sent; for tests and small documents).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// The document as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// A Bundle entry, moving the resource in.
-fn entry_of(full_url: String, resource: Value) -> Value {
-    let mut entry = serde_json::Map::new();
-    entry.insert("fullUrl".into(), Value::String(full_url));
-    entry.insert("resource".into(), resource);
-    Value::Object(entry)
+fn entry_of(full_url: String, resource: Value) -> DocumentEntry {
+    DocumentEntry {
+        full_url,
+        resource: Resource::from_value(resource).unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -629,7 +645,8 @@ mod tests {
     fn references_resolve_against_the_entry_source() {
         let entry = MergedEntry {
             full_url: "https://gp.example/fhir/Condition/c1".into(),
-            resource: json!({ "resourceType": "Condition", "id": "c1" }),
+            resource: Resource::from_value(json!({ "resourceType": "Condition", "id": "c1" }))
+                .unwrap(),
             source_id: "gp".into(),
         };
         assert_eq!(

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{NOW_MS, Plain, catalog, entry_lines, issue_lines, read_json, source_result};
-use concord_federation::{merge, section_of, summary};
+use concord_federation::{Resource, merge, section_of, summary};
 use serde_json::{Value, json};
 
 /// `"11450-4 2"` or `"48765-2 empty"` per Composition section.
@@ -103,7 +103,8 @@ fn check(path: &Path) {
             request["composition_id"].as_str().expect("composition_id"),
             request["bundle_id"].as_str().expect("bundle_id"),
             request["now"].as_str().expect("now"),
-        );
+        )
+        .to_value();
         assert_eq!(
             section_lines(&document),
             strings(&expect["sections"]),
@@ -263,7 +264,9 @@ fn sections_follow_resource_type_and_observation_category() {
     ];
     for (resource, expected) in table {
         assert_eq!(
-            section_of(&resource).map(|s| s.code().1),
+            Resource::from_value(resource.clone())
+                .and_then(|r| section_of(&r))
+                .map(|s| s.code().1),
             expected,
             "{resource}"
         );

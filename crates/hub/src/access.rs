@@ -865,7 +865,7 @@ impl Hub {
         &self,
         grant: &Grant,
         entries: &mut Vec<T>,
-        resource: impl Fn(&T) -> &Value,
+        resource: impl Fn(&T) -> std::borrow::Cow<'_, Value>,
         source: impl Fn(&T) -> (Option<String>, Option<String>),
     ) -> usize {
         if grant.filter.is_everything() {
@@ -874,6 +874,7 @@ impl Hub {
         let before = entries.len();
         entries.retain(|entry| {
             let resource = resource(entry);
+            let resource = resource.as_ref();
             if resource.get("resourceType").and_then(Value::as_str) == Some("Patient") {
                 return true;
             }

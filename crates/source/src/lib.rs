@@ -275,7 +275,7 @@ impl fmt::Debug for Source {
 /// deadline drops them the pages already read are still here.
 #[derive(Debug, Default)]
 struct Gathered {
-    resources: Vec<Value>,
+    resources: Vec<concord_federation::Resource>,
     issues: Vec<Value>,
 }
 
@@ -480,9 +480,9 @@ impl Source {
             .zip(parts.iter())
             .find(|(resource_type, _)| *resource_type == "Patient")
             .is_none_or(|(_, part)| {
-                part.resources.iter().any(|resource| {
-                    resource.get("resourceType").and_then(Value::as_str) == Some("Patient")
-                })
+                part.resources
+                    .iter()
+                    .any(|resource| resource.get_str("resourceType") == Some("Patient"))
             });
         if patient_found {
             Ok(())

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use concord_federation::{
-    ALSO_REPORTED_BY_URL, Freshness, Merged, SourceInfo, SourceKind, SourceResult, SourceStatus,
+    ALSO_REPORTED_BY_URL, Freshness, Merged, Resource, SourceInfo, SourceKind, SourceResult,
+    SourceStatus,
 };
 use serde_json::{Map, Value};
 
@@ -111,7 +112,7 @@ pub fn source_result(value: &Value, catalog: &BTreeMap<String, Value>) -> Source
     SourceResult {
         source: source_info(&value["source"], catalog),
         status: status(value.get("status").unwrap_or(&Value::Null)),
-        resources: list("resources"),
+        resources: list("resources").iter().map(resource).collect(),
         elapsed_ms: value
             .get("elapsed_ms")
             .and_then(Value::as_u64)
@@ -120,13 +121,20 @@ pub fn source_result(value: &Value, catalog: &BTreeMap<String, Value>) -> Source
     }
 }
 
+/// A resource as a connector reads it from a source's answer: from JSON text, so its members
+/// stay unparsed until the merge reads them.
+pub fn resource(value: &Value) -> Resource {
+    Resource::from_json(&value.to_string())
+        .unwrap_or_else(|e| panic!("a source resource must be a JSON object: {e}"))
+}
+
 /// `"gp-a Observation/o1"`, with `" also: A, B"` naming the also-reported-by organisations.
 pub fn entry_lines(merged: &Merged) -> Vec<String> {
     merged
         .entries
         .iter()
         .map(|e| {
-            let r = &e.resource;
+            let r = &e.resource.to_value();
             let mut line = format!(
                 "{} {}/{}",
                 e.source_id,

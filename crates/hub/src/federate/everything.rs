@@ -9,7 +9,6 @@
 
 use concord_federation::Merged;
 use concord_fhir::{Error, RequestContext};
-use serde_json::Value;
 
 use super::{Fetch, Hop, page};
 use crate::Hub;
@@ -105,7 +104,9 @@ pub(crate) fn searchset(
     Ok(bundle)
 }
 
-pub(crate) fn to_raw(value: &Value) -> Result<Box<serde_json::value::RawValue>, Error> {
+pub(crate) fn to_raw(
+    value: &impl serde::Serialize,
+) -> Result<Box<serde_json::value::RawValue>, Error> {
     raw(serde_json::to_string(value).map_err(|_| Error::internal())?)
 }
 

@@ -20,7 +20,7 @@ pub mod summary;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use concord_federation::{Freshness, SourceInfo, SourceKind, SourceResult, SourceStatus};
+use concord_federation::{Freshness, Resource, SourceInfo, SourceKind, SourceResult, SourceStatus};
 use concord_fhir::{Error, RequestContext};
 use concord_source::{Outbound, Source};
 use serde_json::Value;
@@ -155,10 +155,13 @@ impl Hub {
             for result in results.iter_mut() {
                 let org = result.source.ods_code.clone();
                 let kind = Some(result.source.kind.as_str().to_string());
+                // Masking reads the whole resource (a withheld code may be anywhere in it), so
+                // this path parses what the sources sent; a caller who may see everything
+                // never takes it.
                 withheld += self.mask_entries(
                     grant,
                     &mut result.resources,
-                    |r| r,
+                    |r| std::borrow::Cow::Owned(r.to_value()),
                     |_| (org.clone(), kind.clone()),
                 );
             }
@@ -276,7 +279,7 @@ impl Hub {
         resolved: &Resolved,
         fetch: &Fetch,
         base: &str,
-    ) -> Result<Vec<Value>, Error> {
+    ) -> Result<Vec<Resource>, Error> {
         let mut params = vec![("_count".to_string(), self.config.max_count.to_string())];
         if let Some(types) = &fetch.types {
             params.push(("_type".into(), types.join(",")));
@@ -289,7 +292,7 @@ impl Hub {
             let bundle = self.patient_everything(ctx, id, &params, base)?;
             for entry in bundle.entry {
                 let Some(raw) = entry.resource else { continue };
-                let Ok(resource) = serde_json::from_str::<Value>(raw.get()) else {
+                let Ok(resource) = Resource::from_json(raw.get()) else {
                     continue;
                 };
                 if is_index_resource(&resource) {
@@ -455,8 +458,8 @@ pub(crate) async fn discover(
     let first = found
         .resources
         .iter()
-        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
-        .find_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string));
+        .filter(|r| r.get_str("resourceType") == Some("Patient"))
+        .find_map(|r| r.get_str("id").map(str::to_string));
     match first {
         Some(id) => Ok((id, found.elapsed_ms)),
         None => {
@@ -499,20 +502,16 @@ pub(crate) fn keep_own_patient(result: &mut SourceResult, local_ids: &[String]) 
     let targets: Vec<String> = local_ids.iter().map(|id| format!("Patient/{id}")).collect();
     let before = result.resources.len();
     result.resources.retain(|resource| {
-        let resource_type = resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let resource_type = resource.get_str("resourceType").unwrap_or_default();
         if resource_type == "Patient" {
             return resource
-                .get("id")
-                .and_then(Value::as_str)
+                .get_str("id")
                 .is_some_and(|id| local_ids.iter().any(|l| l == id));
         }
         if concord_search::registry::patient_compartment_params(resource_type).is_empty() {
             return true;
         }
-        refers_to(resource, &targets)
+        resource.any_reference(|reference| refers_to(reference, &targets))
     });
     let dropped = before - result.resources.len();
     if dropped > 0 {
@@ -526,24 +525,13 @@ pub(crate) fn keep_own_patient(result: &mut SourceResult, local_ids: &[String]) 
     }
 }
 
-/// Whether any `reference` in the resource names one of `targets` (`Patient/id`), relative or
-/// absolute.
-fn refers_to(value: &Value, targets: &[String]) -> bool {
-    match value {
-        Value::Object(map) => map.iter().any(|(key, v)| {
-            if key == "reference"
-                && let Some(text) = v.as_str()
-            {
-                let text = text.split("/_history/").next().unwrap_or(text);
-                return targets
-                    .iter()
-                    .any(|t| text == t || text.ends_with(&format!("/{t}")));
-            }
-            refers_to(v, targets)
-        }),
-        Value::Array(items) => items.iter().any(|v| refers_to(v, targets)),
-        _ => false,
-    }
+/// Whether a reference names one of `targets` (`Patient/id`), relative or absolute.
+fn refers_to(reference: &str, targets: &[String]) -> bool {
+    let text = reference.split("/_history/").next().unwrap_or(reference);
+    targets.iter().any(|t| {
+        text.strip_suffix(t.as_str())
+            .is_some_and(|head| head.is_empty() || head.ends_with('/'))
+    })
 }
 
 /// Exact-demographics discovery parameters, used only when there is no NHS number: family name,
@@ -593,7 +581,7 @@ fn combine(results: Vec<SourceResult>) -> SourceResult {
 
 /// A resource the master patient index keeps about the person (golden Person, worklist Task,
 /// decision Provenance), which is the index's business, not part of the record.
-pub(crate) fn is_mpi_resource(resource: &Value) -> bool {
+pub(crate) fn is_mpi_resource(resource: &Resource) -> bool {
     resource
         .pointer("/meta/tag")
         .and_then(Value::as_array)
@@ -606,9 +594,8 @@ pub(crate) fn is_mpi_resource(resource: &Value) -> bool {
 
 /// What of the hub's own data is not the record: the index's resources, and the hub's copies of
 /// the sources' Patients (the sources' own Patients are in the view).
-fn is_index_resource(resource: &Value) -> bool {
-    is_mpi_resource(resource)
-        || resource.get("resourceType").and_then(Value::as_str) == Some("Patient")
+fn is_index_resource(resource: &Resource) -> bool {
+    is_mpi_resource(resource) || resource.get_str("resourceType") == Some("Patient")
 }
 
 /// Runs blocking store work off the async runtime.

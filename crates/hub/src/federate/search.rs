@@ -111,10 +111,10 @@ impl Hub {
                 )?;
                 for entry in bundle.entry {
                     if let Some(raw) = entry.resource
-                        && let Ok(value) = serde_json::from_str(raw.get())
+                        && let Ok(resource) = concord_federation::Resource::from_json(raw.get())
                         && entry.search.as_ref().is_some_and(|s| s.mode == "match")
                     {
-                        local.push(value);
+                        local.push(resource);
                     }
                 }
             }

@@ -39,7 +39,7 @@ impl Hub {
         patient_id: &str,
         params: &[(String, String)],
         base: &str,
-    ) -> Result<Value, Error> {
+    ) -> Result<concord_federation::Document, Error> {
         for (name, _) in params {
             if !matches!(name.as_str(), "_format" | "_pretty") {
                 return Err(Error::invalid(format!(

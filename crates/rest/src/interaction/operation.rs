@@ -53,7 +53,11 @@ pub(crate) async fn instance_operation(
             let document = hub
                 .federated_summary(&ctx, &hop, &id, &params, &base)
                 .await?;
-            Ok(json_response(&document))
+            Ok(fhir_response(
+                StatusCode::OK,
+                document.to_json(),
+                Vec::new(),
+            ))
         }
         ("Patient", "$everything", _) => {
             let base = state.base(&headers);

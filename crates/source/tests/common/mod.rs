@@ -92,14 +92,14 @@ impl Hits {
     }
 }
 
-pub fn ids(resources: &[Value]) -> Vec<String> {
+pub fn ids(resources: &[concord_federation::Resource]) -> Vec<String> {
     resources
         .iter()
         .map(|r| {
             format!(
                 "{}/{}",
-                r["resourceType"].as_str().unwrap(),
-                r["id"].as_str().unwrap()
+                r.get_str("resourceType").unwrap(),
+                r.get_str("id").unwrap()
             )
         })
         .collect()

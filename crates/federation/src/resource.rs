@@ -1,0 +1,439 @@
+//! One resource as a source sent it: its top-level members kept as the source's JSON text, each
+//! parsed only when something reads it.
+//!
+//! Owns [`Resource`]: reading one from JSON text, reading and changing its members, walking its
+//! `reference`s without parsing it, and writing it back out. A federated view passes a whole
+//! record through the hub, and the merge reads only a few members of each resource (type, id,
+//! `meta`, identifiers, codes, dates, values); parsing every narrative, note and nested element
+//! into a `serde_json::Value` was most of the hub's cost per view (docs/performance.md). So the
+//! members nobody reads stay as text and are written out verbatim. Does not: judge whether a
+//! value is a valid resource (see [`crate::provenance`]'s `accept`).
+//!
+//! Written by hand because no crate offers a lazily parsed JSON object over `serde_json`'s
+//! `RawValue` that keeps member order and writes unread members back byte for byte.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use indexmap::IndexMap;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// A FHIR resource (any JSON object) whose members are parsed on first read.
+#[derive(Clone, Default)]
+pub struct Resource {
+    members: IndexMap<String, Member>,
+}
+
+#[derive(Clone)]
+enum Member {
+    /// As the source sent it; parsed into `parsed` the first time something reads it.
+    Raw {
+        text: Box<RawValue>,
+        parsed: OnceLock<Value>,
+    },
+    /// Built or changed here.
+    Owned(Value),
+}
+
+impl Member {
+    fn value(&self) -> &Value {
+        match self {
+            // The text is JSON serde_json has already checked, so parsing it again cannot fail;
+            // `Null` is only a guard that keeps a bug from becoming a panic.
+            Member::Raw { text, parsed } => {
+                parsed.get_or_init(|| serde_json::from_str(text.get()).unwrap_or(Value::Null))
+            }
+            Member::Owned(value) => value,
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Member::Raw { text, parsed } => parsed
+                .into_inner()
+                .unwrap_or_else(|| serde_json::from_str(text.get()).unwrap_or(Value::Null)),
+            Member::Owned(value) => value,
+        }
+    }
+}
+
+impl Resource {
+    /// Reads a resource from JSON text. `Err` when the text is not JSON or not an object.
+    pub fn from_json(text: &str) -> Result<Resource, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// A resource from a parsed value; `None` when it is not an object.
+    pub fn from_value(value: Value) -> Option<Resource> {
+        match value {
+            Value::Object(map) => Some(Resource::from(map)),
+            _ => None,
+        }
+    }
+
+    /// The member `key`, parsed (once) if it was not yet.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.members.get(key).map(Member::value)
+    }
+
+    /// The member `key` when it is a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    /// A JSON pointer (`/meta/tag`), parsing only the first member it names.
+    pub fn pointer(&self, pointer: &str) -> Option<&Value> {
+        let rest = pointer.strip_prefix('/')?;
+        let (first, rest) = match rest.split_once('/') {
+            Some((first, rest)) => (first, Some(rest)),
+            None => (rest, None),
+        };
+        let value = self.get(first)?;
+        match rest {
+            Some(rest) => value.pointer(&format!("/{rest}")),
+            None => Some(value),
+        }
+    }
+
+    /// The member `key`, to change; it is written out from the value from now on.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        let member = self.members.get_mut(key)?;
+        if let Member::Raw { .. } = member {
+            let owned = std::mem::replace(member, Member::Owned(Value::Null)).into_value();
+            *member = Member::Owned(owned);
+        }
+        match member {
+            Member::Owned(value) => Some(value),
+            Member::Raw { .. } => None,
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.members.contains_key(key)
+    }
+
+    /// Member names, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Sets a member, in place if it exists, else last.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        self.members.insert(key.into(), Member::Owned(value));
+    }
+
+    /// Sets a member at position `index` (moving it there if it exists).
+    pub fn shift_insert(&mut self, index: usize, key: impl Into<String>, value: Value) {
+        self.members
+            .shift_insert(index, key.into(), Member::Owned(value));
+    }
+
+    /// The whole resource as a value (parses every member not yet read).
+    pub fn to_value(&self) -> Value {
+        Value::Object(
+            self.members
+                .iter()
+                .map(|(k, m)| (k.clone(), m.value().clone()))
+                .collect(),
+        )
+    }
+
+    /// The whole resource as a value, consuming it.
+    pub fn into_value(self) -> Value {
+        Value::Object(
+            self.members
+                .into_iter()
+                .map(|(k, m)| (k, m.into_value()))
+                .collect(),
+        )
+    }
+
+    /// Calls `f` with every string `reference` anywhere in the resource (contained resources
+    /// included), until `f` returns `true`; returns whether it did. Members never read are walked
+    /// as text, without building values.
+    pub fn any_reference(&self, mut f: impl FnMut(&str) -> bool) -> bool {
+        self.members.values().any(|member| match member {
+            Member::Raw { text, .. } => {
+                let mut de = serde_json::Deserializer::from_str(text.get());
+                let mut walk = ReferenceWalk {
+                    f: &mut f,
+                    found: false,
+                    is_reference: false,
+                };
+                // The text was checked when it was read, so the walk cannot fail.
+                let _ = (&mut walk).deserialize(&mut de);
+                walk.found
+            }
+            Member::Owned(value) => value_any_reference(value, &mut f),
+        })
+    }
+}
+
+impl From<Map<String, Value>> for Resource {
+    fn from(map: Map<String, Value>) -> Resource {
+        Resource {
+            members: map
+                .into_iter()
+                .map(|(k, v)| (k, Member::Owned(v)))
+                .collect(),
+        }
+    }
+}
+
+/// Resources compare by content, however much of each has been parsed.
+impl PartialEq for Resource {
+    fn eq(&self, other: &Resource) -> bool {
+        self.len() == other.len()
+            && self
+                .members
+                .iter()
+                .all(|(k, m)| other.get(k) == Some(m.value()))
+    }
+}
+
+impl fmt::Debug for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Members never read are written out as the source's text, byte for byte.
+impl Serialize for Resource {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.members.len()))?;
+        for (key, member) in &self.members {
+            match member {
+                Member::Raw { text, .. } => map.serialize_entry(key, text)?,
+                Member::Owned(value) => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// Reads a JSON object's members as text. Only `serde_json`'s own deserializer can hand out
+/// raw text; a repeated member keeps its last value, as `serde_json::Value` does.
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Resource, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Resource;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Resource, A::Error> {
+                let mut members = IndexMap::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(key) = map.next_key::<String>()? {
+                    let text: Box<RawValue> = map.next_value()?;
+                    members.insert(
+                        key,
+                        Member::Raw {
+                            text,
+                            parsed: OnceLock::new(),
+                        },
+                    );
+                }
+                Ok(Resource { members })
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// [`Resource::any_reference`] over a parsed value. Uses its own stack, so no nesting depth can
+/// exhaust the thread's.
+fn value_any_reference(value: &Value, f: &mut impl FnMut(&str) -> bool) -> bool {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    match (key.as_str(), child) {
+                        ("reference", Value::String(text)) => {
+                            if f(text) {
+                                return true;
+                            }
+                        }
+                        _ => stack.push(child),
+                    }
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Walks JSON text through serde's data model, calling `f` on the string value of every
+/// `reference` member. Strings are seen borrowed where the text has no escapes, so the walk
+/// allocates next to nothing. serde_json's recursion limit bounds the depth.
+struct ReferenceWalk<'f, F> {
+    f: &'f mut F,
+    found: bool,
+    /// Whether the value being walked is a `reference` member's.
+    is_reference: bool,
+}
+
+impl<'de, F: FnMut(&str) -> bool> DeserializeSeed<'de> for &mut ReferenceWalk<'_, F> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(&str) -> bool> Visitor<'de> for &mut ReferenceWalk<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<(), E> {
+        if self.is_reference && !self.found {
+            self.found = (self.f)(text);
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.is_reference = false;
+        while seq.next_element_seed(&mut *self)?.is_some() {
+            self.is_reference = false;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(is_reference) = map.next_key_seed(KeyIsReference)? {
+            if self.found {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            self.is_reference = is_reference;
+            map.next_value_seed(&mut *self)?;
+            self.is_reference = false;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a member name and says whether it is `reference`, without keeping it.
+struct KeyIsReference;
+
+impl<'de> DeserializeSeed<'de> for KeyIsReference {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyIsReference {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E>(self, text: &str) -> Result<bool, E> {
+        Ok(text == "reference")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TEXT: &str = r#"{"resourceType":"Observation","id":"o1","text":{"status":"generated","div":"<div>Hb 5.0</div>"},"valueQuantity":{"value":5.0,"unit":"g/dL"},"subject":{"reference":"Patient/p1"},"contained":[{"resourceType":"Specimen","id":"s","subject":{"reference":"Patient/p2","display":"x"}}],"note":[{"text":"reference"}]}"#;
+
+    #[test]
+    fn unread_members_are_written_back_byte_for_byte() {
+        let resource = Resource::from_json(TEXT).unwrap();
+        assert_eq!(resource.get_str("id"), Some("o1"));
+        // 5.0 stays 5.0, and member order is kept.
+        assert_eq!(serde_json::to_string(&resource).unwrap(), TEXT);
+        assert_eq!(
+            resource.to_value(),
+            serde_json::from_str::<Value>(TEXT).unwrap()
+        );
+    }
+
+    #[test]
+    fn changed_members_are_written_from_their_value() {
+        let mut resource = Resource::from_json(TEXT).unwrap();
+        resource.shift_insert(2, "meta", json!({"source": "https://gp.example/fhir"}));
+        resource.get_mut("valueQuantity").unwrap()["unit"] = json!("g/L");
+        let out: Value = serde_json::to_value(&resource).unwrap();
+        assert_eq!(
+            out.as_object().unwrap().keys().take(3).collect::<Vec<_>>(),
+            ["resourceType", "id", "meta"]
+        );
+        assert_eq!(out["valueQuantity"]["unit"], "g/L");
+        assert_eq!(out["valueQuantity"]["value"].to_string(), "5.0");
+        assert_eq!(
+            resource.pointer("/meta/source"),
+            Some(&json!("https://gp.example/fhir"))
+        );
+    }
+
+    #[test]
+    fn references_are_found_in_text_and_in_values_alike() {
+        let raw = Resource::from_json(TEXT).unwrap();
+        let parsed = Resource::from_value(serde_json::from_str(TEXT).unwrap()).unwrap();
+        for resource in [&raw, &parsed] {
+            let mut seen = Vec::new();
+            assert!(!resource.any_reference(|r| {
+                seen.push(r.to_string());
+                false
+            }));
+            seen.sort();
+            // The note's text "reference" is a value, not a member name, so it is not one.
+            assert_eq!(seen, ["Patient/p1", "Patient/p2"]);
+            assert!(resource.any_reference(|r| r == "Patient/p2"));
+        }
+        assert_eq!(raw, parsed);
+    }
+
+    #[test]
+    fn not_an_object_is_an_error_and_repeats_keep_the_last() {
+        assert!(Resource::from_json("[1]").is_err());
+        assert!(Resource::from_json("{\"a\":").is_err());
+        assert!(Resource::from_value(json!("x")).is_none());
+        let resource = Resource::from_json(r#"{"id":"a","id":"b"}"#).unwrap();
+        assert_eq!(resource.get_str("id"), Some("b"));
+        assert_eq!(resource.len(), 1);
+    }
+}
