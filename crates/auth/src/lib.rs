@@ -15,6 +15,7 @@ mod external;
 mod headers;
 mod keys;
 mod oauth;
+mod verified;
 mod wellknown;
 
 use std::collections::HashMap;
@@ -116,6 +117,9 @@ struct Inner {
     attempts: code::Attempts,
     /// Revoked token ids and when their tokens expire (after which they need no remembering).
     revoked: RwLock<HashMap<String, i64>>,
+    /// This node's tokens whose signature has been verified, so a bearer's every request does
+    /// not pay for the ES256 check again (see [`AuthServer::verify`]).
+    verified: verified::Verified,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -164,6 +168,7 @@ impl AuthServer {
                 ring: RwLock::new(ring),
                 db,
                 revoked: RwLock::new(revoked),
+                verified: verified::Verified::default(),
             }),
         }
     }
@@ -182,7 +187,12 @@ impl AuthServer {
     pub fn rotate(&self) -> Result<(), Error> {
         let mut ring = self.write_ring();
         ring.rotate(now())?;
-        ring.retire(now(), self.inner.config.key_retire_days)
+        let retired = ring.retire(now(), self.inner.config.key_retire_days);
+        // Every cache hit checks its key against the ring anyway; clearing here as well drops
+        // the entries of keys that just retired, at the price of one signature check per live
+        // token after a rotation.
+        self.inner.verified.clear();
+        retired
     }
 
     /// Signs claims into an ES256 JWT whose header names the key (`kid`). Blank `iss`, `aud`,
@@ -237,6 +247,12 @@ impl AuthServer {
     /// Verifies an access token: signed by a key of this node's ring that has not retired,
     /// issued by this node for this audience, not expired (with the configured leeway), and
     /// not revoked. Errors are [`ErrorKind::Unauthenticated`] and never quote the token.
+    ///
+    /// This node's own tokens that pass are remembered (by the SHA-256 digest of the whole
+    /// token, in a cache of at most 10,000 entries) so the same token's signature is not
+    /// checked again on the bearer's next request; every later use still checks its expiry,
+    /// that its signing key has not retired and that it has not been revoked. Failures are
+    /// never remembered. External issuers' tokens are not cached: each is verified in full.
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
         let claims = match self.external_issuer(token) {
             Some(issuer) => {
@@ -283,6 +299,61 @@ impl AuthServer {
     }
 
     fn verify_own(&self, token: &str) -> Result<Claims, Error> {
+        let key = verified::key(token);
+        if let Some(entry) = self.inner.verified.get(&key) {
+            let answer = self.recheck(&entry);
+            if answer.is_err() {
+                self.inner.verified.remove(&key);
+            }
+            return answer;
+        }
+        let (claims, kid) = self.verify_signed(token)?;
+        if self.is_revoked(&claims.jti) {
+            return Err(unauthenticated("the access token has been revoked"));
+        }
+        self.inner.verified.insert(
+            key,
+            verified::Entry {
+                claims: claims.clone(),
+                kid,
+            },
+        );
+        Ok(claims)
+    }
+
+    /// A cached token's checks that can change after it was verified: its signing key must
+    /// still verify, it must not have expired, and it must not have been revoked. The rest
+    /// (signature, algorithm, issuer, audience, kind) depend only on the token's exact text
+    /// and this server's fixed configuration, so they hold as they did when it was cached.
+    fn recheck(&self, entry: &verified::Entry) -> Result<Claims, Error> {
+        let config = &self.inner.config;
+        {
+            // The same lookup as the full check, so a key retired by time, by `rotate` or by
+            // re-reading the ring from disk refuses cached tokens exactly as uncached ones.
+            let ring = self.ring_with(&entry.kid);
+            let key = ring
+                .find(&entry.kid)
+                .ok_or_else(|| unauthenticated("the access token was not signed by this node"))?;
+            if !key.verifies_at(now(), config.key_retire_days) {
+                return Err(unauthenticated(
+                    "the access token was signed with a retired key",
+                ));
+            }
+        }
+        if expired(entry.claims.exp, config.leeway_seconds) {
+            return Err(unauthenticated(jwt_reason(
+                &jsonwebtoken::errors::ErrorKind::ExpiredSignature.into(),
+            )));
+        }
+        if self.is_revoked(&entry.claims.jti) {
+            return Err(unauthenticated("the access token has been revoked"));
+        }
+        Ok(entry.claims.clone())
+    }
+
+    /// Every check of this node's token but revocation, in full: the claims and the `kid` of
+    /// the key that signed it.
+    fn verify_signed(&self, token: &str) -> Result<(Claims, String), Error> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthenticated("the access token is not a valid JWT"))?;
         if header.alg != Algorithm::ES256 {
@@ -316,10 +387,7 @@ impl AuthServer {
                 "the access token's kind is neither user nor system",
             ));
         }
-        if self.is_revoked(&claims.jti) {
-            return Err(unauthenticated("the access token has been revoked"));
-        }
-        Ok(claims)
+        Ok((claims, kid))
     }
 
     /// Refuses the token with this id from now on (until it would have expired anyway), in this
@@ -464,6 +532,14 @@ pub(crate) fn jwt_reason(error: &jsonwebtoken::errors::Error) -> &'static str {
     }
 }
 
+/// Whether a token with this `exp` has expired now, as jsonwebtoken's validation decides it:
+/// refused when `exp < now - leeway`, on jsonwebtoken's own clock. A negative `exp` never gets
+/// this far (jsonwebtoken refuses it as malformed), so it counts as expired.
+fn expired(exp: i64, leeway: u64) -> bool {
+    let now = jsonwebtoken::get_current_timestamp();
+    u64::try_from(exp).map_or(true, |exp| exp < now.saturating_sub(leeway))
+}
+
 fn unauthenticated(reason: &str) -> Error {
     Error::new(ErrorKind::Unauthenticated, reason)
 }
@@ -482,4 +558,63 @@ pub(crate) fn random_id() -> Result<String, Error> {
     getrandom::fill(&mut bytes)
         .map_err(|_| Error::new(ErrorKind::Internal, "no randomness is available"))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The cache's inner workings, which the integration tests in `tests/tokens.rs` cannot
+    //! see: that a verified token is remembered, that failures are not, and that a hit checks
+    //! its key against the ring itself rather than relying on `rotate` clearing the cache.
+
+    use super::*;
+
+    fn server() -> AuthServer {
+        AuthServer::ephemeral(AuthConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_and_a_refused_one_is_not() {
+        let auth = server();
+        let token = auth.mint(&Claims::system("feed", "system/*.rs")).unwrap();
+        let first = auth.verify(&token).unwrap();
+        assert_eq!(auth.inner.verified.len(), 1);
+        assert_eq!(auth.verify(&token).unwrap(), first);
+        assert_eq!(auth.inner.verified.len(), 1);
+        let expired = auth
+            .mint(&Claims {
+                iat: now() - 7200,
+                exp: now() - 3600,
+                ..Claims::system("feed", "system/*.rs")
+            })
+            .unwrap();
+        assert!(auth.verify(&expired).is_err());
+        assert!(auth.verify("not-a-jwt").is_err());
+        assert_eq!(auth.inner.verified.len(), 1, "failures are not cached");
+        // A refused hit is forgotten.
+        auth.revoke(&first.jti, first.exp).unwrap();
+        assert!(auth.verify(&token).is_err());
+        assert_eq!(auth.inner.verified.len(), 0);
+        // A revoked token is refused before it is remembered.
+        assert!(auth.verify(&token).is_err());
+        assert_eq!(auth.inner.verified.len(), 0);
+    }
+
+    #[test]
+    fn a_hit_is_refused_when_its_key_has_retired_though_the_cache_was_not_cleared() {
+        let auth = server();
+        let token = auth.mint(&Claims::system("feed", "system/*.rs")).unwrap();
+        auth.verify(&token).unwrap();
+        // The key was superseded longer ago than `key_retire_days`: it retired by the passing
+        // of time, which no rotation call announces.
+        {
+            let mut ring = auth.write_ring();
+            ring.rotate(now()).unwrap();
+            let retire_days = i64::try_from(auth.config().key_retire_days).unwrap();
+            ring.keys[0].superseded = Some(now() - (retire_days + 1) * 86_400);
+        }
+        assert_eq!(auth.inner.verified.len(), 1);
+        let error = auth.verify(&token).unwrap_err();
+        assert!(error.to_string().contains("retired key"), "{error}");
+        assert_eq!(auth.inner.verified.len(), 0);
+    }
 }

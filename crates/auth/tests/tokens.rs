@@ -1,5 +1,6 @@
-//! Minting and verifying: the key ring on disk, rotation and retirement, revocation, and the
-//! checks `verify` makes on every request.
+//! Minting and verifying: the key ring on disk, rotation and retirement, revocation, the
+//! checks `verify` makes on every request, and that a token remembered from an earlier request
+//! still goes through the checks whose answer can change.
 
 use concord_auth::{AuthConfig, AuthServer, Claims};
 use concord_fhir::ErrorKind;
@@ -268,4 +269,80 @@ fn the_jwks_verifies_what_the_server_signs() {
         jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
             .unwrap();
     assert_eq!(data.claims.sub, "alice");
+}
+
+// A token verified once is remembered, so these tests verify each token first and then check
+// that the remembered token is refused when it should be.
+
+#[test]
+fn a_token_verifies_again_from_the_cache_with_equal_claims() {
+    let auth = AuthServer::ephemeral(config()).unwrap();
+    let token = auth.mint(&clinician()).unwrap();
+    let first = auth.verify(&token).unwrap();
+    let second = auth.verify(&token).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(second.sub, "alice");
+}
+
+#[test]
+fn a_cached_token_is_refused_once_revoked() {
+    let auth = AuthServer::ephemeral(config()).unwrap();
+    let token = auth.mint(&clinician()).unwrap();
+    let claims = auth.verify(&token).unwrap();
+    auth.verify(&token).unwrap();
+    auth.revoke(&claims.jti, claims.exp).unwrap();
+    let error = auth.verify(&token).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unauthenticated);
+    assert!(error.to_string().contains("revoked"), "{error}");
+}
+
+#[test]
+fn a_cached_token_is_refused_once_expired() {
+    // No leeway, so the token expires as soon as the clock passes its `exp`.
+    let auth = AuthServer::ephemeral(AuthConfig {
+        leeway_seconds: 0,
+        ..config()
+    })
+    .unwrap();
+    let exp = now() + 1;
+    let token = auth.mint(&Claims { exp, ..clinician() }).unwrap();
+    auth.verify(&token).unwrap();
+    // At most about two seconds: until the whole second after `exp` begins.
+    while now() <= exp {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let error = auth.verify(&token).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unauthenticated);
+    assert!(error.to_string().contains("expired"), "{error}");
+}
+
+#[test]
+fn a_cached_token_is_refused_once_its_signing_key_retires() {
+    // Superseded keys retire at once, so rotating retires the key that signed the token.
+    let auth = AuthServer::ephemeral(AuthConfig {
+        key_retire_days: 0,
+        ..config()
+    })
+    .unwrap();
+    let before = auth.mint(&clinician()).unwrap();
+    auth.verify(&before).unwrap();
+    auth.rotate().unwrap();
+    let error = auth.verify(&before).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unauthenticated);
+    auth.verify(&auth.mint(&clinician()).unwrap()).unwrap();
+}
+
+#[test]
+fn a_tampered_token_is_refused_though_its_original_is_cached() {
+    let auth = AuthServer::ephemeral(config()).unwrap();
+    let good = auth.mint(&clinician()).unwrap();
+    auth.verify(&good).unwrap();
+    // One signature character changed (a middle one: the last partly encodes padding).
+    let at = good.len() - 20;
+    let flipped = if &good[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &good[..at], &good[at + 1..]);
+    let error = auth.verify(&tampered).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unauthenticated);
+    assert!(error.to_string().contains("signature"), "{error}");
+    auth.verify(&good).unwrap();
 }
