@@ -102,11 +102,16 @@ for _ in $(seq 100); do curl -fs http://127.0.0.1:18590/readyz >/dev/null 2>&1 &
 # by a clinician at the organisation the sources stand for, so access is decided and audited.
 feed_token=$("$concord" token issue --data "$work/hub" --sub feed --system --scope 'system/*.*')
 bench_token=$("$concord" token issue --data "$work/hub" --sub bench --role clinician --org BENCH --scope 'user/*.*')
+# Each source's record of the person is announced under the Patient id its recorded answer
+# holds, so the hub's check that a source answered about this patient (`keep_own_patient`) keeps
+# every resource, as it does for a real edge.
+local_id() { python3 -c 'import json,sys; print(next(e["resource"]["id"] for e in json.load(open(sys.argv[1]))["entry"] if e["resource"]["resourceType"] == "Patient"))' "$1"; }
 while read -r rid url; do
   sid=$(echo "$rid" | tr -c 'a-z0-9\n-' '-')
+  lid=$(local_id "$work/recorded/$rid.json")
   curl -fs -o /dev/null -X PUT -H "Authorization: Bearer $feed_token" -H 'Content-Type: application/fhir+json' \
-    "http://127.0.0.1:18590/fhir/Patient?identifier=https://concord.health/fhir/sid/source/$sid|$rid" \
-    -d "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/nhs-number\",\"value\":\"$nhs\"},{\"system\":\"https://concord.health/fhir/sid/source/$sid\",\"value\":\"$rid\"}],\"name\":[{\"family\":\"Bench\",\"given\":[\"Person\"]}],\"birthDate\":\"1960-01-01\",\"gender\":\"female\"}"
+    "http://127.0.0.1:18590/fhir/Patient?identifier=https://concord.health/fhir/sid/source/$sid|$lid" \
+    -d "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/nhs-number\",\"value\":\"$nhs\"},{\"system\":\"https://concord.health/fhir/sid/source/$sid\",\"value\":\"$lid\"}],\"name\":[{\"family\":\"Bench\",\"given\":[\"Person\"]}],\"birthDate\":\"1960-01-01\",\"gender\":\"female\"}"
 done <"$work/recorded.out"
 bench_id=$(curl -fs -H "Authorization: Bearer $bench_token" "http://127.0.0.1:18590/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|$nhs" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"][0]["resource"]["id"])')

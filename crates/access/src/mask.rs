@@ -100,6 +100,13 @@ pub fn mask(
     Verdict::Keep
 }
 
+/// Whether [`mask`] under `filter` reads more of a resource than its `resourceType` and `meta`:
+/// only withheld codes, which may be anywhere in it, need the whole resource. A caller holding
+/// resources it has not parsed (the federated view) parses only those two members otherwise.
+pub fn reads_whole_resource(filter: &Filter) -> bool {
+    !filter.withheld_codes.is_empty()
+}
+
 /// Whether two ODS codes name the same organisation.
 pub(crate) fn same_organization(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
@@ -153,6 +160,31 @@ mod tests {
             withheld_codes: vec![CodeMatch::new(SNOMED, "86406008")],
             ..Filter::everything()
         }
+    }
+
+    #[test]
+    fn without_withheld_codes_only_type_and_meta_decide() {
+        let filter = Filter {
+            categories: BTreeSet::from([Category::Problems, Category::PatientEntered]),
+            withheld_organizations: BTreeSet::from(["RXY".to_string()]),
+            ..Filter::everything()
+        };
+        assert!(!reads_whole_resource(&filter));
+        let whole = json!({"resourceType": "Observation", "id": "o",
+            "meta": {"tag": [{"system": crate::category::PROVENANCE_TAG_SYSTEM, "code": crate::category::PATIENT_ENTERED_CODE}]},
+            "code": {"coding": [{"system": SNOMED, "code": "86406008"}]}});
+        let head = json!({"resourceType": "Observation", "meta": whole["meta"].clone()});
+        for (org, kind) in [
+            (None, None),
+            (Some("RXY"), None),
+            (Some("A1"), Some("social-care")),
+        ] {
+            assert_eq!(
+                mask(&filter, &whole, org, kind),
+                mask(&filter, &head, org, kind)
+            );
+        }
+        assert!(reads_whole_resource(&hiv_filter()));
     }
 
     #[test]

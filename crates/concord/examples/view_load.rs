@@ -4,8 +4,10 @@
 //! the view's own per-source OperationOutcome (`source-elapsed`). Used by
 //! `tools/bench/federation.sh`; see docs/performance.md.
 //!
-//! Owns only measuring; it checks every answer is a 200 with the expected shape, and counts the
-//! rest as errors, so a fast wrong answer never looks like a good figure.
+//! Owns only measuring; it checks every answer is a 200 with the expected shape in which no
+//! source failed, timed out, was cut off by its breaker or answered unusably, and counts the rest
+//! as errors, so a fast wrong answer never looks like a good figure. It prints how many resources
+//! a view held, so an empty view cannot pass for a fast one either.
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,23 @@ struct Resource {
 struct Issue {
     #[serde(default)]
     extension: Vec<Extension>,
+    details: Option<Details>,
 }
+
+#[derive(Deserialize)]
+struct Details {
+    #[serde(default)]
+    coding: Vec<Coding>,
+}
+
+#[derive(Deserialize)]
+struct Coding {
+    code: Option<String>,
+}
+
+/// Source statuses that make a view wrong for the benchmark (`skipped`, a region that does not
+/// know the person, and `stale` are what the region really holds).
+const FAILED_STATUSES: [&str; 4] = ["failed", "timeout", "breaker-open", "invalid"];
 
 #[derive(Deserialize)]
 struct Extension {
@@ -108,8 +126,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut latency: Vec<f64> = samples.iter().map(|s| s.0).collect();
     let mut overhead: Vec<f64> = samples.iter().map(|s| (s.0 - s.1).max(0.0)).collect();
     let mut slowest: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    let (fewest, most) = samples
+        .iter()
+        .fold((usize::MAX, 0), |(lo, hi), s| (lo.min(s.2), hi.max(s.2)));
     println!(
-        "views: {}  errors: {errors}  concurrency: {concurrency}  views/s: {:.0}",
+        "views: {}  errors: {errors}  concurrency: {concurrency}  views/s: {:.0}  resources a view: {fewest}..{most}",
         samples.len(),
         samples.len() as f64 / wall
     );
@@ -132,12 +153,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// One view: (latency ms, slowest source ms).
+/// One view: (latency ms, slowest source ms, resources in it).
 async fn view(
     client: &reqwest::Client,
     url: &str,
     token: &str,
-) -> Result<(f64, f64), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(f64, f64, usize), Box<dyn std::error::Error + Send + Sync>> {
     let started = Instant::now();
     let response = client.get(url).bearer_auth(token).send().await?;
     let status = response.status();
@@ -151,15 +172,24 @@ async fn view(
     let view: View = serde_json::from_slice(&body)?;
     let mut slowest: f64 = 0.0;
     let mut outcomes = 0;
+    let mut resources = 0;
     for entry in view.entry {
         let Some(resource) = entry.resource else {
             continue;
         };
         if resource.resource_type != "OperationOutcome" {
+            resources += 1;
             continue;
         }
         outcomes += 1;
         for issue in resource.issue {
+            let codes = issue.details.iter().flat_map(|d| &d.coding);
+            if let Some(code) = codes
+                .filter_map(|c| c.code.as_deref())
+                .find(|code| FAILED_STATUSES.contains(code))
+            {
+                return Err(format!("a source's status is {code}").into());
+            }
             for ext in issue.extension {
                 if ext.url == ELAPSED
                     && let Some(ms) = ext.value_quantity.and_then(|q| q.value)
@@ -172,7 +202,7 @@ async fn view(
     if outcomes == 0 {
         return Err("the view names no sources".into());
     }
-    Ok((latency, slowest))
+    Ok((latency, slowest, resources))
 }
 
 fn pct(values: &mut [f64], p: f64) -> f64 {

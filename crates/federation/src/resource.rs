@@ -164,20 +164,42 @@ impl Resource {
     /// included), until `f` returns `true`; returns whether it did. Members never read are walked
     /// as text, without building values.
     pub fn any_reference(&self, mut f: impl FnMut(&str) -> bool) -> bool {
-        self.members.values().any(|member| match member {
-            Member::Raw { text, .. } => {
-                let mut de = serde_json::Deserializer::from_str(text.get());
-                let mut walk = ReferenceWalk {
-                    f: &mut f,
-                    found: false,
-                    is_reference: false,
-                };
-                // The text was checked when it was read, so the walk cannot fail.
-                let _ = (&mut walk).deserialize(&mut de);
-                walk.found
-            }
-            Member::Owned(value) => value_any_reference(value, &mut f),
-        })
+        self.members
+            .values()
+            .any(|member| member_any_reference(member, &mut f))
+    }
+
+    /// [`Resource::any_reference`], looking first in the members named in `first` (where the
+    /// reference sought usually is, so a search that stops at the first hit rarely walks the
+    /// rest), then in all the others.
+    pub fn any_reference_first_in(&self, first: &[&str], mut f: impl FnMut(&str) -> bool) -> bool {
+        first.iter().any(|key| {
+            self.members
+                .get(*key)
+                .is_some_and(|member| member_any_reference(member, &mut f))
+        }) || self
+            .members
+            .iter()
+            .filter(|(key, _)| !first.contains(&key.as_str()))
+            .any(|(_, member)| member_any_reference(member, &mut f))
+    }
+}
+
+/// [`Resource::any_reference`] over one member.
+fn member_any_reference(member: &Member, f: &mut impl FnMut(&str) -> bool) -> bool {
+    match member {
+        Member::Raw { text, .. } => {
+            let mut de = serde_json::Deserializer::from_str(text.get());
+            let mut walk = ReferenceWalk {
+                f,
+                found: false,
+                is_reference: false,
+            };
+            // The text was checked when it was read, so the walk cannot fail.
+            let _ = (&mut walk).deserialize(&mut de);
+            walk.found
+        }
+        Member::Owned(value) => value_any_reference(value, f),
     }
 }
 
@@ -423,6 +445,14 @@ mod tests {
             // The note's text "reference" is a value, not a member name, so it is not one.
             assert_eq!(seen, ["Patient/p1", "Patient/p2"]);
             assert!(resource.any_reference(|r| r == "Patient/p2"));
+            let mut order = Vec::new();
+            assert!(
+                !resource.any_reference_first_in(&["contained", "nothing"], |r| {
+                    order.push(r.to_string());
+                    false
+                })
+            );
+            assert_eq!(order, ["Patient/p2", "Patient/p1"]);
         }
         assert_eq!(raw, parsed);
     }

@@ -155,13 +155,13 @@ impl Hub {
             for result in results.iter_mut() {
                 let org = result.source.ods_code.clone();
                 let kind = Some(result.source.kind.as_str().to_string());
-                // Masking reads the whole resource (a withheld code may be anywhere in it), so
-                // this path parses what the sources sent; a caller who may see everything
-                // never takes it.
+                // Only withheld codes (which may be anywhere) need the whole resource parsed;
+                // otherwise the mask reads its type and `meta` alone.
+                let whole = concord_access::reads_whole_resource(&grant.filter);
                 withheld += self.mask_entries(
                     grant,
                     &mut result.resources,
-                    |r| std::borrow::Cow::Owned(r.to_value()),
+                    |r| std::borrow::Cow::Owned(if whole { r.to_value() } else { head(r) }),
                     |_| (org.clone(), kind.clone()),
                 );
             }
@@ -172,6 +172,17 @@ impl Hub {
             own.forwarded_issues.push(concord_access::withheld_issue());
         }
     }
+}
+
+/// A resource's `resourceType` and `meta`, all the mask reads when no codes are withheld.
+fn head(resource: &Resource) -> Value {
+    let mut head = serde_json::Map::new();
+    for key in ["resourceType", "meta"] {
+        if let Some(value) = resource.get(key) {
+            head.insert(key.to_string(), value.clone());
+        }
+    }
+    Value::Object(head)
 }
 
 /// Whether a grant lets the caller see an organisation's records at all.
@@ -511,7 +522,11 @@ pub(crate) fn keep_own_patient(result: &mut SourceResult, local_ids: &[String]) 
         if concord_search::registry::patient_compartment_params(resource_type).is_empty() {
             return true;
         }
-        resource.any_reference(|reference| refers_to(reference, &targets))
+        // Nearly every such resource names its patient in `subject` or `patient`; looking
+        // there first spares walking the rest (narrative, notes) of the whole record.
+        resource.any_reference_first_in(&["subject", "patient"], |reference| {
+            refers_to(reference, &targets)
+        })
     });
     let dropped = before - result.resources.len();
     if dropped > 0 {
