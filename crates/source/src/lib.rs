@@ -220,6 +220,10 @@ pub struct Outbound {
     pub origin: String,
     /// Sent as `X-Concord-Hops`, as given: the hub counts and limits hops.
     pub hops: u32,
+    /// When the view this call serves began. The call's deadline counts from then, so however
+    /// long the hub took before asking (access decision, record locator), a hanging source
+    /// holds the view no longer than its deadline. `None`: from the call's own start.
+    pub view_started: Option<Instant>,
 }
 
 /// A source that cannot be set up. Names the source and the setting, never secret material.
@@ -382,13 +386,13 @@ impl Source {
             FetchMode::Everything => {
                 let url = self.everything_url(local_patient_id, types.as_deref(), since);
                 let work = self.follow(&call, url, usize::MAX, &mut gathered);
-                tokio::time::timeout(self.deadline, work).await
+                tokio::time::timeout_at(call.until.into(), work).await
             }
             FetchMode::Search => {
                 let types = types.unwrap_or_else(|| self.default_search_types());
                 let mut parts: Vec<Gathered> = types.iter().map(|_| Gathered::default()).collect();
                 let work = self.search_each(&call, local_patient_id, &types, since, &mut parts);
-                let outcome = tokio::time::timeout(self.deadline, work).await;
+                let outcome = tokio::time::timeout_at(call.until.into(), work).await;
                 for part in parts {
                     gathered.resources.extend(part.resources);
                     gathered.issues.extend(part.issues);
@@ -451,7 +455,7 @@ impl Source {
         let call = self.call(out, started, not_found);
         let mut gathered = Gathered::default();
         let work = self.follow(&call, url, limit, &mut gathered);
-        let outcome = tokio::time::timeout(self.deadline, work).await;
+        let outcome = tokio::time::timeout_at(call.until.into(), work).await;
         self.conclude(permit, started, outcome, gathered)
     }
 
@@ -670,7 +674,7 @@ impl Source {
         Call {
             headers,
             request_id,
-            until: started + self.deadline,
+            until: out.view_started.unwrap_or(started).min(started) + self.deadline,
             not_found,
         }
     }

@@ -7,7 +7,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::{Hits, bundle, config, ids, observation, outbound, patient, serve, source};
 use concord_source::{
-    Auth, BreakerConfig, BreakerState, FetchMode, Source, SourceConfig, SourceStatus,
+    Auth, BreakerConfig, BreakerState, FetchMode, Outbound, Source, SourceConfig, SourceStatus,
 };
 use serde_json::{Value, json};
 
@@ -109,6 +109,33 @@ async fn a_hanging_source_comes_back_with_timeout() {
 
     assert_eq!(result.status, SourceStatus::Timeout { after_ms: 300 });
     assert!(result.resources.is_empty());
+}
+
+#[tokio::test]
+async fn the_deadline_counts_from_the_start_of_the_view() {
+    let base = serve(|_| {
+        Router::new().route(
+            "/fhir/Patient/{id}/$everything",
+            get(std::future::pending::<Response>),
+        )
+    })
+    .await;
+    // The hub spent 700 ms of a 1,000 ms deadline before asking: the source gets what is left,
+    // so the view keeps to the deadline however long the hub took first.
+    let out = Outbound {
+        view_started: Some(Instant::now() - Duration::from_millis(700)),
+        ..outbound()
+    };
+    let asked = Instant::now();
+    let result = with_deadline(&base, Duration::from_millis(1000))
+        .patient_data(&out, "p1", None, None)
+        .await;
+    assert_eq!(result.status, SourceStatus::Timeout { after_ms: 1000 });
+    assert!(
+        asked.elapsed() < Duration::from_millis(700),
+        "the call waited {:?}, more than the 300 ms left",
+        asked.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -88,7 +88,12 @@ impl Federation {
 
     /// What every outbound request of this view carries: the request id, the hub that started
     /// the request, and one more hop.
-    pub(crate) fn outbound(&self, ctx: &RequestContext, hop: &Hop) -> Outbound {
+    pub(crate) fn outbound(
+        &self,
+        ctx: &RequestContext,
+        hop: &Hop,
+        view_started: std::time::Instant,
+    ) -> Outbound {
         Outbound {
             request_id: ctx.request_id.clone(),
             origin: hop
@@ -96,6 +101,7 @@ impl Federation {
                 .clone()
                 .unwrap_or_else(|| self.config.origin.clone()),
             hops: hop.hops + 1,
+            view_started: Some(view_started),
         }
     }
 
@@ -350,6 +356,8 @@ impl Hub {
                 Vec::new(),
             ))
         });
+        // Every source's deadline counts from here, so the view as a whole keeps to it.
+        let view_started = std::time::Instant::now();
         // Access is decided before any source is asked: a refused view asks no one.
         let grant = self.authorize_view(ctx, "Patient", patient_id).await?;
         let started = std::time::Instant::now();
@@ -368,7 +376,7 @@ impl Hub {
         .await?;
         let local_elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
-        let out = federation.outbound(ctx, hop);
+        let out = federation.outbound(ctx, hop, view_started);
         let types = fetch.types.clone();
         let since = fetch.since.clone();
         let mut calls = Vec::new();

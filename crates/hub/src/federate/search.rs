@@ -85,6 +85,8 @@ impl Hub {
             .cloned()
             .collect();
 
+        // Every source's deadline counts from here, so the search as a whole keeps to it.
+        let view_started = std::time::Instant::now();
         let grant = self.authorize_view(ctx, resource_type, patient_id).await?;
         let hub = self.clone();
         let (ctx_owned, id_owned, type_owned, passed_owned, base_owned) = (
@@ -128,7 +130,7 @@ impl Hub {
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             forwarded_issues: Vec::new(),
         }];
-        let out = federation.outbound(ctx, hop);
+        let out = federation.outbound(ctx, hop, view_started);
         let mut calls: Vec<std::pin::Pin<Box<dyn Future<Output = SourceResult> + Send>>> =
             Vec::new();
         let mut withheld = 0;

@@ -54,6 +54,7 @@ pub fn outbound() -> Outbound {
         request_id: "req-123".to_string(),
         origin: "hub-north".to_string(),
         hops: 1,
+        view_started: None,
     }
 }
 
