@@ -225,15 +225,11 @@ impl PartialEq for Resource {
     }
 }
 
+/// The resource's JSON. There is deliberately no `Display`: a resource is patient data and has
+/// no business in a log line or an error message.
 impl fmt::Debug for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&serde_json::to_string(self).map_err(|_| fmt::Error)?)
-    }
-}
-
-impl fmt::Display for Resource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
     }
 }
 

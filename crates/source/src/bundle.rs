@@ -272,6 +272,39 @@ mod tests {
                 .unwrap_err(),
             "Bundle entry 0 is an outcome entry but not an OperationOutcome"
         );
+        // Shapes the one-pass read refuses are named by the careful reading, by position.
+        let good = json!({"resource": {"resourceType": "Patient", "id": "1"}});
+        for (bundle, reason) in [
+            (
+                json!({"resourceType": "Bundle", "entry": [good.clone(), {"resource": "Jane Smith"}]}),
+                "Bundle entry 1 has no resource",
+            ),
+            (
+                json!({"resourceType": "Bundle", "entry": [good.clone(), "Jane Smith"]}),
+                "Bundle entry 1 is not an object",
+            ),
+            (
+                json!({"resourceType": "Bundle", "entry": {"resource": {}}}),
+                "the Bundle's entry is not an array",
+            ),
+        ] {
+            assert_eq!(parse(bundle).unwrap_err(), reason);
+        }
+    }
+
+    #[test]
+    fn resources_keep_what_the_source_sent_byte_for_byte() {
+        let resource = r#"{"resourceType":"Observation","id":"o1","valueQuantity":{"value":5.0},"text":{"div":"<div>\u00e9</div>"}}"#;
+        let body = format!(
+            r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"fullUrl":"x","resource":{resource}}}]}}"#
+        );
+        let page = Url::parse("https://gp.example/fhir/x").unwrap();
+        let parsed = parse_page(body.as_bytes(), &page, &base()).unwrap();
+        assert_eq!(parsed.resources.len(), 1);
+        assert_eq!(
+            serde_json::to_string(&parsed.resources[0]).unwrap(),
+            resource
+        );
     }
 
     #[test]
