@@ -100,9 +100,10 @@ pub fn mask(
     Verdict::Keep
 }
 
-/// Whether [`mask`] under `filter` reads more of a resource than its `resourceType` and `meta`:
-/// only withheld codes, which may be anywhere in it, need the whole resource. A caller holding
-/// resources it has not parsed (the federated view) parses only those two members otherwise.
+/// Whether [`mask`] under `filter` reads more of a resource than its `resourceType` and
+/// `meta.tag` (which marks what a patient wrote): only withheld codes, which may be anywhere in
+/// it, need the whole resource. A caller holding resources it has not parsed (the federated view)
+/// hands the mask only those two otherwise.
 pub fn reads_whole_resource(filter: &Filter) -> bool {
     !filter.withheld_codes.is_empty()
 }
@@ -163,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn without_withheld_codes_only_type_and_meta_decide() {
+    fn without_withheld_codes_only_type_and_meta_tags_decide() {
         let filter = Filter {
             categories: BTreeSet::from([Category::Problems, Category::PatientEntered]),
             withheld_organizations: BTreeSet::from(["RXY".to_string()]),
@@ -171,9 +172,11 @@ mod tests {
         };
         assert!(!reads_whole_resource(&filter));
         let whole = json!({"resourceType": "Observation", "id": "o",
-            "meta": {"tag": [{"system": crate::category::PROVENANCE_TAG_SYSTEM, "code": crate::category::PATIENT_ENTERED_CODE}]},
+            "meta": {"versionId": "3", "security": [{"code": "R"}],
+                "tag": [{"system": crate::category::PROVENANCE_TAG_SYSTEM, "code": crate::category::PATIENT_ENTERED_CODE}]},
             "code": {"coding": [{"system": SNOMED, "code": "86406008"}]}});
-        let head = json!({"resourceType": "Observation", "meta": whole["meta"].clone()});
+        let head =
+            json!({"resourceType": "Observation", "meta": {"tag": whole["meta"]["tag"].clone()}});
         for (org, kind) in [
             (None, None),
             (Some("RXY"), None),

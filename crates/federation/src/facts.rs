@@ -7,7 +7,10 @@
 //! [`crate::dedup`]); it only produces the keys. Malformed elements yield no key rather than an
 //! error, so a bad element can only prevent a match, never cause one.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
 
 use crate::resource::Resource;
 
@@ -104,37 +107,102 @@ pub(crate) fn clinical_date<'a>(resource_type: &str, resource: &'a impl Fields) 
         .find_map(|path| at_map(resource, path).and_then(Value::as_str))
 }
 
-/// `system|code` for every coding of a CodeableConcept that has both.
-pub(crate) fn codings(concept: Option<&Value>) -> Vec<String> {
-    concept
-        .and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
-        .map(|codings| {
-            codings
-                .iter()
-                .filter_map(|c| {
-                    let system = c.get("system")?.as_str().filter(|s| !s.is_empty())?;
-                    let code = c.get("code")?.as_str().filter(|s| !s.is_empty())?;
-                    Some(format!("{system}|{code}"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `system|value` for every identifier that has both.
 pub(crate) fn identifier_keys(resource: &Resource) -> Vec<String> {
-    let Some(identifiers) = resource.get("identifier").and_then(Value::as_array) else {
+    let Some(identifiers) = resource.read::<Vec<IdentifierView>>("identifier") else {
         return Vec::new();
     };
     identifiers
         .iter()
         .filter_map(|i| {
-            let system = i.get("system")?.as_str().filter(|s| !s.is_empty())?;
-            let value = i.get("value")?.as_str().filter(|s| !s.is_empty())?;
+            let system = i.system.as_deref().filter(|s| !s.is_empty())?;
+            let value = i.value.as_deref().filter(|s| !s.is_empty())?;
             Some(format!("{system}|{value}"))
         })
         .collect()
+}
+
+// Typed views of the few elements the keys are made of. Each is read straight from a member's
+// text (`Resource::read`), which builds no map; members of other types than FHIR's fail to
+// read and yield no key, as a malformed element should. Strings are borrowed where the text has
+// no escapes.
+
+#[derive(Deserialize)]
+struct IdentifierView<'a> {
+    #[serde(borrow, default)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    value: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ConceptView<'a> {
+    #[serde(borrow, default)]
+    coding: Vec<CodingView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CodingView<'a> {
+    #[serde(borrow, default)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct QuantityView<'a> {
+    value: Option<Number>,
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    unit: Option<Cow<'a, str>>,
+}
+
+/// The value of an observation or of one of its components.
+#[derive(Deserialize, Default)]
+struct ValueView<'a> {
+    #[serde(rename = "valueQuantity", borrow)]
+    quantity: Option<QuantityView<'a>>,
+    #[serde(rename = "valueCodeableConcept", borrow)]
+    concept: Option<ConceptView<'a>>,
+    #[serde(rename = "valueString", borrow)]
+    string: Option<Cow<'a, str>>,
+    #[serde(rename = "valueBoolean")]
+    boolean: Option<bool>,
+    #[serde(rename = "valueInteger")]
+    integer: Option<Number>,
+}
+
+/// A component: its code and the same value members as [`ValueView`], listed again because
+/// `#[serde(flatten)]` buffers the element and loses arbitrary-precision numbers.
+#[derive(Deserialize)]
+struct ComponentView<'a> {
+    #[serde(borrow)]
+    code: Option<ConceptView<'a>>,
+    #[serde(rename = "valueQuantity", borrow)]
+    quantity: Option<QuantityView<'a>>,
+    #[serde(rename = "valueCodeableConcept", borrow)]
+    concept: Option<ConceptView<'a>>,
+    #[serde(rename = "valueString", borrow)]
+    string: Option<Cow<'a, str>>,
+    #[serde(rename = "valueBoolean")]
+    boolean: Option<bool>,
+    #[serde(rename = "valueInteger")]
+    integer: Option<Number>,
+}
+
+impl ConceptView<'_> {
+    /// `system|code` for every coding that has both.
+    fn keys(&self) -> Vec<String> {
+        self.coding
+            .iter()
+            .filter_map(|c| {
+                let system = c.system.as_deref().filter(|s| !s.is_empty())?;
+                let code = c.code.as_deref().filter(|s| !s.is_empty())?;
+                Some(format!("{system}|{code}"))
+            })
+            .collect()
+    }
 }
 
 /// The keys under which a fact-type resource matches another source's copy: one per code it
@@ -145,7 +213,10 @@ pub(crate) fn fact_keys(resource_type: &str, resource: &Resource) -> Vec<String>
     if !FACT_TYPES.contains(&resource_type) {
         return Vec::new();
     }
-    let codes = codings(resource.get(code_path(resource_type)));
+    let codes = resource
+        .read::<ConceptView>(code_path(resource_type))
+        .map(|c| c.keys())
+        .unwrap_or_default();
     let Some(day) = clinical_date(resource_type, resource).and_then(day_key) else {
         return Vec::new();
     };
@@ -323,11 +394,8 @@ pub(crate) fn instant_key(text: &str) -> Option<i64> {
 }
 
 /// Canonical text of a JSON number, so `5`, `5.0` and `0.5e1` compare equal: the significant
-/// digits and a power of ten. `None` for anything that is not a number.
-pub(crate) fn canonical_decimal(value: &Value) -> Option<String> {
-    let Value::Number(number) = value else {
-        return None;
-    };
+/// digits and a power of ten.
+fn canonical_number(number: &Number) -> Option<String> {
     let text = number.to_string();
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -355,56 +423,86 @@ pub(crate) fn canonical_decimal(value: &Value) -> Option<String> {
 }
 
 /// The value readings of one observation-like element (the observation or one component).
-fn value_keys(element: &impl Fields) -> Vec<String> {
-    if let Some(quantity) = element.field("valueQuantity") {
-        let Some(value) = quantity.get("value").and_then(canonical_decimal) else {
+fn value_keys(value: &ValueView) -> Vec<String> {
+    if let Some(quantity) = &value.quantity {
+        let Some(number) = quantity.value.as_ref().and_then(canonical_number) else {
             return Vec::new();
         };
         // A UCUM code when present, else the unit text: sources that send only `unit` still
         // match sources that also send the code, as long as the unit reads the same.
         let unit = quantity
-            .get("code")
-            .and_then(Value::as_str)
-            .or_else(|| quantity.get("unit").and_then(Value::as_str))
+            .code
+            .as_deref()
+            .or(quantity.unit.as_deref())
             .unwrap_or("");
-        return vec![format!("q:{value} {unit}")];
+        return vec![format!("q:{number} {unit}")];
     }
-    if let Some(concept) = element.field("valueCodeableConcept") {
-        return codings(Some(concept))
+    if let Some(concept) = &value.concept {
+        return concept
+            .keys()
             .into_iter()
             .map(|c| format!("c:{c}"))
             .collect();
     }
-    if let Some(text) = element.field("valueString").and_then(Value::as_str) {
+    if let Some(text) = &value.string {
         return vec![format!("s:{text}")];
     }
-    if let Some(flag) = element.field("valueBoolean").and_then(Value::as_bool) {
+    if let Some(flag) = value.boolean {
         return vec![format!("b:{flag}")];
     }
-    if let Some(number) = element.field("valueInteger").and_then(canonical_decimal) {
+    if let Some(number) = value.integer.as_ref().and_then(canonical_number) {
         return vec![format!("i:{number}")];
     }
     Vec::new()
 }
 
+/// An observation's own value, read member by member. A value member present but malformed
+/// yields no key, as it would if the whole element were read at once.
+fn own_value(resource: &Resource) -> Option<ValueView<'_>> {
+    let mut value = ValueView::default();
+    if resource.contains_key("valueQuantity") {
+        value.quantity = Some(resource.read("valueQuantity")?);
+    } else if resource.contains_key("valueCodeableConcept") {
+        value.concept = Some(resource.read("valueCodeableConcept")?);
+    } else if resource.contains_key("valueString") {
+        value.string = Some(resource.read("valueString")?);
+    } else if resource.contains_key("valueBoolean") {
+        value.boolean = Some(resource.read("valueBoolean")?);
+    } else if resource.contains_key("valueInteger") {
+        value.integer = Some(resource.read("valueInteger")?);
+    }
+    Some(value)
+}
+
 /// An observation's value keys; for one without `value[x]` (a blood pressure), one key made of
 /// every component's code and value, so two readings only match when all components agree.
 fn observation_value_keys(resource: &Resource) -> Vec<String> {
-    let own = value_keys(resource);
+    let Some(own) = own_value(resource) else {
+        return Vec::new();
+    };
+    let own = value_keys(&own);
     if !own.is_empty() {
         return own;
     }
-    let Some(components) = resource.get("component").and_then(Value::as_array) else {
+    let Some(components) = resource.read::<Vec<ComponentView>>("component") else {
         return Vec::new();
     };
     let mut parts = Vec::new();
     for component in components {
         // The smallest coding and value stand for the component: components coded in different
         // systems then do not match, which shows both copies rather than hiding one.
-        let code = codings(component.get("code")).into_iter().min();
-        let value = component
-            .as_object()
-            .and_then(|c| value_keys(c).into_iter().min());
+        let code = component
+            .code
+            .as_ref()
+            .and_then(|c| c.keys().into_iter().min());
+        let value = ValueView {
+            quantity: component.quantity,
+            concept: component.concept,
+            string: component.string,
+            boolean: component.boolean,
+            integer: component.integer,
+        };
+        let value = value_keys(&value).into_iter().min();
         match (code, value) {
             (Some(code), Some(value)) => parts.push(format!("{code}={value}")),
             _ => return Vec::new(),
@@ -424,7 +522,12 @@ mod tests {
 
     #[test]
     fn decimals_compare_by_value_not_spelling() {
-        let canon = |v: Value| canonical_decimal(&v);
+        // Numbers as a source's text gives them, read as `Number` the way the keys read them.
+        let canon = |v: Value| {
+            serde_json::from_value::<Number>(v)
+                .ok()
+                .and_then(|n| canonical_number(&n))
+        };
         let five: Value = serde_json::from_str("5.0").unwrap();
         let five_e: Value = serde_json::from_str("0.5e1").unwrap();
         assert_eq!(canon(json!(5)), canon(five));

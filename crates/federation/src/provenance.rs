@@ -182,9 +182,9 @@ pub(crate) fn tag(
         .iter()
         .any(|e| extension_url(e) == Some(SOURCE_DATA_AGE_URL));
     if forwarded {
-        extensions.push(json!({ "url": VIA_ORGANIZATION_URL, "valueReference": organization }));
+        extensions.push(reference_extension(VIA_ORGANIZATION_URL, organization));
     } else {
-        extensions.push(json!({ "url": SOURCE_ORGANIZATION_URL, "valueReference": organization }));
+        extensions.push(reference_extension(SOURCE_ORGANIZATION_URL, organization));
     }
     if let Some(age) = age_secs.filter(|_| !has_age) {
         extensions.push(json!({ "url": SOURCE_DATA_AGE_URL, "valueQuantity": quantity(age, "s") }));
@@ -192,6 +192,15 @@ pub(crate) fn tag(
     if !forwarded || !meta.contains_key("source") {
         meta.insert("source".into(), Value::from(info.base_url.clone()));
     }
+}
+
+/// An extension whose value is a reference to an organisation. Built member by member: `json!`
+/// would copy the reference by serialising it, once for every resource of a view.
+fn reference_extension(url: &str, organization: &Value) -> Value {
+    let mut extension = Map::with_capacity(2);
+    extension.insert("url".into(), Value::from(url));
+    extension.insert("valueReference".into(), organization.clone());
+    Value::Object(extension)
 }
 
 /// Adds an `also-reported-by` naming `organization` unless the resource already names it, as its
@@ -210,7 +219,7 @@ pub(crate) fn add_also_reported_by(resource: &mut Resource, organization: &Value
         .get_mut("meta")
         .and_then(|m| m.get_mut("extension"))
     {
-        extensions.push(json!({ "url": ALSO_REPORTED_BY_URL, "valueReference": organization }));
+        extensions.push(reference_extension(ALSO_REPORTED_BY_URL, organization));
     }
 }
 

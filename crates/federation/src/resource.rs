@@ -15,7 +15,6 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use indexmap::IndexMap;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -23,9 +22,83 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A FHIR resource (any JSON object) whose members are parsed on first read.
+///
+/// The members are a list searched in order, not a hash map: a resource has a few dozen members
+/// at most, and comparing short names is cheaper than hashing them. Names FHIR uses often are
+/// kept as static text, so reading a resource allocates for its members' text alone.
 #[derive(Clone, Default)]
 pub struct Resource {
-    members: IndexMap<String, Member>,
+    members: Vec<(Name, Member)>,
+}
+
+/// A member's name.
+#[derive(Clone)]
+enum Name {
+    Common(&'static str),
+    Other(Box<str>),
+}
+
+impl Name {
+    fn new(text: &str) -> Name {
+        match common_name(text) {
+            Some(name) => Name::Common(name),
+            None => Name::Other(text.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Common(name) => name,
+            Name::Other(name) => name,
+        }
+    }
+}
+
+/// The member names most resources carry, so reading them allocates nothing.
+fn common_name(text: &str) -> Option<&'static str> {
+    const COMMON: [&str; 40] = [
+        "resourceType",
+        "id",
+        "meta",
+        "text",
+        "extension",
+        "identifier",
+        "status",
+        "clinicalStatus",
+        "verificationStatus",
+        "category",
+        "code",
+        "subject",
+        "patient",
+        "encounter",
+        "context",
+        "effectiveDateTime",
+        "effectivePeriod",
+        "issued",
+        "valueQuantity",
+        "valueCodeableConcept",
+        "valueString",
+        "component",
+        "onsetDateTime",
+        "recordedDate",
+        "abatementDateTime",
+        "performedDateTime",
+        "performedPeriod",
+        "occurrenceDateTime",
+        "vaccineCode",
+        "primarySource",
+        "medicationCodeableConcept",
+        "medicationReference",
+        "authoredOn",
+        "requester",
+        "intent",
+        "dosageInstruction",
+        "period",
+        "class",
+        "type",
+        "result",
+    ];
+    COMMON.iter().find(|name| **name == text).copied()
 }
 
 #[derive(Clone)]
@@ -48,6 +121,18 @@ impl Member {
                 parsed.get_or_init(|| serde_json::from_str(text.get()).unwrap_or(Value::Null))
             }
             Member::Owned(value) => value,
+        }
+    }
+
+    /// The member read as `T`, straight from its text when it has not been parsed, so a reader
+    /// that needs a few fields of an object builds no map. `None` when it does not fit `T`.
+    fn read<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
+        match self {
+            Member::Raw { text, parsed } => match parsed.get() {
+                Some(value) => T::deserialize(value).ok(),
+                None => serde_json::from_str(text.get()).ok(),
+            },
+            Member::Owned(value) => T::deserialize(value).ok(),
         }
     }
 
@@ -75,9 +160,28 @@ impl Resource {
         }
     }
 
+    fn member(&self, key: &str) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|(name, _)| name.as_str() == key)
+            .map(|(_, member)| member)
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|(name, _)| name.as_str() == key)
+    }
+
     /// The member `key`, parsed (once) if it was not yet.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.members.get(key).map(Member::value)
+        self.member(key).map(Member::value)
+    }
+
+    /// The member `key` read as `T` (a struct of the few fields wanted, say), without building
+    /// a value of the whole member. `None` when it is absent or does not fit `T`.
+    pub fn read<'a, T: Deserialize<'a>>(&'a self, key: &str) -> Option<T> {
+        self.member(key).and_then(Member::read)
     }
 
     /// The member `key` when it is a string.
@@ -101,7 +205,8 @@ impl Resource {
 
     /// The member `key`, to change; it is written out from the value from now on.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        let member = self.members.get_mut(key)?;
+        let at = self.position(key)?;
+        let member = &mut self.members[at].1;
         if let Member::Raw { .. } = member {
             let owned = std::mem::replace(member, Member::Owned(Value::Null)).into_value();
             *member = Member::Owned(owned);
@@ -113,12 +218,12 @@ impl Resource {
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
-        self.members.contains_key(key)
+        self.member(key).is_some()
     }
 
     /// Member names, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.members.keys().map(String::as_str)
+        self.members.iter().map(|(name, _)| name.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -130,14 +235,21 @@ impl Resource {
     }
 
     /// Sets a member, in place if it exists, else last.
-    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
-        self.members.insert(key.into(), Member::Owned(value));
+    pub fn insert(&mut self, key: &str, value: Value) {
+        match self.position(key) {
+            Some(at) => self.members[at].1 = Member::Owned(value),
+            None => self.members.push((Name::new(key), Member::Owned(value))),
+        }
     }
 
     /// Sets a member at position `index` (moving it there if it exists).
-    pub fn shift_insert(&mut self, index: usize, key: impl Into<String>, value: Value) {
+    pub fn shift_insert(&mut self, index: usize, key: &str, value: Value) {
+        if let Some(at) = self.position(key) {
+            self.members.remove(at);
+        }
+        let index = index.min(self.members.len());
         self.members
-            .shift_insert(index, key.into(), Member::Owned(value));
+            .insert(index, (Name::new(key), Member::Owned(value)));
     }
 
     /// The whole resource as a value (parses every member not yet read).
@@ -145,7 +257,7 @@ impl Resource {
         Value::Object(
             self.members
                 .iter()
-                .map(|(k, m)| (k.clone(), m.value().clone()))
+                .map(|(k, m)| (k.as_str().to_string(), m.value().clone()))
                 .collect(),
         )
     }
@@ -155,7 +267,7 @@ impl Resource {
         Value::Object(
             self.members
                 .into_iter()
-                .map(|(k, m)| (k, m.into_value()))
+                .map(|(k, m)| (k.as_str().to_string(), m.into_value()))
                 .collect(),
         )
     }
@@ -165,8 +277,8 @@ impl Resource {
     /// as text, without building values.
     pub fn any_reference(&self, mut f: impl FnMut(&str) -> bool) -> bool {
         self.members
-            .values()
-            .any(|member| member_any_reference(member, &mut f))
+            .iter()
+            .any(|(_, member)| member_any_reference(member, &mut f))
     }
 
     /// [`Resource::any_reference`], looking first in the members named in `first` (where the
@@ -174,13 +286,12 @@ impl Resource {
     /// rest), then in all the others.
     pub fn any_reference_first_in(&self, first: &[&str], mut f: impl FnMut(&str) -> bool) -> bool {
         first.iter().any(|key| {
-            self.members
-                .get(*key)
+            self.member(key)
                 .is_some_and(|member| member_any_reference(member, &mut f))
         }) || self
             .members
             .iter()
-            .filter(|(key, _)| !first.contains(&key.as_str()))
+            .filter(|(name, _)| !first.contains(&name.as_str()))
             .any(|(_, member)| member_any_reference(member, &mut f))
     }
 }
@@ -208,7 +319,7 @@ impl From<Map<String, Value>> for Resource {
         Resource {
             members: map
                 .into_iter()
-                .map(|(k, v)| (k, Member::Owned(v)))
+                .map(|(k, v)| (Name::new(&k), Member::Owned(v)))
                 .collect(),
         }
     }
@@ -221,7 +332,7 @@ impl PartialEq for Resource {
             && self
                 .members
                 .iter()
-                .all(|(k, m)| other.get(k) == Some(m.value()))
+                .all(|(k, m)| other.get(k.as_str()) == Some(m.value()))
     }
 }
 
@@ -239,8 +350,8 @@ impl Serialize for Resource {
         let mut map = serializer.serialize_map(Some(self.members.len()))?;
         for (key, member) in &self.members {
             match member {
-                Member::Raw { text, .. } => map.serialize_entry(key, text)?,
-                Member::Owned(value) => map.serialize_entry(key, value)?,
+                Member::Raw { text, .. } => map.serialize_entry(key.as_str(), text)?,
+                Member::Owned(value) => map.serialize_entry(key.as_str(), value)?,
             }
         }
         map.end()
@@ -258,21 +369,46 @@ impl<'de> Deserialize<'de> for Resource {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Resource, A::Error> {
-                let mut members = IndexMap::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(key) = map.next_key::<String>()? {
+                let mut members: Vec<(Name, Member)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(name) = map.next_key_seed(NameSeed)? {
                     let text: Box<RawValue> = map.next_value()?;
-                    members.insert(
-                        key,
-                        Member::Raw {
-                            text,
-                            parsed: OnceLock::new(),
-                        },
-                    );
+                    let member = Member::Raw {
+                        text,
+                        parsed: OnceLock::new(),
+                    };
+                    match members
+                        .iter_mut()
+                        .find(|(known, _)| known.as_str() == name.as_str())
+                    {
+                        Some((_, slot)) => *slot = member,
+                        None => members.push((name, member)),
+                    }
                 }
                 Ok(Resource { members })
             }
         }
         deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Reads a member name straight into a [`Name`], so a common one is never copied.
+struct NameSeed;
+
+impl<'de> DeserializeSeed<'de> for NameSeed {
+    type Value = Name;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Name, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for NameSeed {
+    type Value = Name;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E>(self, text: &str) -> Result<Name, E> {
+        Ok(Name::new(text))
     }
 }
 
@@ -451,6 +587,29 @@ mod tests {
             assert_eq!(order, ["Patient/p2", "Patient/p1"]);
         }
         assert_eq!(raw, parsed);
+    }
+
+    #[test]
+    fn typed_reads_agree_for_text_parsed_text_and_values() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Quantity<'a> {
+            value: serde_json::Number,
+            #[serde(borrow)]
+            unit: std::borrow::Cow<'a, str>,
+        }
+        let raw = Resource::from_json(TEXT).unwrap();
+        let parsed = Resource::from_json(TEXT).unwrap();
+        assert!(parsed.get("valueQuantity").is_some());
+        let owned = Resource::from_value(serde_json::from_str(TEXT).unwrap()).unwrap();
+        for resource in [&raw, &parsed, &owned] {
+            let quantity: Quantity = resource.read("valueQuantity").unwrap();
+            // The number keeps its spelling: 5.0, not 5.
+            assert_eq!(quantity.value.to_string(), "5.0");
+            assert_eq!(quantity.unit, "g/dL");
+            // A member that does not fit the type, or is absent, reads as nothing.
+            assert_eq!(resource.read::<Quantity>("subject"), None);
+            assert_eq!(resource.read::<Quantity>("absent"), None);
+        }
     }
 
     #[test]

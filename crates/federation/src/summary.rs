@@ -350,25 +350,38 @@ fn urn_for(kind: &str, id: &str) -> String {
     }
 }
 
-/// The fullUrl a reference inside `entry` points at: absolute ones as written, relative
-/// `Type/id` ones against the base the entry came from (its fullUrl less `Type/id`), both
-/// without any `/_history/n`. Contained (`#`) references point inside the resource itself.
-fn resolve(entry: &MergedEntry, reference: &str) -> Option<String> {
+/// The base relative references inside `entry` resolve against: the fullUrl it came with, less
+/// its `Type/id`.
+fn base_of(entry: &MergedEntry) -> Option<&str> {
+    let resource_type = entry.resource.get_str("resourceType")?;
+    let id = entry.resource.get_str("id")?;
+    entry
+        .full_url
+        .strip_suffix(id)?
+        .strip_suffix('/')?
+        .strip_suffix(resource_type)?
+        .strip_suffix('/')
+}
+
+/// The fullUrl a reference points at, written into `url` (one buffer for all of a document's
+/// references): absolute ones as written, relative `Type/id` ones against `base`, both without
+/// any `/_history/n`. Contained (`#`) references point inside the resource itself.
+fn resolve<'u>(base: Option<&str>, reference: &str, url: &'u mut String) -> Option<&'u str> {
     if reference.starts_with('#') {
         return None;
     }
     let reference = reference
         .split_once("/_history/")
         .map_or(reference, |(head, _)| head);
+    url.clear();
     if reference.starts_with("urn:") || reference.contains("://") {
-        return Some(reference.to_string());
+        url.push_str(reference);
+    } else {
+        url.push_str(base?);
+        url.push('/');
+        url.push_str(reference);
     }
-    let resource_type = entry.resource.get_str("resourceType")?;
-    let id = entry.resource.get_str("id")?;
-    let base = entry
-        .full_url
-        .strip_suffix(&format!("/{resource_type}/{id}"))?;
-    Some(format!("{base}/{reference}"))
+    Some(url)
 }
 
 /// Builds the IPS-shaped `document` Bundle for `$summary`.
@@ -428,11 +441,13 @@ pub fn summary(
     let mut seen: BTreeSet<usize> = included.iter().copied().collect();
     let mut referenced = BTreeSet::new();
     let mut frontier = included.clone();
+    let mut url = String::new();
     while let Some(i) = frontier.pop() {
         let entry = &merged.entries[i];
+        let base = base_of(entry);
         entry.resource.any_reference(|reference| {
-            if let Some(url) = resolve(entry, reference)
-                && let Some(&target) = by_url.get(url.as_str())
+            if let Some(url) = resolve(base, reference, &mut url)
+                && let Some(&target) = by_url.get(url)
                 && seen.insert(target)
             {
                 referenced.insert(target);
@@ -649,18 +664,22 @@ mod tests {
                 .unwrap(),
             source_id: "gp".into(),
         };
+        let base = base_of(&entry);
+        assert_eq!(base, Some("https://gp.example/fhir"));
+        let mut url = String::new();
+        let mut resolve = |reference| resolve(base, reference, &mut url).map(str::to_string);
         assert_eq!(
-            resolve(&entry, "Patient/p1").as_deref(),
+            resolve("Patient/p1").as_deref(),
             Some("https://gp.example/fhir/Patient/p1")
         );
         assert_eq!(
-            resolve(&entry, "Encounter/e1/_history/2").as_deref(),
+            resolve("Encounter/e1/_history/2").as_deref(),
             Some("https://gp.example/fhir/Encounter/e1")
         );
         assert_eq!(
-            resolve(&entry, "https://other.example/fhir/Practitioner/x").as_deref(),
+            resolve("https://other.example/fhir/Practitioner/x").as_deref(),
             Some("https://other.example/fhir/Practitioner/x")
         );
-        assert_eq!(resolve(&entry, "#med"), None);
+        assert_eq!(resolve("#med"), None);
     }
 }

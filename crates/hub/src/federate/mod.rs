@@ -24,6 +24,7 @@ use concord_federation::{Freshness, Resource, SourceInfo, SourceKind, SourceResu
 use concord_fhir::{Error, RequestContext};
 use concord_source::{Outbound, Source};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::Hub;
 
@@ -180,15 +181,26 @@ impl Hub {
     }
 }
 
-/// A resource's `resourceType` and `meta`, all the mask reads when no codes are withheld.
+/// A resource's `resourceType` and `meta.tag`, all the mask reads when no codes are withheld
+/// (`concord_access::reads_whole_resource`). The tags are read from the text, so the rest of
+/// `meta` is neither parsed nor copied here.
 fn head(resource: &Resource) -> Value {
     let mut head = serde_json::Map::new();
-    for key in ["resourceType", "meta"] {
-        if let Some(value) = resource.get(key) {
-            head.insert(key.to_string(), value.clone());
-        }
+    if let Some(resource_type) = resource.get("resourceType") {
+        head.insert("resourceType".into(), resource_type.clone());
+    }
+    if let Some(MetaTags { tag: Some(tag) }) = resource.read::<MetaTags>("meta") {
+        let mut meta = serde_json::Map::new();
+        meta.insert("tag".into(), tag);
+        head.insert("meta".into(), Value::Object(meta));
     }
     Value::Object(head)
+}
+
+/// The tags of a resource's `meta`, read without the rest of it.
+#[derive(serde::Deserialize)]
+struct MetaTags {
+    tag: Option<Value>,
 }
 
 /// Whether a grant lets the caller see an organisation's records at all.
@@ -396,13 +408,16 @@ impl Hub {
                 let nhs = resolved.nhs_number.clone();
                 let demographics = demographic_params(&resolved.patient);
                 let (types, since) = (types.clone(), since.clone());
-                calls.push(Box::pin(async move {
-                    if let Some(reason) = skip {
-                        return skipped(source.info(), reason);
-                    }
-                    discover_and_fetch(&source, &out, nhs, demographics, types, since).await
-                })
-                    as std::pin::Pin<Box<dyn Future<Output = SourceResult> + Send>>);
+                calls.push((
+                    info.clone(),
+                    Box::pin(async move {
+                        if let Some(reason) = skip {
+                            return skipped(source.info(), reason);
+                        }
+                        discover_and_fetch(&source, &out, nhs, demographics, types, since).await
+                    })
+                        as std::pin::Pin<Box<dyn Future<Output = SourceResult> + Send>>,
+                ));
                 continue;
             }
             let locals: Vec<String> = resolved
@@ -417,19 +432,22 @@ impl Hub {
             let source = source.clone();
             let out = out.clone();
             let (types, since) = (types.clone(), since.clone());
-            calls.push(Box::pin(async move {
-                let mut results = Vec::new();
-                for local in &locals {
-                    results.push(
-                        source
-                            .patient_data(&out, local, types.as_deref(), since.as_deref())
-                            .await,
-                    );
-                }
-                let mut result = combine(results);
-                keep_own_patient(&mut result, &locals);
-                result
-            }));
+            calls.push((
+                info.clone(),
+                Box::pin(async move {
+                    let mut results = Vec::new();
+                    for local in &locals {
+                        results.push(
+                            source
+                                .patient_data(&out, local, types.as_deref(), since.as_deref())
+                                .await,
+                        );
+                    }
+                    let mut result = combine(results);
+                    keep_own_patient(&mut result, &locals);
+                    result
+                }),
+            ));
         }
         let mut results = vec![SourceResult {
             source: self.hub_source_info(&federation, base),
@@ -438,12 +456,42 @@ impl Hub {
             elapsed_ms: local_elapsed,
             forwarded_issues: Vec::new(),
         }];
-        for mut result in futures_util::future::join_all(calls).await {
-            // A Concord source's own index (its golden Persons, worklist Tasks and decision
-            // Provenance) is its business, not part of the person's record.
-            result.resources.retain(|r| !is_mpi_resource(r));
-            results.push(result);
+        // Each source is its own task, so the sources' answers are read on every core at once
+        // rather than one after another in this request's task. The set aborts them all if the
+        // view is abandoned (the client went away).
+        let mut tasks = tokio::task::JoinSet::new();
+        let infos: Vec<SourceInfo> = calls.iter().map(|(info, _)| info.clone()).collect();
+        for (index, (_, call)) in calls.into_iter().enumerate() {
+            tasks.spawn(
+                async move {
+                    let mut result = call.await;
+                    // A Concord source's own index (its golden Persons, worklist Tasks and
+                    // decision Provenance) is its business, not part of the person's record.
+                    result.resources.retain(|r| !is_mpi_resource(r));
+                    (index, result)
+                }
+                .in_current_span(),
+            );
         }
+        let mut answered: Vec<Option<SourceResult>> = infos.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((index, result)) = joined {
+                answered[index] = Some(result);
+            }
+        }
+        // A task can only fail to finish by panicking; its source is then reported as failed,
+        // never silently left out.
+        results.extend(answered.into_iter().zip(infos).map(|(result, info)| {
+            result.unwrap_or_else(|| SourceResult {
+                source: info,
+                status: SourceStatus::Failed {
+                    reason: "the hub failed while reading this source's answer".into(),
+                },
+                resources: Vec::new(),
+                elapsed_ms: 0,
+                forwarded_issues: Vec::new(),
+            })
+        }));
         self.mask_results(&grant, &mut results, withheld);
         Ok((resolved.patient, results))
     }
@@ -605,14 +653,22 @@ fn combine(results: Vec<SourceResult>) -> SourceResult {
 /// A resource the master patient index keeps about the person (golden Person, worklist Task,
 /// decision Provenance), which is the index's business, not part of the record.
 pub(crate) fn is_mpi_resource(resource: &Resource) -> bool {
-    resource
-        .pointer("/meta/tag")
-        .and_then(Value::as_array)
-        .is_some_and(|tags| {
-            tags.iter().any(|t| {
-                t.get("system").and_then(Value::as_str) == Some(crate::identity::MPI_SYSTEM)
-            })
-        })
+    /// The systems of `meta.tag`, read from the text without the rest of `meta`.
+    #[derive(serde::Deserialize)]
+    struct TagSystems<'a> {
+        #[serde(borrow, default)]
+        tag: Vec<TagSystem<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct TagSystem<'a> {
+        #[serde(borrow, default)]
+        system: Option<std::borrow::Cow<'a, str>>,
+    }
+    resource.read::<TagSystems>("meta").is_some_and(|meta| {
+        meta.tag
+            .iter()
+            .any(|t| t.system.as_deref() == Some(crate::identity::MPI_SYSTEM))
+    })
 }
 
 /// What of the hub's own data is not the record: the index's resources, and the hub's copies of
