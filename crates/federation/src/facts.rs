@@ -136,26 +136,30 @@ struct IdentifierView<'a> {
 }
 
 #[derive(Deserialize)]
-struct ConceptView<'a> {
+pub(crate) struct ConceptView<'a> {
     #[serde(borrow, default)]
-    coding: Vec<CodingView<'a>>,
+    pub coding: Vec<CodingView<'a>>,
+    #[serde(borrow, default)]
+    pub text: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct CodingView<'a> {
+pub(crate) struct CodingView<'a> {
     #[serde(borrow, default)]
-    system: Option<Cow<'a, str>>,
+    pub system: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    code: Option<Cow<'a, str>>,
+    pub code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub display: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct QuantityView<'a> {
-    value: Option<Number>,
+pub(crate) struct QuantityView<'a> {
+    pub value: Option<Number>,
     #[serde(borrow, default)]
-    code: Option<Cow<'a, str>>,
+    pub code: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    unit: Option<Cow<'a, str>>,
+    pub unit: Option<Cow<'a, str>>,
 }
 
 /// The value of an observation or of one of its components.
@@ -176,11 +180,11 @@ struct ValueView<'a> {
 /// A component: its code and the same value members as [`ValueView`], listed again because
 /// `#[serde(flatten)]` buffers the element and loses arbitrary-precision numbers.
 #[derive(Deserialize)]
-struct ComponentView<'a> {
+pub(crate) struct ComponentView<'a> {
     #[serde(borrow)]
     code: Option<ConceptView<'a>>,
     #[serde(rename = "valueQuantity", borrow)]
-    quantity: Option<QuantityView<'a>>,
+    pub quantity: Option<QuantityView<'a>>,
     #[serde(rename = "valueCodeableConcept", borrow)]
     concept: Option<ConceptView<'a>>,
     #[serde(rename = "valueString", borrow)]

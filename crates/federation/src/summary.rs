@@ -6,13 +6,14 @@
 //! a clock: the caller passes the ids and the time, and the document-local `urn:uuid:`s it needs
 //! beyond those are derived from them.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::facts::{at, clinical_date, instant_key};
+use crate::facts::{ComponentView, ConceptView, QuantityView, at, clinical_date, instant_key};
 use crate::merge::{Merged, MergedEntry};
 use crate::provenance::origin_of;
 use crate::resource::Resource;
@@ -175,54 +176,57 @@ fn escape(text: &str) -> String {
 }
 
 /// The words of a CodeableConcept: its text, else the first coding's display, else its code.
-fn concept_text(concept: Option<&Value>) -> Option<String> {
+fn concept_text(concept: Option<ConceptView>) -> Option<String> {
     let concept = concept?;
-    if let Some(text) = concept.get("text").and_then(Value::as_str) {
-        return Some(text.to_string());
+    if let Some(text) = concept.text {
+        return Some(text.into_owned());
     }
-    let codings = concept.get("coding")?.as_array()?;
+    let codings = &concept.coding;
     codings
         .iter()
-        .find_map(|c| c.get("display").and_then(Value::as_str))
-        .or_else(|| {
-            codings
-                .iter()
-                .find_map(|c| c.get("code").and_then(Value::as_str))
-        })
+        .find_map(|c| c.display.as_deref())
+        .or_else(|| codings.iter().find_map(|c| c.code.as_deref()))
         .map(str::to_string)
 }
 
-/// The first CodeableConcept in an array element.
-fn first_concept<'a>(resource: &'a Resource, key: &str) -> Option<&'a Value> {
-    resource.get(key)?.as_array()?.first()
+/// The first CodeableConcept of an array member.
+fn first_concept<'a>(resource: &'a Resource, key: &str) -> Option<ConceptView<'a>> {
+    resource
+        .read::<Vec<ConceptView>>(key)
+        .and_then(|concepts| concepts.into_iter().next())
 }
 
-/// What a resource is, in words, for its narrative line.
+/// A string member, as words for a narrative line.
+fn words(resource: &Resource, key: &str) -> Option<String> {
+    resource.read::<Cow<str>>(key).map(Cow::into_owned)
+}
+
+/// What a resource is, in words, for its narrative line. The members are read straight from
+/// the source's text, so the narrative builds no values.
 fn describe(resource_type: &str, resource: &Resource) -> String {
     let name = match resource_type {
-        "Immunization" => concept_text(resource.get("vaccineCode")),
+        "Immunization" => concept_text(resource.read("vaccineCode")),
         "MedicationStatement" | "MedicationRequest" => {
-            concept_text(resource.get("medicationCodeableConcept")).or_else(|| {
+            concept_text(resource.read("medicationCodeableConcept")).or_else(|| {
+                #[derive(serde::Deserialize)]
+                struct Display<'a> {
+                    #[serde(borrow)]
+                    display: Option<Cow<'a, str>>,
+                }
                 resource
-                    .get("medicationReference")
-                    .and_then(|m| m.get("display"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
+                    .read::<Display>("medicationReference")
+                    .and_then(|m| m.display)
+                    .map(Cow::into_owned)
             })
         }
         "Encounter" | "EpisodeOfCare" => concept_text(first_concept(resource, "type")),
-        "CarePlan" => resource
-            .get("title")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| concept_text(first_concept(resource, "category"))),
-        "DocumentReference" => concept_text(resource.get("type")).or_else(|| {
-            resource
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        }),
-        _ => concept_text(resource.get("code")),
+        "CarePlan" => {
+            words(resource, "title").or_else(|| concept_text(first_concept(resource, "category")))
+        }
+        "DocumentReference" => {
+            concept_text(resource.read("type")).or_else(|| words(resource, "description"))
+        }
+        _ => concept_text(resource.read("code")),
     };
     let mut line = name.unwrap_or_else(|| resource_type.to_string());
     if resource_type == "Observation"
@@ -235,31 +239,27 @@ fn describe(resource_type: &str, resource: &Resource) -> String {
 }
 
 fn observation_value_text(resource: &Resource) -> Option<String> {
-    if let Some(quantity) = resource.get("valueQuantity") {
-        let value = quantity.get("value")?.to_string();
-        let unit = quantity
-            .get("unit")
-            .or_else(|| quantity.get("code"))
-            .and_then(Value::as_str);
-        return Some(match unit {
+    if resource.contains_key("valueQuantity") {
+        let quantity: QuantityView = resource.read("valueQuantity")?;
+        let value = quantity.value?.to_string();
+        return Some(match quantity.unit.or(quantity.code) {
             Some(unit) => format!("{value} {unit}"),
             None => value,
         });
     }
-    if let Some(concept) = resource.get("valueCodeableConcept") {
-        return concept_text(Some(concept));
+    if resource.contains_key("valueCodeableConcept") {
+        return concept_text(resource.read("valueCodeableConcept"));
     }
-    if let Some(text) = resource.get("valueString").and_then(Value::as_str) {
-        return Some(text.to_string());
+    if let Some(text) = words(resource, "valueString") {
+        return Some(text);
     }
     let parts: Vec<String> = resource
-        .get("component")
-        .and_then(Value::as_array)?
-        .iter()
+        .read::<Vec<ComponentView>>("component")?
+        .into_iter()
         .filter_map(|c| {
-            let q = c.get("valueQuantity")?;
-            let value = q.get("value")?.to_string();
-            let unit = q.get("unit").and_then(Value::as_str).unwrap_or("");
+            let q = c.quantity?;
+            let value = q.value?.to_string();
+            let unit = q.unit.as_deref().unwrap_or("");
             Some(format!("{value} {unit}").trim_end().to_string())
         })
         .collect();
