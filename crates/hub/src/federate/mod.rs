@@ -121,14 +121,15 @@ impl Federation {
 }
 
 impl Hub {
-    /// Decides a federated view of one person up front (the store reads it needs run on the
-    /// blocking pool).
-    pub(crate) async fn authorize_view(
+    /// Decides a federated view of one person up front and finds where their records are, in
+    /// one trip to the blocking pool (store reads): the Patient is read once, an unknown person
+    /// is 404 for anyone, and a refused view reads nothing more.
+    pub(crate) async fn authorize_and_resolve(
         &self,
         ctx: &RequestContext,
         resource_type: &str,
         patient_id: &str,
-    ) -> Result<crate::access::Grant, Error> {
+    ) -> Result<(crate::access::Grant, Resolved), Error> {
         let hub = self.clone();
         let (ctx, resource_type, patient_id) = (
             ctx.clone(),
@@ -136,14 +137,18 @@ impl Hub {
             patient_id.to_string(),
         );
         blocking(move || {
-            // An unknown person is 404 for anyone: there is nothing to decide on.
-            hub.read(&ctx.internal(), "Patient", &patient_id)?;
-            hub.authorize(
+            let internal = ctx.internal();
+            let version = hub.read(&internal, "Patient", &patient_id)?;
+            let grant = hub.authorize(
                 &ctx,
                 &resource_type,
                 concord_access::Interaction::Read,
                 Some(&patient_id),
-            )
+            )?;
+            let patient: Value = serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
+                .map_err(|_| Error::internal())?;
+            let resolved = hub.resolve_person(&internal, &patient_id, patient)?;
+            Ok((grant, resolved))
         })
         .await
     }
@@ -260,15 +265,14 @@ impl Hub {
         self.federation.as_deref()
     }
 
-    /// Reads the hub Patient, its golden person and every located record. Blocking (store reads).
-    pub(crate) fn resolve_person(
+    /// Finds the golden person of the hub Patient `patient` and every located record. Blocking
+    /// (store reads).
+    fn resolve_person(
         &self,
         ctx: &RequestContext,
         patient_id: &str,
+        patient: Value,
     ) -> Result<Resolved, Error> {
-        let version = self.read(ctx, "Patient", patient_id)?;
-        let patient: Value = serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
-            .map_err(|_| Error::internal())?;
         let locations = match self.person_of(patient_id) {
             Some(person) => self.locate(ctx, &person)?,
             None => vec![crate::identity::locator::location(patient_id, &patient)],
@@ -305,7 +309,7 @@ impl Hub {
     pub(crate) fn local_data(
         &self,
         ctx: &RequestContext,
-        resolved: &Resolved,
+        hub_records: &[String],
         fetch: &Fetch,
         base: &str,
     ) -> Result<Vec<Resource>, Error> {
@@ -317,7 +321,7 @@ impl Hub {
             params.push(("_since".into(), since.clone()));
         }
         let mut out = Vec::new();
-        for id in &resolved.hub_records {
+        for id in hub_records {
             let bundle = self.patient_everything(ctx, id, &params, base)?;
             for entry in bundle.entry {
                 let Some(raw) = entry.resource else { continue };
@@ -371,22 +375,25 @@ impl Hub {
         // Every source's deadline counts from here, so the view as a whole keeps to it.
         let view_started = std::time::Instant::now();
         // Access is decided before any source is asked: a refused view asks no one.
-        let grant = self.authorize_view(ctx, "Patient", patient_id).await?;
-        let started = std::time::Instant::now();
-        let hub = self.clone();
-        let (ctx_owned, id_owned, fetch_owned, base_owned) = (
-            ctx.internal(),
-            patient_id.to_string(),
-            fetch.clone(),
-            base.to_string(),
-        );
-        let (resolved, local) = blocking(move || {
-            let resolved = hub.resolve_person(&ctx_owned, &id_owned)?;
-            let local = hub.local_data(&ctx_owned, &resolved, &fetch_owned, &base_owned)?;
-            Ok((resolved, local))
-        })
-        .await?;
-        let local_elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (grant, resolved) = self
+            .authorize_and_resolve(ctx, "Patient", patient_id)
+            .await?;
+        // The hub's own data is read while the sources are asked, not before.
+        let local = {
+            let hub = self.clone();
+            let (ctx, records, fetch, base) = (
+                ctx.internal(),
+                resolved.hub_records.clone(),
+                fetch.clone(),
+                base.to_string(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let local = hub.local_data(&ctx, &records, &fetch, &base);
+                let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                local.map(|local| (local, elapsed))
+            })
+        };
 
         let out = federation.outbound(ctx, hop, view_started);
         let types = fetch.types.clone();
@@ -449,13 +456,6 @@ impl Hub {
                 }),
             ));
         }
-        let mut results = vec![SourceResult {
-            source: self.hub_source_info(&federation, base),
-            status: SourceStatus::Ok,
-            resources: local,
-            elapsed_ms: local_elapsed,
-            forwarded_issues: Vec::new(),
-        }];
         // Each source is its own task, so the sources' answers are read on every core at once
         // rather than one after another in this request's task. The set aborts them all if the
         // view is abandoned (the client went away).
@@ -473,6 +473,14 @@ impl Hub {
                 .in_current_span(),
             );
         }
+        let (local, local_elapsed) = local.await.map_err(|_| Error::internal())??;
+        let mut results = vec![SourceResult {
+            source: self.hub_source_info(&federation, base),
+            status: SourceStatus::Ok,
+            resources: local,
+            elapsed_ms: local_elapsed,
+            forwarded_issues: Vec::new(),
+        }];
         let mut answered: Vec<Option<SourceResult>> = infos.iter().map(|_| None).collect();
         while let Some(joined) = tasks.join_next().await {
             if let Ok((index, result)) = joined {

@@ -87,20 +87,21 @@ impl Hub {
 
         // Every source's deadline counts from here, so the search as a whole keeps to it.
         let view_started = std::time::Instant::now();
-        let grant = self.authorize_view(ctx, resource_type, patient_id).await?;
+        let (grant, resolved) = self
+            .authorize_and_resolve(ctx, resource_type, patient_id)
+            .await?;
         let hub = self.clone();
-        let (ctx_owned, id_owned, type_owned, passed_owned, base_owned) = (
+        let (ctx_owned, type_owned, passed_owned, base_owned) = (
             ctx.internal(),
-            patient_id.to_string(),
             resource_type.to_string(),
             passed.clone(),
             base.to_string(),
         );
         let started = std::time::Instant::now();
-        let (resolved, local) = blocking(move || {
-            let resolved = hub.resolve_person(&ctx_owned, &id_owned)?;
+        let records = resolved.hub_records.clone();
+        let local = blocking(move || {
             let mut local = Vec::new();
-            for record in &resolved.hub_records {
+            for record in &records {
                 let mut params = passed_owned.clone();
                 params.push(("patient".into(), format!("Patient/{record}")));
                 params.push(("_count".into(), hub.config.max_count.to_string()));
@@ -120,7 +121,7 @@ impl Hub {
                     }
                 }
             }
-            Ok((resolved, local))
+            Ok(local)
         })
         .await?;
         let mut results = vec![SourceResult {
