@@ -5,17 +5,41 @@
 //! read the keys out of elements (see [`crate::facts`]), tag resources (see
 //! [`crate::provenance`]) or order the result (see [`crate::merge`]).
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::facts::{fact_keys, identifier_keys};
+use crate::merge::date_key;
 use crate::provenance::{Accepted, add_also_reported_by, reporters};
 use crate::resource::Resource;
+
+/// A tagged resource with its match keys and the sort key of its clinical date, read once when
+/// its source is prepared.
+pub(crate) struct Keyed {
+    accepted: Accepted,
+    keys: Vec<String>,
+    date: (u8, Reverse<i64>),
+}
+
+impl Keyed {
+    pub(crate) fn new(accepted: Accepted) -> Keyed {
+        let keys = match_keys(&accepted.resource_type, &accepted.resource);
+        let date = date_key(&accepted.resource_type, &accepted.resource);
+        Keyed {
+            accepted,
+            keys,
+            date,
+        }
+    }
+}
 
 /// A resource that survived de-duplication so far.
 pub(crate) struct Kept {
     pub resource: Resource,
     pub resource_type: String,
     pub id: String,
+    /// The sort key of its clinical date.
+    pub date: (u8, Reverse<i64>),
     /// Position of its source in the input.
     pub source_index: usize,
     /// The sources whose copies it has absorbed; at most one copy per source, so two distinct
@@ -55,13 +79,17 @@ impl Dedup {
     /// kept wins, so the choice does not depend on hash order. The dropped copy's keys are added
     /// to the kept one, so a third source that shares a key only with the dropped copy still
     /// matches.
-    pub(crate) fn offer(&mut self, source_index: usize, accepted: Accepted) {
-        let Accepted {
-            resource,
-            resource_type,
-            id,
-        } = accepted;
-        let keys = match_keys(&resource_type, &resource);
+    pub(crate) fn offer(&mut self, source_index: usize, keyed: Keyed) {
+        let Keyed {
+            accepted:
+                Accepted {
+                    resource,
+                    resource_type,
+                    id,
+                },
+            keys,
+            date,
+        } = keyed;
         let target = keys
             .iter()
             .filter_map(|k| self.index.get(k))
@@ -86,6 +114,7 @@ impl Dedup {
                     resource,
                     resource_type,
                     id,
+                    date,
                     source_index,
                     absorbed: BTreeSet::new(),
                 });

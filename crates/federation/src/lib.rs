@@ -80,7 +80,7 @@ mod resource;
 mod source;
 mod summary;
 
-pub use merge::{Merged, MergedEntry, merge};
+pub use merge::{Merged, MergedEntry, Prepared, merge, merge_prepared, prepare};
 pub use outcome::SOURCE_STATUS_SYSTEM;
 pub use provenance::{
     ALSO_REPORTED_BY_URL, ODS_SYSTEM, SOURCE_DATA_AGE_URL, SOURCE_ELAPSED_URL, SOURCE_ID_URL,

@@ -13,7 +13,7 @@ use std::collections::btree_map::Entry;
 
 use serde_json::Value;
 
-use crate::dedup::{Dedup, Kept};
+use crate::dedup::{Dedup, Kept, Keyed};
 use crate::facts::{clinical_date, instant_key};
 use crate::outcome::{self, SourceReport};
 use crate::provenance::{Accepted, accept, data_age_secs, organization_reference, tag};
@@ -60,51 +60,69 @@ fn recency(accepted: &Accepted) -> (Option<u64>, Option<i64>, Reverse<String>) {
 /// Merges what the sources answered, as of `now_ms` (Unix epoch milliseconds, for data ages).
 ///
 /// Sources are processed in input order (the first listed wins a duplicate); each source's
-/// resources are processed sorted by type and id, whatever order they arrived in.
+/// resources are processed sorted by type and id, whatever order they arrived in. The same as
+/// [`prepare`] on each answer, then [`merge_prepared`].
 pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
-    let mut dedup = Dedup::default();
-    let mut reports = Vec::with_capacity(results.len());
-    let mut sources = Vec::with_capacity(results.len());
-    for (source_index, result) in results.into_iter().enumerate() {
-        let SourceResult {
-            source,
-            status,
-            resources,
-            elapsed_ms,
-            forwarded_issues,
-        } = result;
-        let mut rejected = 0;
-        let mut distinct: BTreeMap<(String, String), Accepted> = BTreeMap::new();
-        for value in resources {
-            let Some(accepted) = accept(value) else {
-                rejected += 1;
-                continue;
-            };
-            match distinct.entry((accepted.resource_type.clone(), accepted.id.clone())) {
-                Entry::Vacant(slot) => {
+    let prepared = results
+        .into_iter()
+        .map(|result| prepare(result, now_ms))
+        .collect();
+    merge_prepared(prepared, now_ms)
+}
+
+/// One source's answer made ready for the merge: its resources accepted, collapsed to one copy
+/// each, tagged with their provenance, and keyed for matching and ordering. Preparing needs
+/// nothing from the other sources, so a caller can prepare each answer as it arrives, on any
+/// thread (the hub does, so a view's CPU work is spread over its cores).
+pub struct Prepared {
+    report: SourceReport,
+    /// The source's base URL without a trailing `/`, for fullUrls.
+    base: String,
+    resources: Vec<Keyed>,
+}
+
+/// Prepares one source's answer, as of `now_ms` (for a batch source's data age).
+pub fn prepare(result: SourceResult, now_ms: i64) -> Prepared {
+    let SourceResult {
+        source,
+        status,
+        resources,
+        elapsed_ms,
+        forwarded_issues,
+    } = result;
+    let mut rejected = 0;
+    let mut distinct: BTreeMap<(String, String), Accepted> = BTreeMap::new();
+    for value in resources {
+        let Some(accepted) = accept(value) else {
+            rejected += 1;
+            continue;
+        };
+        match distinct.entry((accepted.resource_type.clone(), accepted.id.clone())) {
+            Entry::Vacant(slot) => {
+                slot.insert(accepted);
+            }
+            Entry::Occupied(mut slot) => {
+                if recency(&accepted) > recency(slot.get()) {
                     slot.insert(accepted);
-                }
-                Entry::Occupied(mut slot) => {
-                    if recency(&accepted) > recency(slot.get()) {
-                        slot.insert(accepted);
-                    }
                 }
             }
         }
-        let accepted = distinct.len();
-        let organization = organization_reference(&source);
-        let age = data_age_secs(&source.freshness, now_ms);
-        for (_, mut resource) in distinct {
+    }
+    let accepted = distinct.len();
+    let organization = organization_reference(&source);
+    let age = data_age_secs(&source.freshness, now_ms);
+    let resources = distinct
+        .into_values()
+        .map(|mut resource| {
             tag(&mut resource.resource, &source, &organization, age);
-            dedup.offer(source_index, resource);
-        }
-        let (forwarded, rejected_forwarded): (Vec<Value>, Vec<Value>) =
-            forwarded_issues.into_iter().partition(Value::is_object);
-        sources.push((
-            source.id.clone(),
-            source.base_url.trim_end_matches('/').to_string(),
-        ));
-        reports.push(SourceReport {
+            Keyed::new(resource)
+        })
+        .collect();
+    let (forwarded, rejected_forwarded): (Vec<Value>, Vec<Value>) =
+        forwarded_issues.into_iter().partition(Value::is_object);
+    Prepared {
+        base: source.base_url.trim_end_matches('/').to_string(),
+        report: SourceReport {
             info: source,
             status,
             elapsed_ms,
@@ -112,15 +130,29 @@ pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
             rejected,
             forwarded,
             rejected_forwarded: rejected_forwarded.len(),
-        });
+        },
+        resources,
+    }
+}
+
+/// Merges prepared answers, as of `now_ms` (for the data ages the outcome names), in input
+/// order as [`merge`] does.
+pub fn merge_prepared(prepared: Vec<Prepared>, now_ms: i64) -> Merged {
+    let mut dedup = Dedup::default();
+    let mut reports = Vec::with_capacity(prepared.len());
+    let mut sources = Vec::with_capacity(prepared.len());
+    for (source_index, source) in prepared.into_iter().enumerate() {
+        for resource in source.resources {
+            dedup.offer(source_index, resource);
+        }
+        sources.push((source.report.info.id.clone(), source.base));
+        reports.push(source.report);
     }
     let outcome = outcome::build(&reports, now_ms);
 
     let kept = dedup.into_kept();
-    // Each resource's clinical date is read once, not at every comparison of the sort.
-    let dates: Vec<(u8, Reverse<i64>)> = kept.iter().map(date_key).collect();
     let mut order: Vec<usize> = (0..kept.len()).collect();
-    order.sort_by(|&a, &b| display_order(&kept[a], &kept[b], dates[a], dates[b], &sources));
+    order.sort_by(|&a, &b| display_order(&kept[a], &kept[b], &sources));
     let mut slots: Vec<Option<Kept>> = kept.into_iter().map(Some).collect();
     let entries = order
         .into_iter()
@@ -138,8 +170,8 @@ pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
 }
 
 /// The sort key of a resource's clinical date: dated first, newest first.
-fn date_key(k: &Kept) -> (u8, Reverse<i64>) {
-    match clinical_date(&k.resource_type, &k.resource).and_then(instant_key) {
+pub(crate) fn date_key(resource_type: &str, resource: &Resource) -> (u8, Reverse<i64>) {
+    match clinical_date(resource_type, resource).and_then(instant_key) {
         Some(ms) => (0, Reverse(ms)),
         None => (1, Reverse(0)),
     }
@@ -148,18 +180,12 @@ fn date_key(k: &Kept) -> (u8, Reverse<i64>) {
 /// Patient first, then by resource type, then clinical date descending (undated last), then the
 /// id of the source and the resource; the source's position settles the only remaining tie (two
 /// sources configured with one id), so the order is total and the same for the same input.
-fn display_order(
-    a: &Kept,
-    b: &Kept,
-    date_a: (u8, Reverse<i64>),
-    date_b: (u8, Reverse<i64>),
-    sources: &[(String, String)],
-) -> Ordering {
+fn display_order(a: &Kept, b: &Kept, sources: &[(String, String)]) -> Ordering {
     let source_id = |k: &Kept| sources[k.source_index].0.as_str();
     (a.resource_type != "Patient")
         .cmp(&(b.resource_type != "Patient"))
         .then_with(|| a.resource_type.cmp(&b.resource_type))
-        .then_with(|| date_a.cmp(&date_b))
+        .then_with(|| a.date.cmp(&b.date))
         .then_with(|| source_id(a).cmp(source_id(b)))
         .then_with(|| a.id.cmp(&b.id))
         .then_with(|| a.source_index.cmp(&b.source_index))

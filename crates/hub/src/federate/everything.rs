@@ -58,10 +58,10 @@ impl Hub {
             }
         }
         let (offset, count) = page(params, self.config.default_count, self.config.max_count)?;
-        let (_, results) = self.gather(ctx, hop, patient_id, fetch, base).await?;
-        let merged = concord_federation::merge(results, self.clock.now_ms());
+        let gathered = self.gather(ctx, hop, patient_id, fetch, base).await?;
+        let merged = concord_federation::merge_prepared(gathered.sources, gathered.now_ms);
         searchset(
-            self.clock.now_ms(),
+            gathered.now_ms,
             merged,
             base,
             &format!("Patient/{patient_id}/$everything"),

@@ -20,7 +20,9 @@ pub mod summary;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use concord_federation::{Freshness, Resource, SourceInfo, SourceKind, SourceResult, SourceStatus};
+use concord_federation::{
+    Freshness, Prepared, Resource, SourceInfo, SourceKind, SourceResult, SourceStatus,
+};
 use concord_fhir::{Error, RequestContext};
 use concord_source::{Outbound, Source};
 use serde_json::Value;
@@ -163,26 +165,38 @@ impl Hub {
         already_withheld: usize,
     ) {
         let mut withheld = already_withheld;
-        if !grant.filter.is_everything() {
-            for result in results.iter_mut() {
-                let org = result.source.ods_code.clone();
-                let kind = Some(result.source.kind.as_str().to_string());
-                // Only withheld codes (which may be anywhere) need the whole resource parsed;
-                // otherwise the mask reads its type and `meta` alone.
-                let whole = concord_access::reads_whole_resource(&grant.filter);
-                withheld += self.mask_entries(
-                    grant,
-                    &mut result.resources,
-                    |r| std::borrow::Cow::Owned(if whole { r.to_value() } else { head(r) }),
-                    |_| (org.clone(), kind.clone()),
-                );
-            }
+        for result in results.iter_mut() {
+            withheld += self.mask_result(grant, result);
         }
         if withheld > 0
             && let Some(own) = results.first_mut()
         {
             own.forwarded_issues.push(concord_access::withheld_issue());
         }
+    }
+}
+
+impl Hub {
+    /// Masks one source's answer with the grant; returns how many resources were withheld.
+    pub(crate) fn mask_result(
+        &self,
+        grant: &crate::access::Grant,
+        result: &mut SourceResult,
+    ) -> usize {
+        if grant.filter.is_everything() {
+            return 0;
+        }
+        let org = result.source.ods_code.clone();
+        let kind = Some(result.source.kind.as_str().to_string());
+        // Only withheld codes (which may be anywhere) need the whole resource parsed; otherwise
+        // the mask reads its type and `meta.tag` alone.
+        let whole = concord_access::reads_whole_resource(&grant.filter);
+        self.mask_entries(
+            grant,
+            &mut result.resources,
+            |r| std::borrow::Cow::Owned(if whole { r.to_value() } else { head(r) }),
+            |_| (org.clone(), kind.clone()),
+        )
     }
 }
 
@@ -351,7 +365,8 @@ impl Hub {
     }
 
     /// Asks every source that holds the person, and every neighbouring region, in parallel, and
-    /// adds this hub's own data. Sources are returned in registry order, this hub first.
+    /// adds this hub's own data. Each answer is masked with the caller's grant and prepared for
+    /// the merge as it arrives. Sources are returned in registry order, this hub first.
     pub(crate) async fn gather(
         &self,
         ctx: &RequestContext,
@@ -359,7 +374,7 @@ impl Hub {
         patient_id: &str,
         fetch: Fetch,
         base: &str,
-    ) -> Result<(Value, Vec<SourceResult>), Error> {
+    ) -> Result<Gathered, Error> {
         // A node with no sources (an edge) answers from its own data alone.
         let federation = self.federation.clone().unwrap_or_else(|| {
             Arc::new(Federation::new(
@@ -374,10 +389,13 @@ impl Hub {
         });
         // Every source's deadline counts from here, so the view as a whole keeps to it.
         let view_started = std::time::Instant::now();
+        // The view is as of its start: data ages and the outcome are reckoned from here.
+        let now_ms = self.clock.now_ms();
         // Access is decided before any source is asked: a refused view asks no one.
         let (grant, resolved) = self
             .authorize_and_resolve(ctx, "Patient", patient_id)
             .await?;
+        let grant = Arc::new(grant);
         // The hub's own data is read while the sources are asked, not before.
         let local = {
             let hub = self.clone();
@@ -456,53 +474,81 @@ impl Hub {
                 }),
             ));
         }
-        // Each source is its own task, so the sources' answers are read on every core at once
-        // rather than one after another in this request's task. The set aborts them all if the
-        // view is abandoned (the client went away).
+        // Each source is its own task, which reads, masks and prepares its answer, so the
+        // sources' answers are worked on by every core at once, each as soon as it arrives,
+        // rather than one after another in this request's task once the slowest has answered.
+        // The set aborts them all if the view is abandoned (the client went away).
         let mut tasks = tokio::task::JoinSet::new();
         let infos: Vec<SourceInfo> = calls.iter().map(|(info, _)| info.clone()).collect();
         for (index, (_, call)) in calls.into_iter().enumerate() {
+            let (hub, grant) = (self.clone(), grant.clone());
             tasks.spawn(
                 async move {
                     let mut result = call.await;
                     // A Concord source's own index (its golden Persons, worklist Tasks and
                     // decision Provenance) is its business, not part of the person's record.
                     result.resources.retain(|r| !is_mpi_resource(r));
-                    (index, result)
+                    let withheld = hub.mask_result(&grant, &mut result);
+                    (index, concord_federation::prepare(result, now_ms), withheld)
                 }
                 .in_current_span(),
             );
         }
+        let mut answered: Vec<Option<Prepared>> = infos.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((index, prepared, masked)) = joined {
+                answered[index] = Some(prepared);
+                withheld += masked;
+            }
+        }
         let (local, local_elapsed) = local.await.map_err(|_| Error::internal())??;
-        let mut results = vec![SourceResult {
+        let mut own = SourceResult {
             source: self.hub_source_info(&federation, base),
             status: SourceStatus::Ok,
             resources: local,
             elapsed_ms: local_elapsed,
             forwarded_issues: Vec::new(),
-        }];
-        let mut answered: Vec<Option<SourceResult>> = infos.iter().map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((index, result)) = joined {
-                answered[index] = Some(result);
-            }
+        };
+        withheld += self.mask_result(&grant, &mut own);
+        // When anything was withheld (by the mask, or by not asking a withheld organisation),
+        // the hub's own result carries the notice, so the view's OperationOutcome says so
+        // without saying what.
+        if withheld > 0 {
+            own.forwarded_issues.push(concord_access::withheld_issue());
         }
+        let mut sources = vec![concord_federation::prepare(own, now_ms)];
         // A task can only fail to finish by panicking; its source is then reported as failed,
         // never silently left out.
-        results.extend(answered.into_iter().zip(infos).map(|(result, info)| {
-            result.unwrap_or_else(|| SourceResult {
-                source: info,
-                status: SourceStatus::Failed {
-                    reason: "the hub failed while reading this source's answer".into(),
-                },
-                resources: Vec::new(),
-                elapsed_ms: 0,
-                forwarded_issues: Vec::new(),
+        sources.extend(answered.into_iter().zip(infos).map(|(prepared, info)| {
+            prepared.unwrap_or_else(|| {
+                concord_federation::prepare(
+                    SourceResult {
+                        source: info,
+                        status: SourceStatus::Failed {
+                            reason: "the hub failed while reading this source's answer".into(),
+                        },
+                        resources: Vec::new(),
+                        elapsed_ms: 0,
+                        forwarded_issues: Vec::new(),
+                    },
+                    now_ms,
+                )
             })
         }));
-        self.mask_results(&grant, &mut results, withheld);
-        Ok((resolved.patient, results))
+        Ok(Gathered {
+            patient: resolved.patient,
+            sources,
+            now_ms,
+        })
     }
+}
+
+/// What [`Hub::gather`] found: the hub's Patient, every source's prepared answer (this hub
+/// first), and the time the view is as of.
+pub(crate) struct Gathered {
+    pub patient: Value,
+    pub sources: Vec<Prepared>,
+    pub now_ms: i64,
 }
 
 /// Finds the person at a neighbouring region's hub: the id of one of their records there (that hub

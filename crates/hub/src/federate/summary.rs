@@ -51,10 +51,10 @@ impl Hub {
             types: Some(SUMMARY_TYPES.iter().map(|t| (*t).to_string()).collect()),
             since: None,
         };
-        let (patient, results) = self.gather(ctx, hop, patient_id, fetch, base).await?;
-        let now_ms = self.clock.now_ms();
-        let merged = concord_federation::merge(results, now_ms);
-        let mut patient = patient;
+        let gathered = self.gather(ctx, hop, patient_id, fetch, base).await?;
+        let now_ms = gathered.now_ms;
+        let merged = concord_federation::merge_prepared(gathered.sources, now_ms);
+        let mut patient = gathered.patient;
         if let Some(obj) = patient.as_object_mut() {
             // The hub's copy of the record carries the index's view of the person; its own
             // `meta.source` names the edge that announced it, which the document keeps.
