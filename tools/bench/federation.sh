@@ -118,7 +118,14 @@ bench_id=$(curl -fs -H "Authorization: Bearer $bench_token" "http://127.0.0.1:18
 echo "-- \$summary, 1 client"
 "$load" "http://127.0.0.1:18590/fhir/Patient/$bench_id/\$summary" "$bench_token" 1 "$seconds"
 echo "-- \$summary, $concurrency clients"
-"$load" "http://127.0.0.1:18590/fhir/Patient/$bench_id/\$summary" "$bench_token" "$concurrency" "$seconds"
+# CPU seconds (user + system) a process has used, from /proc: the hub's CPU per view is the figure
+# least disturbed by other machines on a shared host, so it is the one to compare builds by.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hub_ticks=$(cpu_ticks "$hub_pid")
+"$load" "http://127.0.0.1:18590/fhir/Patient/$bench_id/\$summary" "$bench_token" "$concurrency" "$seconds" | tee "$work/part1.out"
+views=$(awk '/^views:/ {print $2}' "$work/part1.out")
+python3 -c 'import sys; t, v, hz = map(float, sys.argv[1:]); print(f"hub CPU per view: {t / hz / v * 1000:.2f} ms")' \
+  "$(( $(cpu_ticks "$hub_pid") - hub_ticks ))" "$views" "$(getconf CLK_TCK)"
 kill "$hub_pid" "$replay"; wait "$hub_pid" "$replay" 2>/dev/null || true
 
 echo "== part 2: the whole demo region on this machine (sources are real Concord edges)"

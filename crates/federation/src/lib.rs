@@ -2,7 +2,9 @@
 //!
 //! Owns the data the source connector reports ([`SourceInfo`], [`SourceStatus`],
 //! [`SourceResult`]), [`merge`] (provenance tags, de-duplication across sources, display order,
-//! the per-source OperationOutcome) and [`summary`] (the IPS-shaped `$summary` document, with
+//! the per-source OperationOutcome; in two steps, [`prepare`] for each source's answer on its own
+//! and [`merge_prepared`] across them, so a caller can prepare answers in parallel as they
+//! arrive) and [`summary`] (the IPS-shaped `$summary` document, with
 //! [`section_of`] placing resources in its sections).
 //!
 //! Does not: perform I/O, read a clock or the environment, mint random ids, or log. The hub asks

@@ -1,7 +1,8 @@
 //! The merge: every source's answer in, one tagged, de-duplicated, ordered set and one
 //! OperationOutcome out.
 //!
-//! Owns [`merge`], [`Merged`] and [`MergedEntry`]: skipping values that are not resources,
+//! Owns [`merge`], its two steps [`prepare`] (one source's answer, alone) and [`merge_prepared`]
+//! (across the sources), [`Merged`] and [`MergedEntry`]: skipping values that are not resources,
 //! collapsing a source's repeats of one resource, the order sources and resources are processed
 //! in (which makes the result independent of the order a source sent its resources), fullUrls,
 //! and the final order. Does not: build the response Bundle (the hub does) or the summary
