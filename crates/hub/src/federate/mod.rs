@@ -174,9 +174,7 @@ impl Hub {
             own.forwarded_issues.push(concord_access::withheld_issue());
         }
     }
-}
 
-impl Hub {
     /// Masks one source's answer with the grant; returns how many resources were withheld.
     pub(crate) fn mask_result(
         &self,
