@@ -162,24 +162,9 @@ pub(crate) struct QuantityView<'a> {
     pub unit: Option<Cow<'a, str>>,
 }
 
-/// The value of an observation or of one of its components.
+/// An observation component: its code and value. An observation's own value has the same
+/// members, read one by one from the resource into the same view (`own_value`).
 #[derive(Deserialize, Default)]
-struct ValueView<'a> {
-    #[serde(rename = "valueQuantity", borrow)]
-    quantity: Option<QuantityView<'a>>,
-    #[serde(rename = "valueCodeableConcept", borrow)]
-    concept: Option<ConceptView<'a>>,
-    #[serde(rename = "valueString", borrow)]
-    string: Option<Cow<'a, str>>,
-    #[serde(rename = "valueBoolean")]
-    boolean: Option<bool>,
-    #[serde(rename = "valueInteger")]
-    integer: Option<Number>,
-}
-
-/// A component: its code and the same value members as [`ValueView`], listed again because
-/// `#[serde(flatten)]` buffers the element and loses arbitrary-precision numbers.
-#[derive(Deserialize)]
 pub(crate) struct ComponentView<'a> {
     #[serde(borrow)]
     code: Option<ConceptView<'a>>,
@@ -427,7 +412,7 @@ fn canonical_number(number: &Number) -> Option<String> {
 }
 
 /// The value readings of one observation-like element (the observation or one component).
-fn value_keys(value: &ValueView) -> Vec<String> {
+fn value_keys(value: &ComponentView) -> Vec<String> {
     if let Some(quantity) = &value.quantity {
         let Some(number) = quantity.value.as_ref().and_then(canonical_number) else {
             return Vec::new();
@@ -462,8 +447,8 @@ fn value_keys(value: &ValueView) -> Vec<String> {
 
 /// An observation's own value, read member by member. A value member present but malformed
 /// yields no key, as it would if the whole element were read at once.
-fn own_value(resource: &Resource) -> Option<ValueView<'_>> {
-    let mut value = ValueView::default();
+fn own_value(resource: &Resource) -> Option<ComponentView<'_>> {
+    let mut value = ComponentView::default();
     if resource.contains_key("valueQuantity") {
         value.quantity = Some(resource.read("valueQuantity")?);
     } else if resource.contains_key("valueCodeableConcept") {
@@ -492,21 +477,14 @@ fn observation_value_keys(resource: &Resource) -> Vec<String> {
         return Vec::new();
     };
     let mut parts = Vec::new();
-    for component in components {
+    for component in &components {
         // The smallest coding and value stand for the component: components coded in different
         // systems then do not match, which shows both copies rather than hiding one.
         let code = component
             .code
             .as_ref()
             .and_then(|c| c.keys().into_iter().min());
-        let value = ValueView {
-            quantity: component.quantity,
-            concept: component.concept,
-            string: component.string,
-            boolean: component.boolean,
-            integer: component.integer,
-        };
-        let value = value_keys(&value).into_iter().min();
+        let value = value_keys(component).into_iter().min();
         match (code, value) {
             (Some(code), Some(value)) => parts.push(format!("{code}={value}")),
             _ => return Vec::new(),
