@@ -744,6 +744,52 @@ async fn search_by_string_token_date_reference_quantity_and_composite() {
 }
 
 #[tokio::test]
+async fn token_text_matches_a_codings_display_or_its_concepts_text() {
+    let app = TestApp::new();
+    let mut weighed = observation("Patient/p1", "29463-7", 70.0, "2024-01-02");
+    weighed["code"] = json!({"text": "Body Wéight", "coding": [
+        {"system": "http://loinc.org", "code": "29463-7", "display": "Body weight measure"},
+        {"system": "http://snomed.info/sct", "code": "27113001"}]});
+    let weighed = app.create(&weighed).await;
+    let mut low_mood = observation("Patient/p1", "x", 1.0, "2024-01-02");
+    low_mood["code"] = json!({"text": "Feeling low"});
+    let low_mood = app.create(&low_mood).await;
+
+    // The concept's text, accents and case aside, and the coding's display both match.
+    let by_text = app.get("/fhir/Observation?code:text=BODY%20WEIGHT").await;
+    assert_eq!(ids(&by_text), vec![weighed.clone()]);
+    let by_display = app
+        .get("/fhir/Observation?code:text=weight%20measure")
+        .await;
+    assert_eq!(ids(&by_display), vec![weighed.clone()]);
+    // A concept with text and no coding is found too.
+    let text_only = app.get("/fhir/Observation?code:text=feeling").await;
+    assert_eq!(ids(&text_only), vec![low_mood]);
+    // A phrase running from the display into the concept's text is not in either.
+    assert_eq!(
+        count(&app, "/fhir/Observation?code:text=measure%20body").await,
+        0
+    );
+    // The coding without a display still matches by code, and the composite pairs it with the value.
+    assert_eq!(
+        count(
+            &app,
+            "/fhir/Observation?code=http://snomed.info/sct|27113001"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "/fhir/Observation?code-value-quantity=http://snomed.info/sct|27113001$70"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn search_sort_ascending_and_descending() {
     let app = TestApp::new();
     let s = seed(&app).await;

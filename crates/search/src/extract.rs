@@ -2,7 +2,7 @@
 //!
 //! Owns: evaluating each registry parameter of a resource's type and converting what the
 //! expression selects into [`IndexValue`]s by parameter type and element type (a HumanName gives
-//! one string per part, a CodeableConcept one token per coding plus its text, a Period a date
+//! one string per part, a CodeableConcept one token per coding carrying the concept's text, a Period a date
 //! range, a decimal its implicit precision range...). Element types come from the FHIRPath type
 //! tag when the JSON tells it (choice suffixes, `as Type`) and otherwise from the element's shape.
 //!
@@ -286,14 +286,22 @@ fn token_values(value: &Value, fhir_type: Option<&str>, out: &mut Vec<IndexValue
     });
     match kind {
         "CodeableConcept" => {
+            // The concept's text rides on each coding's row, beside the coding's display, rather
+            // than in a row of its own: a row less per concept, and for composites such as
+            // `code-value-quantity` half the combinations. `:text` matches either part, and a
+            // newline cannot occur in normalised text, so no match spans the two.
+            let text = text_of(map, "text");
+            let first = out.len();
             if let Some(Value::Array(codings)) = map.get("coding") {
                 for coding in codings {
                     if let Value::Object(c) = coding {
-                        coding_value(c, out);
+                        coding_value(c, text.as_deref(), out);
                     }
                 }
             }
-            if let Some(text) = text_of(map, "text") {
+            if out.len() == first
+                && let Some(text) = text
+            {
                 push_unique(
                     out,
                     IndexValue::Token {
@@ -304,7 +312,7 @@ fn token_values(value: &Value, fhir_type: Option<&str>, out: &mut Vec<IndexValue
                 );
             }
         }
-        "Coding" => coding_value(map, out),
+        "Coding" => coding_value(map, None, out),
         // The spec matches a ContactPoint on its value; its system says only phone or email.
         "ContactPoint" => {
             if let Some(v) = str_of(map, "value") {
@@ -333,10 +341,15 @@ fn token_values(value: &Value, fhir_type: Option<&str>, out: &mut Vec<IndexValue
     }
 }
 
-fn coding_value(map: &Map<String, Value>, out: &mut Vec<IndexValue>) {
+/// A coding's token; `concept_text` is the text of the CodeableConcept holding it, if any.
+fn coding_value(map: &Map<String, Value>, concept_text: Option<&str>, out: &mut Vec<IndexValue>) {
     let system = str_of(map, "system");
     let code = str_of(map, "code");
-    let text = text_of(map, "display");
+    let text = match (text_of(map, "display"), concept_text) {
+        (Some(display), Some(text)) if display != text => Some(format!("{display}\n{text}")),
+        (Some(display), _) => Some(display),
+        (None, text) => text.map(str::to_string),
+    };
     if system.is_some() || code.is_some() || text.is_some() {
         push_unique(out, IndexValue::Token { system, code, text });
     }
@@ -633,6 +646,53 @@ mod tests {
         assert_eq!(codes(&p, "_profile"), [IndexValue::Uri("http://p".into())]);
         assert_eq!(codes(&p, "_source"), [IndexValue::Uri("http://s".into())]);
         assert!(codes(&p, "_id").is_empty());
+    }
+
+    #[test]
+    fn a_concepts_text_rides_on_its_codings() {
+        let token =
+            |system: Option<&str>, code: Option<&str>, text: Option<&str>| IndexValue::Token {
+                system: system.map(Into::into),
+                code: code.map(Into::into),
+                text: text.map(Into::into),
+            };
+        let o = json!({"resourceType": "Observation", "code": {"text": "Body Weight", "coding": [
+            {"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"},
+            {"system": "http://snomed.info/sct", "code": "27113001", "display": "Body weight measure"},
+            {"system": "urn:local", "code": "w"}]}});
+        assert_eq!(
+            codes(&o, "code"),
+            [
+                token(
+                    Some("http://loinc.org"),
+                    Some("29463-7"),
+                    Some("body weight")
+                ),
+                token(
+                    Some("http://snomed.info/sct"),
+                    Some("27113001"),
+                    Some("body weight measure\nbody weight")
+                ),
+                token(Some("urn:local"), Some("w"), Some("body weight")),
+            ]
+        );
+        // A concept with text alone still gets a row, so `:text` finds it.
+        let text_only = json!({"resourceType": "Observation", "code": {"text": "Feeling low"}});
+        assert_eq!(
+            codes(&text_only, "code"),
+            [token(None, None, Some("feeling low"))]
+        );
+        // The composite pairs each coding (not the text as well) with the value.
+        let composite = json!({"resourceType": "Observation", "code": {"text": "Weight",
+            "coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "valueQuantity": {"value": 70, "system": "http://unitsofmeasure.org", "code": "kg"}});
+        assert_eq!(
+            index_entries(&composite)
+                .iter()
+                .filter(|e| e.code == "code-value-quantity")
+                .count(),
+            1
+        );
     }
 
     #[test]

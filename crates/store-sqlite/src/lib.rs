@@ -25,7 +25,7 @@ use concord_store::{
     CompartmentQuery, HistoryPage, HistoryQuery, ResourceStore, SearchPage, StoreTx, StoredVersion,
 };
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 
 use crate::group::{GroupWriter, UnitError};
@@ -57,6 +57,64 @@ impl SqliteOptions {
             readers: 8,
             synchronous: Synchronous::Full,
         }
+    }
+}
+
+/// Creates the schema of a new store, migrates an older one in one transaction, and refuses a
+/// store written by a newer build.
+fn prepare_schema(writer: &Connection, path: &Path) -> Result<(), StoreOpenError> {
+    let fail = |e: rusqlite::Error| open_error(path, &e);
+    let has_info: bool = writer
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_info'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(fail)?;
+    let version: Option<i64> = if has_info {
+        writer
+            .query_row(
+                "SELECT value FROM schema_info WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(fail)?
+    } else {
+        None
+    };
+    match version {
+        None => writer
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {} INSERT INTO schema_info (key, value) VALUES ('schema_version', {}); COMMIT;",
+                schema::CREATE,
+                schema::SCHEMA_VERSION
+            ))
+            .map_err(fail),
+        Some(v) if v == schema::SCHEMA_VERSION => {
+            writer.execute_batch(schema::CREATE).map_err(fail)
+        }
+        Some(2) => {
+            tracing::info!(path = %path.display(), "migrating the store from schema version 2 to 3");
+            writer
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {} {} {} UPDATE schema_info SET value = {} WHERE key = 'schema_version'; COMMIT;",
+                    schema::MIGRATE_2_TO_3_RENAME,
+                    schema::CREATE,
+                    schema::MIGRATE_2_TO_3,
+                    schema::SCHEMA_VERSION
+                ))
+                .map_err(|e| {
+                    // Leave the store as it was: the transaction is rolled back whole.
+                    let _ = writer.execute_batch("ROLLBACK");
+                    fail(e)
+                })
+        }
+        Some(v) => Err(StoreOpenError(format!(
+            "{} has schema version {v}; this build reads version {}",
+            path.display(),
+            schema::SCHEMA_VERSION
+        ))),
     }
 }
 
@@ -107,34 +165,7 @@ impl SqliteStore {
         }
         let writer = Connection::open(&options.path).map_err(|e| open_error(&options.path, &e))?;
         configure(&writer, options.synchronous).map_err(|e| open_error(&options.path, &e))?;
-        writer
-            .execute_batch(schema::CREATE)
-            .map_err(|e| open_error(&options.path, &e))?;
-        let version: Option<i64> = writer
-            .query_row(
-                "SELECT value FROM schema_info WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
-        match version {
-            None => {
-                writer
-                    .execute(
-                        "INSERT INTO schema_info (key, value) VALUES ('schema_version', ?1)",
-                        [schema::SCHEMA_VERSION],
-                    )
-                    .map_err(|e| open_error(&options.path, &e))?;
-            }
-            Some(v) if v == schema::SCHEMA_VERSION => {}
-            Some(v) => {
-                return Err(StoreOpenError(format!(
-                    "{} has schema version {v}; this build reads version {}",
-                    options.path.display(),
-                    schema::SCHEMA_VERSION
-                )));
-            }
-        }
+        prepare_schema(&writer, &options.path)?;
         let synchronous = options.synchronous;
         let manager = SqliteConnectionManager::file(&options.path)
             .with_flags(

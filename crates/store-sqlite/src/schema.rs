@@ -3,12 +3,18 @@
 //! Every version keeps its own index rows (keyed by the version's `seq`), so a search can be run
 //! as of any earlier snapshot: a version is visible at snapshot `S` when `seq <= S` and it was not
 //! yet superseded at `S`. That is what keeps paging links stable while others write, without
-//! storing result sets. The `(res_seq, param, ...)` indexes carry the values too, so the
-//! per-candidate checks of a search are index-only lookups. Composite parameters store each component in its type's table under the
+//! storing result sets. Composite parameters store each component in its type's table under the
 //! code `{code}${i}`, tied together by `grp`.
+//!
+//! The index tables are `WITHOUT ROWID`, clustered on `(res_seq, param, ord)`: the per-candidate
+//! checks of a search find a version's rows of one parameter in the table itself, and the one
+//! secondary index per table (from the value to `res_seq`) drives the searches. A row costs two
+//! B-tree inserts, where a rowid table with its `(res_seq, ...)` index cost three; most of a
+//! write's time is these inserts. `ord` only makes the key unique (a version can hold the same
+//! value twice, in different composite groups).
 
-/// Bumped when the schema changes; checked at open.
-pub const SCHEMA_VERSION: i64 = 2;
+/// Bumped when the schema changes; checked at open. Version 2 stores are migrated ([`MIGRATE_2_TO_3`]).
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub const CREATE: &str = r#"
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -26,54 +32,54 @@ CREATE INDEX IF NOT EXISTS resource_version_current ON resource_version (resourc
 CREATE INDEX IF NOT EXISTS resource_version_updated ON resource_version (last_updated);
 
 CREATE TABLE IF NOT EXISTS idx_string (
-    res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
-    normalized TEXT NOT NULL, exact TEXT NOT NULL
-);
+    res_seq INTEGER NOT NULL, param TEXT NOT NULL, ord INTEGER NOT NULL, resource_type TEXT NOT NULL, grp INTEGER,
+    normalized TEXT NOT NULL, exact TEXT NOT NULL,
+    PRIMARY KEY (res_seq, param, ord)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_string_value ON idx_string (resource_type, param, normalized, res_seq);
-CREATE INDEX IF NOT EXISTS idx_string_res ON idx_string (res_seq, param, normalized);
 
 CREATE TABLE IF NOT EXISTS idx_token (
-    res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
-    system TEXT, code TEXT, text TEXT
-);
+    res_seq INTEGER NOT NULL, param TEXT NOT NULL, ord INTEGER NOT NULL, resource_type TEXT NOT NULL, grp INTEGER,
+    system TEXT, code TEXT, text TEXT,
+    PRIMARY KEY (res_seq, param, ord)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_token_value ON idx_token (resource_type, param, code, system, res_seq);
-CREATE INDEX IF NOT EXISTS idx_token_res ON idx_token (res_seq, param, code, system);
 
 CREATE TABLE IF NOT EXISTS idx_date (
-    res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
-    low INTEGER NOT NULL, high INTEGER NOT NULL
-);
+    res_seq INTEGER NOT NULL, param TEXT NOT NULL, ord INTEGER NOT NULL, resource_type TEXT NOT NULL, grp INTEGER,
+    low INTEGER NOT NULL, high INTEGER NOT NULL,
+    PRIMARY KEY (res_seq, param, ord)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_date_value ON idx_date (resource_type, param, low, high, res_seq);
-CREATE INDEX IF NOT EXISTS idx_date_res ON idx_date (res_seq, param, low, high);
 
 CREATE TABLE IF NOT EXISTS idx_number (
-    res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
-    value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL
-);
+    res_seq INTEGER NOT NULL, param TEXT NOT NULL, ord INTEGER NOT NULL, resource_type TEXT NOT NULL, grp INTEGER,
+    value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL,
+    PRIMARY KEY (res_seq, param, ord)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_number_value ON idx_number (resource_type, param, value, res_seq);
-CREATE INDEX IF NOT EXISTS idx_number_res ON idx_number (res_seq, param, value);
 
 CREATE TABLE IF NOT EXISTS idx_quantity (
-    res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
-    value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL, system TEXT, code TEXT, unit TEXT
-);
+    res_seq INTEGER NOT NULL, param TEXT NOT NULL, ord INTEGER NOT NULL, resource_type TEXT NOT NULL, grp INTEGER,
+    value REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL, system TEXT, code TEXT, unit TEXT,
+    PRIMARY KEY (res_seq, param, ord)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_quantity_value ON idx_quantity (resource_type, param, code, value, res_seq);
-CREATE INDEX IF NOT EXISTS idx_quantity_res ON idx_quantity (res_seq, param, value, code, system);
 
 CREATE TABLE IF NOT EXISTS idx_reference (
-    res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
-    target_type TEXT, target_id TEXT, url TEXT, version TEXT, ident_system TEXT, ident_value TEXT
-);
+    res_seq INTEGER NOT NULL, param TEXT NOT NULL, ord INTEGER NOT NULL, resource_type TEXT NOT NULL, grp INTEGER,
+    target_type TEXT, target_id TEXT, url TEXT, version TEXT, ident_system TEXT, ident_value TEXT,
+    PRIMARY KEY (res_seq, param, ord)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_reference_value ON idx_reference (resource_type, param, target_id, target_type, res_seq);
 CREATE INDEX IF NOT EXISTS idx_reference_target ON idx_reference (target_type, target_id);
-CREATE INDEX IF NOT EXISTS idx_reference_res ON idx_reference (res_seq, param, target_type, target_id);
 
 CREATE TABLE IF NOT EXISTS idx_uri (
-    res_seq INTEGER NOT NULL, resource_type TEXT NOT NULL, param TEXT NOT NULL, grp INTEGER,
-    value TEXT NOT NULL
-);
+    res_seq INTEGER NOT NULL, param TEXT NOT NULL, ord INTEGER NOT NULL, resource_type TEXT NOT NULL, grp INTEGER,
+    value TEXT NOT NULL,
+    PRIMARY KEY (res_seq, param, ord)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idx_uri_value ON idx_uri (resource_type, param, value, res_seq);
-CREATE INDEX IF NOT EXISTS idx_uri_res ON idx_uri (res_seq, param, value);
 
 CREATE TABLE IF NOT EXISTS message_log (
     seq INTEGER PRIMARY KEY, sender TEXT NOT NULL, control_id TEXT NOT NULL,
@@ -84,4 +90,58 @@ CREATE TABLE IF NOT EXISTS message_log (
 CREATE INDEX IF NOT EXISTS message_log_status ON message_log (status, seq);
 
 CREATE TABLE IF NOT EXISTS schema_info (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"#;
+
+/// Moves a version 2 store's index rows into the version 3 tables, in the open's transaction:
+/// the old tables are renamed (their indexes dropped first, since index names are global), the
+/// new ones created by [`CREATE`], the rows copied with `ord` numbered per version and parameter,
+/// and the old tables dropped. Run [`MIGRATE_2_TO_3_RENAME`] first, then `CREATE`, then this.
+pub const MIGRATE_2_TO_3: &str = r#"
+INSERT INTO idx_string (res_seq, param, ord, resource_type, grp, normalized, exact)
+    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, normalized, exact FROM idx_string_v2;
+DROP TABLE idx_string_v2;
+INSERT INTO idx_token (res_seq, param, ord, resource_type, grp, system, code, text)
+    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, system, code, text FROM idx_token_v2;
+DROP TABLE idx_token_v2;
+INSERT INTO idx_date (res_seq, param, ord, resource_type, grp, low, high)
+    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, low, high FROM idx_date_v2;
+DROP TABLE idx_date_v2;
+INSERT INTO idx_number (res_seq, param, ord, resource_type, grp, value, low, high)
+    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, value, low, high FROM idx_number_v2;
+DROP TABLE idx_number_v2;
+INSERT INTO idx_quantity (res_seq, param, ord, resource_type, grp, value, low, high, system, code, unit)
+    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, value, low, high, system, code, unit FROM idx_quantity_v2;
+DROP TABLE idx_quantity_v2;
+INSERT INTO idx_reference (res_seq, param, ord, resource_type, grp, target_type, target_id, url, version, ident_system, ident_value)
+    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, target_type, target_id, url, version, ident_system, ident_value FROM idx_reference_v2;
+DROP TABLE idx_reference_v2;
+INSERT INTO idx_uri (res_seq, param, ord, resource_type, grp, value)
+    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, value FROM idx_uri_v2;
+DROP TABLE idx_uri_v2;
+"#;
+
+/// The first step of the version 2 to 3 migration (see [`MIGRATE_2_TO_3`]).
+pub const MIGRATE_2_TO_3_RENAME: &str = r#"
+DROP INDEX IF EXISTS idx_string_value;
+DROP INDEX IF EXISTS idx_string_res;
+ALTER TABLE idx_string RENAME TO idx_string_v2;
+DROP INDEX IF EXISTS idx_token_value;
+DROP INDEX IF EXISTS idx_token_res;
+ALTER TABLE idx_token RENAME TO idx_token_v2;
+DROP INDEX IF EXISTS idx_date_value;
+DROP INDEX IF EXISTS idx_date_res;
+ALTER TABLE idx_date RENAME TO idx_date_v2;
+DROP INDEX IF EXISTS idx_number_value;
+DROP INDEX IF EXISTS idx_number_res;
+ALTER TABLE idx_number RENAME TO idx_number_v2;
+DROP INDEX IF EXISTS idx_quantity_value;
+DROP INDEX IF EXISTS idx_quantity_res;
+ALTER TABLE idx_quantity RENAME TO idx_quantity_v2;
+DROP INDEX IF EXISTS idx_reference_value;
+DROP INDEX IF EXISTS idx_reference_res;
+DROP INDEX IF EXISTS idx_reference_target;
+ALTER TABLE idx_reference RENAME TO idx_reference_v2;
+DROP INDEX IF EXISTS idx_uri_value;
+DROP INDEX IF EXISTS idx_uri_res;
+ALTER TABLE idx_uri RENAME TO idx_uri_v2;
 "#;

@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 
 use concord_fhir::{Error, ErrorKind};
+use concord_search::normalize::normalize_string;
 use concord_search::query::{
     Clause, Include, Modifier, ParamClause, ParamRef, ParamType, Prefix, SearchQuery, SearchValue,
     Sort, Summary, TokenSystem, Total,
@@ -559,10 +560,12 @@ fn value_cond(
                 ("system", "code")
             };
             if *modifier == Modifier::Text {
-                let text = code.clone().unwrap_or_default();
+                // Normalised as the stored text is, which also keeps a newline (the separator
+                // of a coding's display and its concept's text) out of the pattern.
+                let text = normalize_string(code.as_deref().unwrap_or_default());
                 return Ok(format!(
                     "{x}.text LIKE {} ESCAPE '\\'",
-                    sql.bind(format!("%{}%", like_escape(&text.to_lowercase())))
+                    sql.bind(format!("%{}%", like_escape(&text)))
                 ));
             }
             let mut parts = Vec::new();

@@ -126,16 +126,26 @@ fn insert_index(
     entries: &[IndexEntry],
 ) -> rusqlite::Result<()> {
     let mut group = 0i64;
+    // Numbers the rows of the version, which makes each table's key unique (see the schema).
+    let mut ord = 0i64;
     for entry in entries {
         match &entry.value {
             IndexValue::Composite(components) => {
                 group += 1;
                 for (i, component) in components.iter().enumerate() {
                     let code = format!("{}${i}", entry.code);
-                    insert_value(tx, seq, resource_type, &code, Some(group), component)?;
+                    insert_value(
+                        tx,
+                        seq,
+                        &mut ord,
+                        resource_type,
+                        &code,
+                        Some(group),
+                        component,
+                    )?;
                 }
             }
-            value => insert_value(tx, seq, resource_type, &entry.code, None, value)?,
+            value => insert_value(tx, seq, &mut ord, resource_type, &entry.code, None, value)?,
         }
     }
     Ok(())
@@ -144,17 +154,20 @@ fn insert_index(
 fn insert_value(
     tx: &Connection,
     seq: i64,
+    ord: &mut i64,
     resource_type: &str,
     code: &str,
     grp: Option<i64>,
     value: &IndexValue,
 ) -> rusqlite::Result<()> {
+    *ord += 1;
+    let row = *ord;
     match value {
         IndexValue::String { normalized, exact } => {
             tx.prepare_cached(
-                "INSERT INTO idx_string (res_seq, resource_type, param, grp, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO idx_string (res_seq, ord, resource_type, param, grp, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![seq, resource_type, code, grp, normalized, exact])?;
+            .execute(params![seq, row, resource_type, code, grp, normalized, exact])?;
         }
         IndexValue::Token {
             system,
@@ -162,21 +175,21 @@ fn insert_value(
             text,
         } => {
             tx.prepare_cached(
-                "INSERT INTO idx_token (res_seq, resource_type, param, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO idx_token (res_seq, ord, resource_type, param, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![seq, resource_type, code, grp, system, token_code, text])?;
+            .execute(params![seq, row, resource_type, code, grp, system, token_code, text])?;
         }
         IndexValue::Date { low, high } => {
             tx.prepare_cached(
-                "INSERT INTO idx_date (res_seq, resource_type, param, grp, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO idx_date (res_seq, ord, resource_type, param, grp, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![seq, resource_type, code, grp, low, high])?;
+            .execute(params![seq, row, resource_type, code, grp, low, high])?;
         }
         IndexValue::Number { value, low, high } => {
             tx.prepare_cached(
-                "INSERT INTO idx_number (res_seq, resource_type, param, grp, value, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO idx_number (res_seq, ord, resource_type, param, grp, value, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![seq, resource_type, code, grp, value, low, high])?;
+            .execute(params![seq, row, resource_type, code, grp, value, low, high])?;
         }
         IndexValue::Quantity {
             value,
@@ -187,10 +200,10 @@ fn insert_value(
             unit,
         } => {
             tx.prepare_cached(
-                "INSERT INTO idx_quantity (res_seq, resource_type, param, grp, value, low, high, system, code, unit)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO idx_quantity (res_seq, ord, resource_type, param, grp, value, low, high, system, code, unit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
-            .execute(params![seq, resource_type, code, grp, value, low, high, system, unit_code, unit])?;
+            .execute(params![seq, row, resource_type, code, grp, value, low, high, system, unit_code, unit])?;
         }
         IndexValue::Reference {
             resource_type: target_type,
@@ -204,14 +217,14 @@ fn insert_value(
                 None => (None, None),
             };
             tx.prepare_cached(
-                "INSERT INTO idx_reference (res_seq, resource_type, param, grp, target_type, target_id, url, version, ident_system, ident_value)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO idx_reference (res_seq, ord, resource_type, param, grp, target_type, target_id, url, version, ident_system, ident_value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
-            .execute(params![seq, resource_type, code, grp, target_type, id, url, version, ident_system, ident_value])?;
+            .execute(params![seq, row, resource_type, code, grp, target_type, id, url, version, ident_system, ident_value])?;
         }
         IndexValue::Uri(uri) => {
-            tx.prepare_cached("INSERT INTO idx_uri (res_seq, resource_type, param, grp, value) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![seq, resource_type, code, grp, uri])?;
+            tx.prepare_cached("INSERT INTO idx_uri (res_seq, ord, resource_type, param, grp, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![seq, row, resource_type, code, grp, uri])?;
         }
         IndexValue::Composite(components) => {
             // Nested composites do not occur in R4; store the components flat under this group.
@@ -219,6 +232,7 @@ fn insert_value(
                 insert_value(
                     tx,
                     seq,
+                    ord,
                     resource_type,
                     &format!("{code}${i}"),
                     grp,

@@ -1,0 +1,109 @@
+//! Opening a store written by an earlier build: a version 2 store (rowid index tables) is
+//! migrated to version 3 in place and keeps answering the same searches; a store from a newer
+//! build is refused with its version named.
+
+use concord_fhir::RequestContext;
+use concord_search::parse::parse_search;
+use concord_store::ResourceStore;
+use concord_store_sqlite::{SqliteOptions, SqliteStore};
+use rusqlite::Connection;
+
+/// A version 2 store holding Patient/p1 (family Smith, two identifiers, an organization) and
+/// Patient/p2 (family Jones), with the index rows version 2 wrote for them.
+fn version_2_store(path: &std::path::Path) {
+    let conn = Connection::open(path).expect("opens");
+    conn.execute_batch(include_str!("schema-v2.sql"))
+        .expect("version 2 schema");
+    conn.execute_batch(
+        r#"
+        INSERT INTO schema_info (key, value) VALUES ('schema_version', 2);
+        INSERT INTO resource_version (seq, resource_type, id, version_id, last_updated, method, body)
+        VALUES (1, 'Patient', 'p1', 1, 1700000000000, 'POST',
+                '{"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":"2023-11-14T22:13:20Z"},"name":[{"family":"Smith"}]}'),
+               (2, 'Patient', 'p2', 1, 1700000000000, 'POST',
+                '{"resourceType":"Patient","id":"p2","meta":{"versionId":"1","lastUpdated":"2023-11-14T22:13:20Z"},"name":[{"family":"Jones"}]}');
+        INSERT INTO idx_string (res_seq, resource_type, param, grp, normalized, exact)
+        VALUES (1, 'Patient', 'family', NULL, 'smith', 'Smith'),
+               (2, 'Patient', 'family', NULL, 'jones', 'Jones');
+        INSERT INTO idx_token (res_seq, resource_type, param, grp, system, code, text)
+        VALUES (1, 'Patient', 'identifier', NULL, 'urn:s', '1', NULL),
+               (1, 'Patient', 'identifier', NULL, 'urn:s', '2', NULL),
+               (2, 'Patient', 'identifier', NULL, 'urn:s', '3', NULL);
+        INSERT INTO idx_reference (res_seq, resource_type, param, grp, target_type, target_id, url, version, ident_system, ident_value)
+        VALUES (1, 'Patient', 'organization', NULL, 'Organization', 'o1', NULL, NULL, NULL, NULL);
+        "#,
+    )
+    .expect("version 2 rows");
+}
+
+fn ids(store: &SqliteStore, query: &str) -> Vec<String> {
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').expect("name=value");
+            (name.to_string(), value.to_string())
+        })
+        .collect();
+    let parsed = parse_search(Some("Patient"), &params).expect("parses");
+    let page = store
+        .search(
+            &RequestContext::system("migration-test", "req-1"),
+            &parsed.query,
+        )
+        .expect("searches");
+    page.matches.iter().map(|m| m.id.clone()).collect()
+}
+
+fn schema_version(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .expect("opens")
+        .query_row(
+            "SELECT value FROM schema_info WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("has a version")
+}
+
+#[test]
+fn a_version_2_store_is_migrated_and_answers_the_same_searches() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("concord.db");
+    version_2_store(&path);
+
+    let store = SqliteStore::open(&SqliteOptions::new(&path)).expect("migrates");
+    assert_eq!(ids(&store, "family=smi"), ["p1"]);
+    assert_eq!(ids(&store, "identifier=urn:s|2"), ["p1"]);
+    assert_eq!(ids(&store, "identifier=urn:s|1&family=smith"), ["p1"]);
+    assert_eq!(ids(&store, "organization=Organization/o1"), ["p1"]);
+    assert_eq!(ids(&store, "identifier=urn:s|3"), ["p2"]);
+    assert_eq!(
+        ids(&store, "family:missing=false&_sort=family"),
+        ["p2", "p1"]
+    );
+    drop(store);
+    assert_eq!(schema_version(&path), 3);
+
+    // Opening again finds version 3 and changes nothing.
+    let store = SqliteStore::open(&SqliteOptions::new(&path)).expect("opens again");
+    assert_eq!(ids(&store, "identifier=urn:s|1"), ["p1"]);
+}
+
+#[test]
+fn a_store_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("concord.db");
+    version_2_store(&path);
+    Connection::open(&path)
+        .expect("opens")
+        .execute(
+            "UPDATE schema_info SET value = 99 WHERE key = 'schema_version'",
+            [],
+        )
+        .expect("updates");
+    let err = SqliteStore::open(&SqliteOptions::new(&path)).expect_err("refused");
+    assert!(
+        err.to_string().contains("schema version 99"),
+        "the error names the version: {err}"
+    );
+}
