@@ -84,7 +84,9 @@ impl Default for HubConfig {
 pub struct Hub {
     pub(crate) store: Arc<dyn ResourceStore>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) config: HubConfig,
+    /// Shared, not copied: the hub is cloned for every request, and the config holds the
+    /// sensitive-code lists and the source registry.
+    pub(crate) config: Arc<HubConfig>,
     pub(crate) identity: Arc<identity::Identity>,
     /// The log of inbound HL7 v2 messages, on nodes that receive feeds.
     pub(crate) messages: Option<Arc<dyn concord_store::MessageLog>>,
@@ -94,6 +96,8 @@ pub struct Hub {
     pub(crate) feed_turns: Arc<feed::FeedTurns>,
     /// Break-glass grants in force.
     pub(crate) grants: Arc<access::Grants>,
+    /// What access decisions read about people, until the next write.
+    pub(crate) facts_cache: Arc<access::FactsCache>,
     /// The audit trail every request is recorded in, on nodes that serve people.
     pub(crate) audit: Option<audit::AuditTrail>,
 }
@@ -121,8 +125,9 @@ impl Hub {
             federation: None,
             feed_turns: Arc::default(),
             grants: Arc::default(),
+            facts_cache: Arc::default(),
             audit: None,
-            config,
+            config: Arc::new(config),
         };
         hub.load_identity(&RequestContext::system("concord-hub", "start"))?;
         Ok(hub)

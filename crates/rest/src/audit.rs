@@ -152,10 +152,9 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         denied_reason: facts.denied,
         observer: trail.observer().to_string(),
     };
-    let written = tokio::task::spawn_blocking(move || trail.record(record)).await;
-    match written {
-        Ok(Ok(_)) => response,
-        Ok(Err(error)) => {
+    match trail.record_async(record).await {
+        Ok(_) => response,
+        Err(error) => {
             tracing::error!(reason = %error, "the audit trail refused a record; the response is withheld");
             ApiError(Error::new(
                 ErrorKind::Unavailable,
@@ -163,7 +162,6 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             ))
             .into_response()
         }
-        Err(_) => ApiError(Error::internal()).into_response(),
     }
 }
 

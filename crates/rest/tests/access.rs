@@ -385,9 +385,27 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
         withheld_categories: ["mental-health".to_string()].into(),
     };
     let consent = concord_access::consent_resource(&w.ann, &choices, "2024-01-01T00:00:00Z");
+    let clinician = mint_user(&w.app.key, "gp", "clinician", Some(ORGANIZATION), None);
+    // Before Ann's choice the clinician sees the Condition; the decision's facts about Ann are
+    // cached from here, and her consent must still take effect on the very next request.
+    let before = w
+        .app
+        .send_as(
+            &clinician,
+            Method::GET,
+            &format!("/fhir/Patient/{}/$everything", w.ann),
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        ids_of(&before.body, "Condition").len(),
+        1,
+        "{}",
+        before.body
+    );
     create(&w.app, &ann_token, consent).await;
 
-    let clinician = mint_user(&w.app.key, "gp", "clinician", Some(ORGANIZATION), None);
     let reply = w
         .app
         .send_as(

@@ -288,6 +288,11 @@ impl ResourceStore for SqliteStore {
             .map_err(|e| db_error(&ctx.request_id, &e))
     }
 
+    fn last_seq(&self, ctx: &RequestContext) -> Result<i64, Error> {
+        let conn = self.reader(ctx)?;
+        read::max_seq(&conn).map_err(|e| db_error(&ctx.request_id, &e))
+    }
+
     fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, Error> {
         let mut conn = self.reader(ctx)?;
         let tx = conn

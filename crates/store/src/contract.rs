@@ -24,7 +24,8 @@ macro_rules! contract_tests {
             failed_unit_of_work_leaves_nothing, token_string_and_date_search, number_quantity_uri_search,
             reference_chain_and_has, missing_and_not, composite_search, sort_and_paging_at_a_snapshot,
             includes_and_revincludes, compartment_lists_members, summary_count_and_total,
-            scan_pages_current_resources, changes_list_current_versions_with_deletions
+            scan_pages_current_resources, changes_list_current_versions_with_deletions,
+            last_seq_moves_with_every_write
         );
     };
     (@each $make:expr; $($check:ident),*) => {
@@ -202,6 +203,19 @@ fn ids(store: &dyn ResourceStore, q: &SearchQuery) -> Vec<String> {
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
+}
+
+pub fn last_seq_moves_with_every_write(store: &dyn ResourceStore) {
+    assert_eq!(store.last_seq(&ctx()).expect("last_seq"), 0);
+    let first = put(store, "Patient", "p1", 1, vec![]);
+    assert_eq!(store.last_seq(&ctx()).expect("last_seq"), first.seq);
+    let _ = store.read(&ctx(), "Patient", "p1").expect("reads");
+    assert_eq!(store.last_seq(&ctx()).expect("last_seq"), first.seq);
+    let second = put(store, "Consent", "c1", 1, vec![]);
+    assert!(second.seq > first.seq);
+    assert_eq!(store.last_seq(&ctx()).expect("last_seq"), second.seq);
+    delete(store, "Consent", "c1", 2);
+    assert!(store.last_seq(&ctx()).expect("last_seq") > second.seq);
 }
 
 pub fn create_then_read(store: &dyn ResourceStore) {
