@@ -69,8 +69,11 @@ pub(crate) struct Grants {
 /// index in memory and is part of the key, so a relink is never missed either.
 #[derive(Debug, Default)]
 pub(crate) struct FactsCache {
-    entries: Mutex<HashMap<(String, String), (i64, Arc<StoredFacts>)>>,
+    entries: Mutex<HashMap<FactsKey, (i64, Arc<StoredFacts>)>>,
 }
+
+/// The Patient asked about and its golden person (the Patient id again when it has none).
+type FactsKey = (String, String);
 
 /// At most this many people are cached; the cache is emptied when it is full (a plain bound, as
 /// entries live only until the next write anyway).
@@ -84,7 +87,7 @@ pub(crate) struct StoredFacts {
 }
 
 impl FactsCache {
-    fn get(&self, key: &(String, String), seq: i64) -> Option<Arc<StoredFacts>> {
+    fn get(&self, key: &FactsKey, seq: i64) -> Option<Arc<StoredFacts>> {
         let entries = self
             .entries
             .lock()
@@ -95,7 +98,7 @@ impl FactsCache {
             .map(|(_, facts)| facts.clone())
     }
 
-    fn put(&self, key: (String, String), seq: i64, facts: Arc<StoredFacts>) {
+    fn put(&self, key: FactsKey, seq: i64, facts: Arc<StoredFacts>) {
         let mut entries = self
             .entries
             .lock()
