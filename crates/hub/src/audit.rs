@@ -156,7 +156,7 @@ impl AuditTrail {
 
     /// Records one event durably before returning its sequence number. The writer thread commits
     /// whatever has arrived together in one append, so concurrent callers share a commit; each
-    /// caller blocks until its batch is committed (from async code, call it on a blocking thread).
+    /// caller blocks until its batch is committed (async code awaits [`AuditTrail::record_async`]).
     pub fn record(&self, record: AuditRecord) -> Result<u64, Error> {
         let answer = self.submit(record)?;
         answer.blocking_recv().map_err(|_| stopped())?

@@ -161,8 +161,9 @@ pub trait ResourceStore: Send + Sync {
     /// Runs a search, at `query.snapshot` when given, else at the latest state.
     fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, Error>;
 
-    /// The `seq` of the latest committed version (0 for an empty store). Every write moves it,
-    /// so what was read from the store can be cached under it and reused while it stays put.
+    /// The `seq` of the latest committed version (0 for an empty store). Every write moves it
+    /// forward (versions are never removed, so it never moves back), so what was read from the
+    /// store can be cached under it and reused while it stays put.
     fn last_seq(&self, ctx: &RequestContext) -> Result<i64, Error>;
 
     /// Lists versions, newest first.
