@@ -3,8 +3,9 @@
 //! Owns: evaluating each registry parameter of a resource's type and converting what the
 //! expression selects into [`IndexValue`]s by parameter type and element type (a HumanName gives
 //! one string per part, a CodeableConcept one token per coding carrying the concept's text, a
-//! Period a date range, a decimal its implicit precision range...). Element types come from the FHIRPath type
-//! tag when the JSON tells it (choice suffixes, `as Type`) and otherwise from the element's shape.
+//! Period a date range, a decimal its implicit precision range...). Element types come from the
+//! FHIRPath type tag when the JSON tells it (choice suffixes, `as Type`) and otherwise from the
+//! element's shape.
 //!
 //! Does not: index `_id` and `_lastUpdated` (the store takes them from the id and meta), resolve
 //! references, validate the resource, or support parameters without an expression (`_text`,
