@@ -188,10 +188,7 @@ async fn a_patients_token_reaches_only_their_own_record_on_every_route() {
         "/fhir/Observation/_history".to_string(),
         "/fhir/_history".to_string(),
     ] {
-        let reply = w
-            .app
-            .send_as(&ann_token, Method::GET, &path, &[], Body::empty())
-            .await;
+        let reply = w.app.get_as(&ann_token, &path).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
         let text = reply.body.to_string();
         assert!(!text.contains(bob_result.as_str()), "{path}: {text}");
@@ -208,21 +205,12 @@ async fn a_patients_token_reaches_only_their_own_record_on_every_route() {
         format!("/fhir/Patient/{}/$summary", w.ann),
         format!("/fhir/Patient/{}/$access-log", w.ann),
     ] {
-        let reply = w
-            .app
-            .send_as(&ann_token, Method::GET, &path, &[], Body::empty())
-            .await;
+        let reply = w.app.get_as(&ann_token, &path).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
     }
     let reply = w
         .app
-        .send_as(
-            &ann_token,
-            Method::GET,
-            &format!("/fhir/Observation?patient={}", w.ann),
-            &[],
-            Body::empty(),
-        )
+        .get_as(&ann_token, &format!("/fhir/Observation?patient={}", w.ann))
         .await;
     assert_eq!(
         ids_of(&reply.body, "Observation"),
@@ -235,10 +223,7 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
     let w = world().await;
     let stranger = mint_user(&w.app.key, "dr-who", "clinician", Some("B99999"), None);
     let path = format!("/fhir/Patient/{}/$everything", w.ann);
-    let reply = w
-        .app
-        .send_as(&stranger, Method::GET, &path, &[], Body::empty())
-        .await;
+    let reply = w.app.get_as(&stranger, &path).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     assert!(
         reply.body.to_string().contains("$break-glass"),
@@ -246,16 +231,7 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
         reply.body
     );
     // Finding the person by demographics is allowed; opening the record is not.
-    let reply = w
-        .app
-        .send_as(
-            &stranger,
-            Method::GET,
-            "/fhir/Patient?family=Ash",
-            &[],
-            Body::empty(),
-        )
-        .await;
+    let reply = w.app.get_as(&stranger, "/fhir/Patient?family=Ash").await;
     assert_eq!(ids_of(&reply.body, "Patient"), vec![w.ann.clone()]);
 
     let break_glass = |reason: &str, text: &str| {
@@ -309,22 +285,13 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let reply = w
-        .app
-        .send_as(&stranger, Method::GET, &path, &[], Body::empty())
-        .await;
+    let reply = w.app.get_as(&stranger, &path).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert!(ids_of(&reply.body, "Observation").contains(&w.ann_result));
     // The grant is for Ann only.
     let reply = w
         .app
-        .send_as(
-            &stranger,
-            Method::GET,
-            &format!("/fhir/Patient/{}/$everything", w.bob),
-            &[],
-            Body::empty(),
-        )
+        .get_as(&stranger, &format!("/fhir/Patient/{}/$everything", w.bob))
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
 
@@ -339,15 +306,12 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
     );
     let reply = w
         .app
-        .send_as(
+        .get_as(
             &officer,
-            Method::GET,
             &format!(
                 "/fhir/AuditEvent?patient={}&agent=dr-who&subtype=break-glass",
                 w.ann
             ),
-            &[],
-            Body::empty(),
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -356,13 +320,7 @@ async fn staff_without_a_relationship_break_glass_and_it_is_audited() {
     let ann_token = mint_user(&w.app.key, "ann", "patient", None, Some(&w.ann));
     let reply = w
         .app
-        .send_as(
-            &ann_token,
-            Method::GET,
-            &format!("/fhir/Patient/{}/$access-log", w.ann),
-            &[],
-            Body::empty(),
-        )
+        .get_as(&ann_token, &format!("/fhir/Patient/{}/$access-log", w.ann))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let text = reply.body.to_string();
@@ -390,13 +348,7 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
     // cached from here, and her consent must still take effect on the very next request.
     let before = w
         .app
-        .send_as(
-            &clinician,
-            Method::GET,
-            &format!("/fhir/Patient/{}/$everything", w.ann),
-            &[],
-            Body::empty(),
-        )
+        .get_as(&clinician, &format!("/fhir/Patient/{}/$everything", w.ann))
         .await;
     assert_eq!(
         ids_of(&before.body, "Condition").len(),
@@ -408,13 +360,7 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
 
     let reply = w
         .app
-        .send_as(
-            &clinician,
-            Method::GET,
-            &format!("/fhir/Patient/{}/$everything", w.ann),
-            &[],
-            Body::empty(),
-        )
+        .get_as(&clinician, &format!("/fhir/Patient/{}/$everything", w.ann))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert!(
@@ -434,13 +380,7 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
     // Ann herself still sees everything.
     let reply = w
         .app
-        .send_as(
-            &ann_token,
-            Method::GET,
-            &format!("/fhir/Condition?patient={}", w.ann),
-            &[],
-            Body::empty(),
-        )
+        .get_as(&ann_token, &format!("/fhir/Condition?patient={}", w.ann))
         .await;
     assert_eq!(ids_of(&reply.body, "Condition").len(), 1, "{}", reply.body);
 
@@ -448,24 +388,15 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
     let receptionist = mint_user(&w.app.key, "desk", "receptionist", Some(ORGANIZATION), None);
     let reply = w
         .app
-        .send_as(
+        .get_as(
             &receptionist,
-            Method::GET,
             &format!("/fhir/Observation/{}", w.ann_result),
-            &[],
-            Body::empty(),
         )
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     let reply = w
         .app
-        .send_as(
-            &receptionist,
-            Method::GET,
-            &format!("/fhir/Patient/{}", w.ann),
-            &[],
-            Body::empty(),
-        )
+        .get_as(&receptionist, &format!("/fhir/Patient/{}", w.ann))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
@@ -528,13 +459,7 @@ async fn the_audit_trail_has_exactly_one_event_per_request() {
     );
     let reply = w
         .app
-        .send_as(
-            &officer,
-            Method::GET,
-            "/fhir/AuditEvent?outcome=4&_count=500",
-            &[],
-            Body::empty(),
-        )
+        .get_as(&officer, "/fhir/AuditEvent?outcome=4&_count=500")
         .await;
     let denied = reply.body["entry"].as_array().map_or(0, Vec::len);
     assert_eq!(denied, refused, "every refusal is in the trail");

@@ -147,13 +147,7 @@ async fn role_relationship_consent_and_break_glass() {
                         glass = format!(" glass={}", status.as_u16());
                     }
                     let reply = app
-                        .send_as(
-                            &token,
-                            Method::GET,
-                            &format!("/fhir/Patient/{person}/$everything"),
-                            &[],
-                            Body::empty(),
-                        )
+                        .get_as(&token, &format!("/fhir/Patient/{person}/$everything"))
                         .await;
                     let seen = if reply.status == StatusCode::OK {
                         shown(&reply.body)

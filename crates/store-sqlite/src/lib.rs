@@ -98,10 +98,8 @@ fn prepare_schema(writer: &Connection, path: &Path) -> Result<(), StoreOpenError
             tracing::info!(path = %path.display(), "migrating the store from schema version 2 to 3");
             writer
                 .execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {} {} {} UPDATE schema_info SET value = {} WHERE key = 'schema_version'; COMMIT;",
-                    schema::MIGRATE_2_TO_3_RENAME,
-                    schema::CREATE,
-                    schema::MIGRATE_2_TO_3,
+                    "BEGIN IMMEDIATE; {} UPDATE schema_info SET value = {} WHERE key = 'schema_version'; COMMIT;",
+                    schema::migrate_2_to_3(),
                     schema::SCHEMA_VERSION
                 ))
                 .map_err(|e| {

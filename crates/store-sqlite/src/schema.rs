@@ -13,7 +13,7 @@
 //! write's time is these inserts. `ord` only makes the key unique (a version can hold the same
 //! value twice, in different composite groups).
 
-/// Bumped when the schema changes; checked at open. Version 2 stores are migrated ([`MIGRATE_2_TO_3`]).
+/// Bumped when the schema changes; checked at open. Version 2 stores are migrated ([`migrate_2_to_3`]).
 pub const SCHEMA_VERSION: i64 = 3;
 
 pub const CREATE: &str = r#"
@@ -92,56 +92,40 @@ CREATE INDEX IF NOT EXISTS message_log_status ON message_log (status, seq);
 CREATE TABLE IF NOT EXISTS schema_info (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 "#;
 
-/// Moves a version 2 store's index rows into the version 3 tables, in the open's transaction:
-/// the old tables are renamed (their indexes dropped first, since index names are global), the
-/// new ones created by [`CREATE`], the rows copied with `ord` numbered per version and parameter,
-/// and the old tables dropped. Run [`MIGRATE_2_TO_3_RENAME`] first, then `CREATE`, then this.
-pub const MIGRATE_2_TO_3: &str = r#"
-INSERT INTO idx_string (res_seq, param, ord, resource_type, grp, normalized, exact)
-    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, normalized, exact FROM idx_string_v2;
-DROP TABLE idx_string_v2;
-INSERT INTO idx_token (res_seq, param, ord, resource_type, grp, system, code, text)
-    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, system, code, text FROM idx_token_v2;
-DROP TABLE idx_token_v2;
-INSERT INTO idx_date (res_seq, param, ord, resource_type, grp, low, high)
-    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, low, high FROM idx_date_v2;
-DROP TABLE idx_date_v2;
-INSERT INTO idx_number (res_seq, param, ord, resource_type, grp, value, low, high)
-    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, value, low, high FROM idx_number_v2;
-DROP TABLE idx_number_v2;
-INSERT INTO idx_quantity (res_seq, param, ord, resource_type, grp, value, low, high, system, code, unit)
-    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, value, low, high, system, code, unit FROM idx_quantity_v2;
-DROP TABLE idx_quantity_v2;
-INSERT INTO idx_reference (res_seq, param, ord, resource_type, grp, target_type, target_id, url, version, ident_system, ident_value)
-    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, target_type, target_id, url, version, ident_system, ident_value FROM idx_reference_v2;
-DROP TABLE idx_reference_v2;
-INSERT INTO idx_uri (res_seq, param, ord, resource_type, grp, value)
-    SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid), resource_type, grp, value FROM idx_uri_v2;
-DROP TABLE idx_uri_v2;
-"#;
+/// The index tables and their value columns, as both schema versions name them.
+const INDEX_TABLES: &[(&str, &str)] = &[
+    ("idx_string", "normalized, exact"),
+    ("idx_token", "system, code, text"),
+    ("idx_date", "low, high"),
+    ("idx_number", "value, low, high"),
+    ("idx_quantity", "value, low, high, system, code, unit"),
+    (
+        "idx_reference",
+        "target_type, target_id, url, version, ident_system, ident_value",
+    ),
+    ("idx_uri", "value"),
+];
 
-/// The first step of the version 2 to 3 migration (see [`MIGRATE_2_TO_3`]).
-pub const MIGRATE_2_TO_3_RENAME: &str = r#"
-DROP INDEX IF EXISTS idx_string_value;
-DROP INDEX IF EXISTS idx_string_res;
-ALTER TABLE idx_string RENAME TO idx_string_v2;
-DROP INDEX IF EXISTS idx_token_value;
-DROP INDEX IF EXISTS idx_token_res;
-ALTER TABLE idx_token RENAME TO idx_token_v2;
-DROP INDEX IF EXISTS idx_date_value;
-DROP INDEX IF EXISTS idx_date_res;
-ALTER TABLE idx_date RENAME TO idx_date_v2;
-DROP INDEX IF EXISTS idx_number_value;
-DROP INDEX IF EXISTS idx_number_res;
-ALTER TABLE idx_number RENAME TO idx_number_v2;
-DROP INDEX IF EXISTS idx_quantity_value;
-DROP INDEX IF EXISTS idx_quantity_res;
-ALTER TABLE idx_quantity RENAME TO idx_quantity_v2;
-DROP INDEX IF EXISTS idx_reference_value;
-DROP INDEX IF EXISTS idx_reference_res;
-DROP INDEX IF EXISTS idx_reference_target;
-ALTER TABLE idx_reference RENAME TO idx_reference_v2;
-DROP INDEX IF EXISTS idx_uri_value;
-DROP INDEX IF EXISTS idx_uri_res;
-ALTER TABLE idx_uri RENAME TO idx_uri_v2;
-"#;
+/// The SQL that migrates a version 2 store to version 3, to run in one transaction: the old index
+/// tables are renamed (their indexes dropped first, as index names are global), the new ones
+/// created by [`CREATE`], the rows copied with `ord` numbered per version and parameter, and the
+/// old tables dropped.
+pub fn migrate_2_to_3() -> String {
+    let mut sql = String::from("DROP INDEX IF EXISTS idx_reference_target;\n");
+    for (table, _) in INDEX_TABLES {
+        sql.push_str(&format!(
+            "DROP INDEX IF EXISTS {table}_value; DROP INDEX IF EXISTS {table}_res;
+             ALTER TABLE {table} RENAME TO {table}_v2;\n"
+        ));
+    }
+    sql.push_str(CREATE);
+    for (table, columns) in INDEX_TABLES {
+        sql.push_str(&format!(
+            "INSERT INTO {table} (res_seq, param, ord, resource_type, grp, {columns})
+             SELECT res_seq, param, row_number() OVER (PARTITION BY res_seq, param ORDER BY rowid),
+                    resource_type, grp, {columns} FROM {table}_v2;
+             DROP TABLE {table}_v2;\n"
+        ));
+    }
+    sql
+}

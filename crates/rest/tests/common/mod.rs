@@ -172,6 +172,12 @@ impl TestApp {
         self.send_raw(method, uri, &all, body).await
     }
 
+    /// A GET with another caller's bearer token.
+    pub async fn get_as(&self, token: &str, uri: &str) -> Reply {
+        self.send_as(token, Method::GET, uri, &[], Body::empty())
+            .await
+    }
+
     /// Sends a request with exactly these headers (no token added).
     pub async fn send_raw(
         &self,
