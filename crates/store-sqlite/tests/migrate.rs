@@ -90,6 +90,29 @@ fn a_version_2_store_is_migrated_and_answers_the_same_searches() {
 }
 
 #[test]
+fn a_migration_that_fails_leaves_the_version_2_store_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("concord.db");
+    version_2_store(&path);
+    // A damaged store: one of the index tables the migration copies is gone.
+    Connection::open(&path)
+        .expect("opens")
+        .execute_batch("DROP TABLE idx_uri")
+        .expect("drops");
+    let err = SqliteStore::open(&SqliteOptions::new(&path)).expect_err("the migration fails");
+    assert!(
+        err.to_string().contains("idx_uri"),
+        "the error names what is missing: {err}"
+    );
+    assert_eq!(schema_version(&path), 2);
+    let rows: i64 = Connection::open(&path)
+        .expect("opens")
+        .query_row("SELECT count(*) FROM idx_token", [], |r| r.get(0))
+        .expect("the version 2 table is still there");
+    assert_eq!(rows, 3);
+}
+
+#[test]
 fn a_store_from_a_newer_build_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("concord.db");
