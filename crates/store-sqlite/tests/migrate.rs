@@ -54,15 +54,26 @@ fn ids(store: &SqliteStore, query: &str) -> Vec<String> {
     page.matches.iter().map(|m| m.id.clone()).collect()
 }
 
-fn schema_version(path: &std::path::Path) -> i64 {
+/// Runs SQL on the database file directly, as another program (or a damaged disk) might.
+fn execute(path: &std::path::Path, sql: &str) {
     Connection::open(path)
         .expect("opens")
-        .query_row(
-            "SELECT value FROM schema_info WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("has a version")
+        .execute_batch(sql)
+        .expect("runs");
+}
+
+fn query_number(path: &std::path::Path, sql: &str) -> i64 {
+    Connection::open(path)
+        .expect("opens")
+        .query_row(sql, [], |r| r.get(0))
+        .expect("answers")
+}
+
+fn schema_version(path: &std::path::Path) -> i64 {
+    query_number(
+        path,
+        "SELECT value FROM schema_info WHERE key = 'schema_version'",
+    )
 }
 
 #[test]
@@ -95,21 +106,15 @@ fn a_migration_that_fails_leaves_the_version_2_store_as_it_was() {
     let path = dir.path().join("concord.db");
     version_2_store(&path);
     // A damaged store: one of the index tables the migration copies is gone.
-    Connection::open(&path)
-        .expect("opens")
-        .execute_batch("DROP TABLE idx_uri")
-        .expect("drops");
+    execute(&path, "DROP TABLE idx_uri");
     let err = SqliteStore::open(&SqliteOptions::new(&path)).expect_err("the migration fails");
     assert!(
         err.to_string().contains("idx_uri"),
         "the error names what is missing: {err}"
     );
     assert_eq!(schema_version(&path), 2);
-    let rows: i64 = Connection::open(&path)
-        .expect("opens")
-        .query_row("SELECT count(*) FROM idx_token", [], |r| r.get(0))
-        .expect("the version 2 table is still there");
-    assert_eq!(rows, 3);
+    // The version 2 table and its rows are still there.
+    assert_eq!(query_number(&path, "SELECT count(*) FROM idx_token"), 3);
 }
 
 #[test]
@@ -117,13 +122,10 @@ fn a_store_from_a_newer_build_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("concord.db");
     version_2_store(&path);
-    Connection::open(&path)
-        .expect("opens")
-        .execute(
-            "UPDATE schema_info SET value = 99 WHERE key = 'schema_version'",
-            [],
-        )
-        .expect("updates");
+    execute(
+        &path,
+        "UPDATE schema_info SET value = 99 WHERE key = 'schema_version'",
+    );
     let err = SqliteStore::open(&SqliteOptions::new(&path)).expect_err("refused");
     assert!(
         err.to_string().contains("schema version 99"),
