@@ -394,11 +394,11 @@ pub fn record_from_event(event: &Value) -> Option<AuditRecord> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn summary_read() -> AuditRecord {
+    pub(crate) fn summary_read() -> AuditRecord {
         AuditRecord {
             recorded_ms: 1_764_756_000_000,
             request_id: "req-42".into(),
@@ -487,7 +487,7 @@ mod tests {
     }
 
     prop_compose! {
-        fn records()(
+        pub(crate) fn records()(
             recorded_ms in 0i64..4_102_444_800_000,
             request_id in "[a-z0-9-]{1,12}",
             action in prop::sample::select(vec![Action::Create, Action::Read, Action::Update, Action::Delete, Action::Execute]),

@@ -2,17 +2,20 @@
 //! hash chain over the trail.
 //!
 //! Owns: the [`AuditRecord`] a request becomes, its AuditEvent ([`audit_event`], and
-//! [`record_from_event`] to read one back), the chain hash of each entry ([`chain_hash`]) and
-//! verifying a trail ([`verify`], [`ChainVerifier`]). Does not: store anything, log anything or read
+//! [`record_from_event`] to read one back), the compact form a trail entry stores it in
+//! ([`stored_body`], read back by [`record_of_body`] and [`event_of_body`]), the chain hash of
+//! each entry ([`chain_hash`]) and verifying a trail ([`verify`], [`ChainVerifier`]). Does not: store anything, log anything or read
 //! the clock (the store appends, the hub passes the time). The audit trail is where patient ids
 //! legitimately live, so nothing here writes them anywhere else.
 
 mod chain;
 mod event;
+mod stored;
 
 pub use chain::{ChainBreak, ChainVerifier, ChainedEntry, GENESIS, chain_hash, verify};
 pub use concord_fhir::primitive::format_instant;
 pub use event::{audit_event, record_from_event};
+pub use stored::{event_of_body, record_of_body, stored_body};
 
 /// Reads a FHIR `instant` (as `format_instant` writes it) into milliseconds since the epoch.
 pub fn parse_instant(text: &str) -> Option<i64> {

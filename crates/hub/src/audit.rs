@@ -1,6 +1,9 @@
 //! The audit trail service: records every audited request durably, as a hash-chained IHE BALP
 //! AuditEvent, and answers privacy officers' searches and a person's "who looked at my record".
 //!
+//! An entry stores the record in its compact form (`concord_audit::stored_body`); the AuditEvent
+//! is built when the trail is read, with the entry's number as its id.
+//!
 //! Owns numbering and chaining entries (one background thread does it, so the chain has one
 //! writer per trail), group commit (what arrives while a batch is being written goes into the next
 //! batch, one store append each, so a durable commit is shared by many requests), the person's view
@@ -188,8 +191,8 @@ impl AuditTrail {
         entries
             .iter()
             .map(|entry| {
-                serde_json::from_str(&entry.body).map_err(|_| {
-                    tracing::error!(request_id = %ctx.request_id, seq = entry.seq, "an audit entry is not JSON");
+                concord_audit::event_of_body(entry.seq, &entry.body).ok_or_else(|| {
+                    tracing::error!(request_id = %ctx.request_id, seq = entry.seq, "an audit entry could not be read");
                     Error::internal()
                 })
             })
@@ -218,10 +221,7 @@ impl AuditTrail {
         }
         let mut out = Vec::new();
         for entry in found.into_values().rev().take(limit) {
-            let record = serde_json::from_str::<Value>(&entry.body)
-                .ok()
-                .and_then(|event| concord_audit::record_from_event(&event));
-            let Some(record) = record else {
+            let Some(record) = concord_audit::record_of_body(&entry.body) else {
                 // Verification reports damaged entries; the person's view shows the rest.
                 tracing::warn!(request_id = %ctx.request_id, seq = entry.seq, "an audit entry could not be read");
                 continue;
@@ -342,8 +342,7 @@ impl Writer {
             .map(|job| {
                 seq += 1;
                 let record = &job.record;
-                let id = uuid::Uuid::new_v4().to_string();
-                let body = concord_audit::audit_event(record, &id).to_string();
+                let body = concord_audit::stored_body(record);
                 let link = ChainedEntry::new(&prev, seq, body);
                 prev.clone_from(&link.hash);
                 AuditEntry {

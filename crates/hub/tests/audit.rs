@@ -1,7 +1,8 @@
 //! The audit trail over a real SQLite audit file: concurrent recording keeps one unbroken chain
 //! with exactly one entry per record, tampering with the file (an edited or a removed row) is found
 //! and named, a reopened trail continues the chain, and a person's access log shows organisation,
-//! role, purpose and interaction but not the user.
+//! role, purpose and interaction but not the user, and a trail written in the earlier stored form
+//! (whole AuditEvents) is still read and continued.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use concord_audit::{Action, Agent, AuditRecord, ChainBreak, Outcome};
 use concord_fhir::RequestContext;
 use concord_hub::audit::{AuditTrail, ChainBreakError};
-use concord_store::AuditQuery;
+use concord_store::{AuditLog, AuditQuery};
 use concord_store_sqlite::SqliteAuditLog;
 
 fn ctx() -> RequestContext {
@@ -293,4 +294,76 @@ fn a_person_sees_who_looked_by_organisation_role_and_purpose_not_by_user() {
     assert_eq!(events[0]["resourceType"], "AuditEvent");
     assert_eq!(events[0]["outcome"], "4");
     assert_eq!(events[0]["agent"][0]["who"]["identifier"]["value"], "rec-e");
+}
+
+#[test]
+fn a_trail_whose_older_entries_hold_whole_audit_events_is_still_read_and_continued() {
+    // Before the compact stored form, each entry's body was the AuditEvent itself, with a random
+    // id. Such a trail must still verify, be searched and show a person's access log, and new
+    // entries chain on after it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let log = Arc::new(SqliteAuditLog::open(&path).unwrap());
+    let mut prev = concord_audit::GENESIS.to_string();
+    let mut older = Vec::new();
+    for seq in 1..=2u64 {
+        let record = record(seq as usize, "dr-old", "RX9", &["p1"]);
+        let event = concord_audit::audit_event(&record, &format!("old-event-{seq}"));
+        let link = concord_audit::ChainedEntry::new(&prev, seq, event.to_string());
+        prev.clone_from(&link.hash);
+        older.push(concord_store::AuditEntry {
+            seq,
+            recorded_ms: record.recorded_ms,
+            patients: record.patients.clone(),
+            agent: record.agent.subject.clone(),
+            organization: record.agent.organization.clone(),
+            action: record.action.code().into(),
+            interaction: record.interaction.clone(),
+            outcome: record.outcome.as_str().into(),
+            prev_hash: link.prev_hash,
+            hash: link.hash,
+            body: link.body,
+        });
+    }
+    log.append(&ctx(), &older).unwrap();
+    let trail = AuditTrail::open(log, "hub-test").unwrap();
+    assert_eq!(
+        trail.record(record(3, "dr-new", "RX1", &["p1"])).unwrap(),
+        3
+    );
+    assert_eq!(trail.verify(&ctx()), Ok(3));
+
+    let events = trail
+        .search(
+            &ctx(),
+            &AuditQuery {
+                patient: Some("p1".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .unwrap();
+    let ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids, ["3", "old-event-2", "old-event-1"], "newest first");
+    let agents: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["agent"][0]["who"]["identifier"]["value"].as_str())
+        .collect();
+    assert_eq!(agents, ["dr-new", "dr-old", "dr-old"]);
+    // The new entry's event is built from its stored record: the same AuditEvent as before.
+    assert_eq!(
+        events[0],
+        concord_audit::audit_event(&record(3, "dr-new", "RX1", &["p1"]), "3")
+    );
+
+    let organisations: Vec<Option<String>> = trail
+        .access_log(&ctx(), &["p1".into()], 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.organization)
+        .collect();
+    assert_eq!(
+        organisations,
+        [Some("RX1".into()), Some("RX9".into()), Some("RX9".into())]
+    );
 }

@@ -35,7 +35,8 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// This entry's chain hash.
     pub hash: String,
-    /// The AuditEvent JSON the hash covers.
+    /// What the hash covers: the audited record in its stored form (`concord_audit::stored_body`),
+    /// or, in entries written before that form, the whole AuditEvent JSON.
     pub body: String,
 }
 
