@@ -208,6 +208,25 @@ pub struct Server {
     pub listen: String,
     pub base_url: String,
     pub max_body_bytes: usize,
+    /// 0: [`Server::blocking_threads`] picks.
+    #[serde(rename = "blocking_threads")]
+    pub blocking_threads_setting: usize,
+}
+
+impl Server {
+    /// The most threads the async runtime keeps for blocking (store) work: the setting, or two per
+    /// core and at least 4. Fewer threads than concurrent requests is deliberate: a queued task is
+    /// picked up by a thread that has just finished one, where a large pool wakes a sleeping
+    /// thread for each task and its threads contend for the queue's lock.
+    pub fn blocking_threads(&self) -> usize {
+        match self.blocking_threads_setting {
+            0 => std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get)
+                .saturating_mul(2)
+                .max(4),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -623,6 +642,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.server.max_body_bytes, 16 * 1024 * 1024);
+        assert!(config.server.blocking_threads() >= 4);
     }
 
     #[test]

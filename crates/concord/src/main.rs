@@ -212,9 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             node::init_logging(&config)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = node::runtime(&config)?;
             runtime.block_on(serve::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -229,9 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = Config::load(None, &Overrides::default())?;
             node::init_logging(&config)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = node::runtime(&config)?;
             runtime.block_on(demo::run(demo::DemoOptions {
                 listen,
                 data,

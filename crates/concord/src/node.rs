@@ -1,4 +1,4 @@
-//! Wiring a node: logging, the store, the authorization server and the service layer.
+//! Wiring a node: the runtime, logging, the store, the authorization server and the service layer.
 //!
 //! Owns: the order things are opened in and where they live in the data directory
 //! (`concord.db`; the signing keys in `keys/`, which concord-auth manages). A `node.key` left by
@@ -19,6 +19,15 @@ use concord_store_sqlite::{SqliteAuditLog, SqliteOptions, SqliteStore, Synchrono
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
+
+/// The async runtime of a serving node (`serve`, `demo`), its blocking pool sized by
+/// `server.blocking_threads`.
+pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(config.server.blocking_threads())
+        .build()
+}
 
 pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log.level)
