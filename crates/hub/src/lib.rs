@@ -79,9 +79,24 @@ impl Default for HubConfig {
     }
 }
 
-/// The service layer's entry point; cheap to clone.
+/// The service layer's entry point. Cloning it (once or more per request) copies one reference
+/// count: a clone of each part was several atomic counts shared by every request thread.
 #[derive(Clone)]
 pub struct Hub {
+    parts: Arc<HubParts>,
+}
+
+impl std::ops::Deref for Hub {
+    type Target = HubParts;
+
+    fn deref(&self) -> &HubParts {
+        &self.parts
+    }
+}
+
+/// What a [`Hub`] holds; its fields are the hub's own.
+#[derive(Clone)]
+pub struct HubParts {
     pub(crate) store: Arc<dyn ResourceStore>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Shared, not copied: the hub is cloned for every request, and the config holds the
@@ -108,6 +123,14 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+impl From<HubParts> for Hub {
+    fn from(parts: HubParts) -> Hub {
+        Hub {
+            parts: Arc::new(parts),
+        }
+    }
+}
+
 impl Hub {
     /// Builds the service layer over a store and loads the master patient index from it (every
     /// golden person and current Patient), linking any Patient that an interrupted run left
@@ -117,7 +140,7 @@ impl Hub {
         clock: Arc<dyn Clock>,
         config: HubConfig,
     ) -> Result<Hub, concord_fhir::Error> {
-        let hub = Hub {
+        let hub = Hub::from(HubParts {
             store,
             clock,
             identity: Arc::new(identity::Identity::new(&config.identity)),
@@ -128,15 +151,20 @@ impl Hub {
             facts_cache: Arc::default(),
             audit: None,
             config: Arc::new(config),
-        };
+        });
         hub.load_identity(&RequestContext::system("concord-hub", "start"))?;
         Ok(hub)
     }
 
     /// Gives the hub a message log, so it can receive HL7 v2 feeds ([`Hub::receive_v2`]).
     pub fn with_message_log(mut self, log: Arc<dyn concord_store::MessageLog>) -> Hub {
-        self.messages = Some(log);
+        self.parts_mut().messages = Some(log);
         self
+    }
+
+    /// The parts, to change while building (a hub already cloned is copied first).
+    pub(crate) fn parts_mut(&mut self) -> &mut HubParts {
+        Arc::make_mut(&mut self.parts)
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -145,7 +173,7 @@ impl Hub {
 
     /// Gives the hub its audit trail.
     pub fn with_audit(mut self, trail: audit::AuditTrail) -> Hub {
-        self.audit = Some(trail);
+        self.parts_mut().audit = Some(trail);
         self
     }
 

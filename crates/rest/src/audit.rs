@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use concord_audit::{Action, Agent, AuditRecord, Outcome};
 use concord_fhir::{Error, ErrorKind, RequestContext};
 
-use crate::AppState;
+use crate::Shared;
 use crate::error::ApiError;
 
 /// Paths never audited (see the module doc).
@@ -97,7 +97,7 @@ fn agent(ctx: Option<&RequestContext>) -> Agent {
 }
 
 /// Middleware: one audit record per request, durable before the response is returned.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn record(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let Some(trail) = state.hub.audit().cloned() else {
         return next.run(request).await;

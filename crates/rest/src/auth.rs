@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use concord_fhir::context::{Actor, Purpose};
 use concord_fhir::{Error, ErrorKind, RequestContext};
 
-use crate::AppState;
+use crate::Shared;
 use crate::error::ApiError;
 
 pub use concord_auth::Claims;
@@ -60,7 +60,7 @@ fn is_public(path: &str) -> bool {
 
 /// Middleware: verifies the bearer token and puts the [`RequestContext`] into the request.
 pub async fn require_auth(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     mut request: Request,
     next: Next,
 ) -> Response {

@@ -14,13 +14,13 @@ use axum::response::{IntoResponse, Response};
 use concord_fhir::{Error, ErrorKind, RequestContext};
 
 use crate::error::ApiResult;
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 /// The media type of HL7 v2 in its pipe-and-hat encoding.
 pub const HL7_V2: &str = "x-application/hl7-v2+er7";
 
 pub(crate) async fn receive(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     body: Body,
 ) -> ApiResult<Response> {

@@ -70,7 +70,11 @@ impl AppState {
 }
 
 /// Builds the application: the FHIR API under `/fhir`, and `/healthz`, `/readyz`, `/metrics`.
+/// The state every handler shares: one reference count per request, not a clone of each part.
+pub(crate) type Shared = Arc<AppState>;
+
 pub fn router(state: AppState) -> Router {
+    let state: Shared = Arc::new(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     let https = state
         .base_url
@@ -103,7 +107,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn readyz(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -122,7 +126,7 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Shared>) -> Response {
     match &state.metrics {
         Some(render) => (
             [(

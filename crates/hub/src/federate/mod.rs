@@ -268,7 +268,7 @@ pub(crate) struct Resolved {
 impl Hub {
     /// Makes this node a hub that federates reads across `federation`'s sources.
     pub fn with_federation(mut self, federation: Federation) -> Hub {
-        self.federation = Some(Arc::new(federation));
+        self.parts_mut().federation = Some(Arc::new(federation));
         self
     }
 

@@ -5,12 +5,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use crate::AppState;
+use crate::Shared;
 use crate::error::ApiResult;
 use crate::negotiate::fhir_response;
 
 pub(crate) async fn metadata(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {

@@ -9,10 +9,10 @@ use concord_fhir::{Error, ErrorKind, RequestContext};
 
 use crate::error::ApiResult;
 use crate::negotiate::no_content;
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 pub(crate) async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -26,7 +26,7 @@ pub(crate) async fn delete(
 }
 
 pub(crate) async fn conditional(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path(resource_type): Path<String>,
     headers: HeaderMap,

@@ -8,10 +8,10 @@ use axum::response::Response;
 use concord_fhir::RequestContext;
 
 use crate::error::ApiResult;
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 async fn run(
-    state: AppState,
+    state: Shared,
     ctx: RequestContext,
     headers: HeaderMap,
     raw: Option<String>,
@@ -41,7 +41,7 @@ async fn run(
 }
 
 pub(crate) async fn instance(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -51,7 +51,7 @@ pub(crate) async fn instance(
 }
 
 pub(crate) async fn by_type(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path(resource_type): Path<String>,
     headers: HeaderMap,
@@ -61,7 +61,7 @@ pub(crate) async fn by_type(
 }
 
 pub(crate) async fn system(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,

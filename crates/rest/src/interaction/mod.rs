@@ -22,11 +22,11 @@ use concord_fhir::outcome::all_ok;
 use concord_hub::bundle::{Bundle, etag};
 use concord_hub::write::WriteOutcome;
 
-use crate::AppState;
+use crate::Shared;
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{Return, check_accept, fhir_response, http_date, prefer};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(search::system).post(transaction::process))
         .route("/metadata", get(capabilities::metadata))

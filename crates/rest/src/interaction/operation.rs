@@ -20,11 +20,11 @@ use serde_json::Value;
 
 use crate::error::ApiResult;
 use crate::negotiate::{BodyKind, fhir_response, parse_json, read_body};
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 /// `GET|POST [base]/[type]/[id]/$operation`.
 pub(crate) async fn instance_operation(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id, operation)): Path<(String, String, String)>,
     method: Method,
@@ -121,7 +121,7 @@ pub(crate) async fn instance_operation(
 
 /// `GET|POST [base]/[type]/$operation`.
 pub(crate) async fn type_operation(
-    state: AppState,
+    state: Shared,
     ctx: RequestContext,
     (resource_type, operation): (String, String),
     method: Method,
@@ -201,7 +201,7 @@ pub(crate) async fn type_operation(
 /// `POST [base]/[type]/$operation`, routed here because it shares its path shape with
 /// `[type]/[id]`.
 pub(crate) async fn type_operation_post(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, operation)): Path<(String, String)>,
     headers: HeaderMap,
@@ -244,7 +244,7 @@ fn break_glass_parameters(grant: &concord_access::BreakGlass) -> Value {
     })
 }
 
-async fn parameters(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Value> {
+async fn parameters(state: &crate::AppState, headers: &HeaderMap, body: Body) -> ApiResult<Value> {
     let bytes = read_body(headers, body, state.max_body_bytes, BodyKind::Resource).await?;
     Ok(parse_json(&bytes)?)
 }

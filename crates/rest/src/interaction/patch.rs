@@ -9,10 +9,10 @@ use concord_fhir::RequestContext;
 
 use crate::error::ApiResult;
 use crate::negotiate::{BodyKind, if_match, parse_json, read_body};
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 pub(crate) async fn patch(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,

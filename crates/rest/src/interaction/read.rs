@@ -10,10 +10,10 @@ use concord_hub::bundle::etag;
 
 use crate::error::ApiResult;
 use crate::negotiate::{fhir_response, http_date};
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 pub(crate) async fn read(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,

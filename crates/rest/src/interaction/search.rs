@@ -11,10 +11,10 @@ use concord_fhir::RequestContext;
 
 use crate::error::ApiResult;
 use crate::negotiate::{BodyKind, prefer, read_body};
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 async fn run(
-    state: AppState,
+    state: Shared,
     ctx: RequestContext,
     headers: HeaderMap,
     resource_type: Option<String>,
@@ -39,7 +39,7 @@ async fn run(
 }
 
 pub(crate) async fn by_type(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path(resource_type): Path<String>,
     headers: HeaderMap,
@@ -50,7 +50,7 @@ pub(crate) async fn by_type(
 }
 
 pub(crate) async fn system(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -61,7 +61,7 @@ pub(crate) async fn system(
 
 /// POST `_search`: parameters in the form body and the URL together.
 async fn form_params(
-    state: &AppState,
+    state: &crate::AppState,
     headers: &HeaderMap,
     raw: Option<&str>,
     body: Body,
@@ -75,7 +75,7 @@ async fn form_params(
 }
 
 pub(crate) async fn by_type_post(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path(resource_type): Path<String>,
     headers: HeaderMap,
@@ -87,7 +87,7 @@ pub(crate) async fn by_type_post(
 }
 
 pub(crate) async fn system_post(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,

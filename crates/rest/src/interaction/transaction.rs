@@ -10,10 +10,10 @@ use concord_fhir::RequestContext;
 
 use crate::error::ApiResult;
 use crate::negotiate::{BodyKind, parse_json, read_body};
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 pub(crate) async fn process(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,

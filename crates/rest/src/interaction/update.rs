@@ -10,10 +10,10 @@ use concord_fhir::{Error, RequestContext};
 
 use crate::error::ApiResult;
 use crate::negotiate::{BodyKind, if_match, parse_json, read_body};
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 pub(crate) async fn update(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -31,7 +31,7 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn conditional(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path(resource_type): Path<String>,
     headers: HeaderMap,

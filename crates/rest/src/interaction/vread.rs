@@ -9,10 +9,10 @@ use concord_hub::bundle::etag;
 
 use crate::error::ApiResult;
 use crate::negotiate::{fhir_response, http_date};
-use crate::{AppState, blocking};
+use crate::{Shared, blocking};
 
 pub(crate) async fn vread(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Extension(ctx): Extension<RequestContext>,
     Path((resource_type, id, version_id)): Path<(String, String, String)>,
     headers: HeaderMap,
