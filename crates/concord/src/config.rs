@@ -208,9 +208,8 @@ pub struct Server {
     pub listen: String,
     pub base_url: String,
     pub max_body_bytes: usize,
-    /// 0: [`Server::blocking_threads`] picks.
-    #[serde(rename = "blocking_threads")]
-    pub blocking_threads_setting: usize,
+    /// 0: [`Server::blocking_pool_size`] picks.
+    pub blocking_threads: usize,
 }
 
 impl Server {
@@ -218,8 +217,8 @@ impl Server {
     /// core and at least 4. Fewer threads than concurrent requests is deliberate: a queued task is
     /// picked up by a thread that has just finished one, where a large pool wakes a sleeping
     /// thread for each task and its threads contend for the queue's lock.
-    pub fn blocking_threads(&self) -> usize {
-        match self.blocking_threads_setting {
+    pub fn blocking_pool_size(&self) -> usize {
+        match self.blocking_threads {
             0 => std::thread::available_parallelism()
                 .map_or(2, std::num::NonZeroUsize::get)
                 .saturating_mul(2)
@@ -642,7 +641,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.server.max_body_bytes, 16 * 1024 * 1024);
-        assert!(config.server.blocking_threads() >= 4);
+        assert!(config.server.blocking_pool_size() >= 4);
     }
 
     #[test]

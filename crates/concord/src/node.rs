@@ -25,7 +25,7 @@ use crate::config::Config;
 pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(config.server.blocking_threads())
+        .max_blocking_threads(config.server.blocking_pool_size())
         .build()
 }
 
