@@ -641,7 +641,16 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:9999");
         assert_eq!(config.server.max_body_bytes, 16 * 1024 * 1024);
-        assert!(config.server.blocking_pool_size() >= 4);
+        assert_eq!(config.server.blocking_threads, 0, "0 picks from the cores");
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        assert_eq!(config.server.blocking_pool_size(), (cores * 2).max(4));
+        let mut server = config.server.clone();
+        server.blocking_threads = 3;
+        assert_eq!(
+            server.blocking_pool_size(),
+            3,
+            "a setting is taken as given"
+        );
     }
 
     #[test]
