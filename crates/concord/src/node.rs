@@ -45,13 +45,23 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
 
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     let mut options = SqliteOptions::new(config.database_path());
-    options.readers = config.store.readers;
+    options.readers = config.store.readers.max(readers_needed(config));
     options.synchronous = if config.store.synchronous == "normal" {
         Synchronous::Normal
     } else {
         Synchronous::Full
     };
     Ok(Arc::new(SqliteStore::open(&options)?))
+}
+
+/// The reader connections a serving node needs so that a read on an async worker
+/// (`concord-rest`'s `inline`) never waits for one. A store call holds one reader while it runs:
+/// one per worker covers the inline reads, and two per blocking thread leave room for a store call
+/// made while another is open.
+fn readers_needed(config: &Config) -> u32 {
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let needed = config.server.blocking_pool_size() * 2 + workers;
+    u32::try_from(needed).unwrap_or(u32::MAX)
 }
 
 pub fn hub(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Hub> {

@@ -27,7 +27,7 @@ pub struct RecordLocation {
 impl Hub {
     /// The golden person a source record is linked to.
     pub fn person_of(&self, patient: &str) -> Option<String> {
-        self.identity.lock().person_of.get(patient).cloned()
+        self.identity.person_of(patient)
     }
 
     /// Every record of a golden person and where it lives, in record id order.

@@ -17,7 +17,7 @@ pub mod pix;
 pub mod worklist;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use concord_fhir::primitive::format_instant;
 use concord_fhir::{Error, RequestContext};
@@ -64,14 +64,87 @@ pub(crate) struct Identity {
     state: Mutex<State>,
     /// Records waiting to be linked, combined into one unit of work by whoever links next.
     queue: Mutex<Vec<(Vec<String>, Arc<LinkRequest>)>>,
+    /// The links as last committed, for readers that only ask which person a record belongs to
+    /// (every access decision does). Linking holds `state` across its commit; a read must not
+    /// wait for that, nor see a link the commit may still roll back, so the links a unit of work
+    /// changed are copied here when its lock is released (see [`StateGuard`]).
+    published: RwLock<HashMap<String, String>>,
 }
 
 pub(crate) struct State {
     pub(crate) index: MatchIndex,
     /// Source record (Patient id at the hub) to golden person id.
-    pub(crate) person_of: HashMap<String, String>,
+    pub(crate) person_of: Links,
     /// (record, person) pairs a data steward decided are not the same person.
     pub(crate) kept_apart: HashSet<(String, String)>,
+}
+
+/// The record-to-person map under the lock, remembering which records changed since the lock was
+/// taken so only those are published.
+#[derive(Default)]
+pub(crate) struct Links {
+    map: HashMap<String, String>,
+    changed: Vec<String>,
+}
+
+impl Links {
+    pub(crate) fn get(&self, record: &str) -> Option<&String> {
+        self.map.get(record)
+    }
+
+    pub(crate) fn contains_key(&self, record: &str) -> bool {
+        self.map.contains_key(record)
+    }
+
+    pub(crate) fn insert(&mut self, record: String, person: String) -> Option<String> {
+        self.changed.push(record.clone());
+        self.map.insert(record, person)
+    }
+
+    pub(crate) fn remove(&mut self, record: &str) -> Option<String> {
+        self.changed.push(record.to_string());
+        self.map.remove(record)
+    }
+}
+
+/// The identity lock. Dropping it publishes the links changed under it: by then the unit of work
+/// that changed them has committed, or been rolled back and its changes undone in memory.
+pub(crate) struct StateGuard<'a> {
+    state: MutexGuard<'a, State>,
+    published: &'a RwLock<HashMap<String, String>>,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let links = &mut self.state.person_of;
+        if links.changed.is_empty() {
+            return;
+        }
+        let mut published = self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for record in links.changed.drain(..) {
+            match links.map.get(&record) {
+                Some(person) => published.insert(record, person.clone()),
+                None => published.remove(&record),
+            };
+        }
+    }
 }
 
 impl Identity {
@@ -79,19 +152,34 @@ impl Identity {
         Self {
             state: Mutex::new(State {
                 index: MatchIndex::new(Model::default_uk(), config.matching.clone()),
-                person_of: HashMap::new(),
+                person_of: Links::default(),
                 kept_apart: HashSet::new(),
             }),
             queue: Mutex::new(Vec::new()),
+            published: RwLock::new(HashMap::new()),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
         // A panic while linking leaves the maps as they were before the unit of work, which the
         // store rolled back too, so the state is still usable.
-        self.state
+        let state = self
+            .state
             .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        StateGuard {
+            state,
+            published: &self.published,
+        }
+    }
+
+    /// The golden person a record is linked to, as last committed. Never waits for linking.
+    pub(crate) fn person_of(&self, record: &str) -> Option<String> {
+        self.published
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(record)
+            .cloned()
     }
 }
 
@@ -587,4 +675,31 @@ fn find_param<'a>(parameters: &'a Value, name: &str) -> Result<Option<(usize, &'
         .flatten()
         .enumerate()
         .find(|(_, p)| p.get("name").and_then(Value::as_str) == Some(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An access decision asks for a record's person while linking may hold the lock across a
+    /// commit: it must neither wait nor see a link that commit could still roll back.
+    #[test]
+    fn links_are_published_when_the_lock_is_released() {
+        let identity = Identity::new(&IdentityConfig::default());
+        let mut state = identity.lock();
+        state.person_of.insert("p1".into(), "person-1".into());
+        state.person_of.insert("p2".into(), "person-2".into());
+        assert_eq!(identity.person_of("p1"), None);
+        drop(state);
+        assert_eq!(identity.person_of("p1").as_deref(), Some("person-1"));
+
+        let mut state = identity.lock();
+        state.person_of.remove("p1");
+        state.person_of.insert("p2".into(), "person-1".into());
+        assert_eq!(identity.person_of("p1").as_deref(), Some("person-1"));
+        assert_eq!(identity.person_of("p2").as_deref(), Some("person-2"));
+        drop(state);
+        assert_eq!(identity.person_of("p1"), None);
+        assert_eq!(identity.person_of("p2").as_deref(), Some("person-1"));
+    }
 }

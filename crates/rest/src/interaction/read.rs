@@ -10,7 +10,7 @@ use concord_hub::bundle::etag;
 
 use crate::error::ApiResult;
 use crate::negotiate::{fhir_response, http_date};
-use crate::{Shared, blocking};
+use crate::{Shared, inline};
 
 pub(crate) async fn read(
     State(state): State<Shared>,
@@ -33,8 +33,7 @@ pub(crate) async fn read(
         .await;
     }
     super::query_params(&headers, raw.as_deref())?;
-    let hub = state.hub.clone();
-    let version = blocking(move || hub.read(&ctx, &resource_type, &id)).await?;
+    let version = inline(|| state.hub.read(&ctx, &resource_type, &id))?;
     let response_headers = vec![
         (header::ETAG, etag(&version)),
         (header::LAST_MODIFIED, http_date(version.last_updated)),

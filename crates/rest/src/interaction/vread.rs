@@ -9,7 +9,7 @@ use concord_hub::bundle::etag;
 
 use crate::error::ApiResult;
 use crate::negotiate::{fhir_response, http_date};
-use crate::{Shared, blocking};
+use crate::{Shared, inline};
 
 pub(crate) async fn vread(
     State(state): State<Shared>,
@@ -19,8 +19,7 @@ pub(crate) async fn vread(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     super::query_params(&headers, raw.as_deref())?;
-    let hub = state.hub.clone();
-    let version = blocking(move || hub.vread(&ctx, &resource_type, &id, &version_id)).await?;
+    let version = inline(|| state.hub.vread(&ctx, &resource_type, &id, &version_id))?;
     let response_headers = vec![
         (header::ETAG, etag(&version)),
         (header::LAST_MODIFIED, http_date(version.last_updated)),
