@@ -73,27 +73,48 @@ impl Hub {
         result.ok_or_else(Error::internal)
     }
 
-    /// Runs one store unit of work; once it has committed, links every Patient it wrote to a
-    /// golden person. Linking after the commit keeps the index lock out of the writer lock and
-    /// means a linking failure never loses a write: the record is linked at the next start.
+    /// Runs one store unit of work and links every Patient it wrote to a golden person: inside
+    /// the unit when the identity lock is free ([`Hub::link_in_unit`]), otherwise once it has
+    /// committed. A linking failure never loses a write: the record is linked after the commit,
+    /// or at the next start.
     pub(crate) fn write_linked(
         &self,
         ctx: &RequestContext,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut patients = Vec::new();
-        self.store.write(ctx, &mut |tx| {
+        let mut linked = None;
+        let written = self.store.write(ctx, &mut |tx| {
             patients.clear();
+            if let Some(linked) = linked.take() {
+                crate::identity::LinkedInUnit::undo(linked);
+            }
             work(&mut Recording {
-                inner: tx,
+                inner: &mut *tx,
                 patients: &mut patients,
-            })
-        })?;
-        if !patients.is_empty() {
-            // The write has committed, so its response must say so; the failure is logged.
-            let _ = self.link_records(ctx, &patients);
+            })?;
+            if !patients.is_empty() {
+                linked = self.link_in_unit(ctx, tx, &patients);
+            }
+            Ok(())
+        });
+        match (written, linked) {
+            // Dropping the lock publishes the links, now committed.
+            (Ok(()), Some(_linked)) => Ok(()),
+            (Ok(()), None) => {
+                if !patients.is_empty() {
+                    // The write has committed, so its response must say so; the failure is logged.
+                    let _ = self.link_records(ctx, &patients);
+                }
+                Ok(())
+            }
+            (Err(error), linked) => {
+                if let Some(linked) = linked {
+                    linked.undo();
+                }
+                Err(error)
+            }
         }
-        Ok(())
     }
 
     /// `POST [base]/[type]`, with `If-None-Exist` for conditional create.

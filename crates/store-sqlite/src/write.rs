@@ -45,6 +45,27 @@ impl StoreTx for SqliteTx<'_> {
             .map_err(|e| db_error(self.request_id, &e))
     }
 
+    fn attempt(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let db = |e: rusqlite::Error| db_error(self.request_id, &e);
+        self.conn.execute_batch("SAVEPOINT attempt").map_err(db)?;
+        let mut inner = SqliteTx {
+            conn: self.conn,
+            request_id: self.request_id,
+        };
+        match work(&mut inner) {
+            Ok(()) => self.conn.execute_batch("RELEASE attempt").map_err(db),
+            Err(error) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO attempt; RELEASE attempt")
+                    .map_err(db)?;
+                Err(error)
+            }
+        }
+    }
+
     fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error> {
         put(self.conn, &version).map_err(|e| match e {
             PutError::Db(e) => db_error(self.request_id, &e),

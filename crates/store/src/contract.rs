@@ -21,7 +21,8 @@ macro_rules! contract_tests {
     ($make:expr) => {
         $crate::contract_tests!(@each $make;
             create_then_read, versions_must_follow_in_order, vread_and_delete, history_newest_first,
-            failed_unit_of_work_leaves_nothing, token_string_and_date_search, number_quantity_uri_search,
+            failed_unit_of_work_leaves_nothing, failed_attempt_is_undone_and_the_unit_commits,
+            token_string_and_date_search, number_quantity_uri_search,
             reference_chain_and_has, missing_and_not, composite_search, sort_and_paging_at_a_snapshot,
             includes_and_revincludes, compartment_lists_members, summary_count_and_total,
             scan_pages_current_resources, changes_list_current_versions_with_deletions,
@@ -402,6 +403,62 @@ pub fn failed_unit_of_work_leaves_nothing(store: &dyn ResourceStore) {
         )],
     );
     assert!(ids(store, &q).is_empty());
+}
+
+/// `StoreTx::attempt`: work that fails inside a unit is undone and the unit commits the rest;
+/// work that succeeds commits with it. A store that cannot nest refuses and changes nothing.
+pub fn failed_attempt_is_undone_and_the_unit_commits(store: &dyn ResourceStore) {
+    let version = |id: &str, name: &str| NewVersion {
+        resource_type: "Patient".into(),
+        id: id.into(),
+        version_id: 1,
+        last_updated: 0,
+        method: Method::Post,
+        body: Some("{}".into()),
+        index: vec![string("name", name)],
+    };
+    let mut nests = true;
+    store
+        .write(&ctx(), &mut |tx| {
+            tx.put(version("kept", "Kept"))?;
+            let failed = tx.attempt(&mut |tx| {
+                tx.put(version("undone", "Undone"))?;
+                Err(concord_fhir::Error::invalid("linking failed"))
+            });
+            match failed {
+                Err(e) if e.kind == ErrorKind::NotSupported => nests = false,
+                Err(e) => assert_eq!(e.kind, ErrorKind::Invalid, "the work's own error"),
+                Ok(()) => panic!("a failed attempt must report its failure"),
+            }
+            assert_eq!(tx.read("Patient", "undone")?, None, "undone at once");
+            if nests {
+                tx.attempt(&mut |tx| tx.put(version("attempted", "Attempted")).map(|_| ()))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(store.read(&ctx(), "Patient", "kept").unwrap().is_some());
+    assert_eq!(store.read(&ctx(), "Patient", "undone").unwrap(), None);
+    let undone = query(
+        "Patient",
+        vec![param(
+            "name",
+            ParamType::String,
+            Modifier::None,
+            vec![str_value("undone")],
+        )],
+    );
+    assert!(
+        ids(store, &undone).is_empty(),
+        "its index rows are undone too"
+    );
+    assert_eq!(
+        store
+            .read(&ctx(), "Patient", "attempted")
+            .unwrap()
+            .is_some(),
+        nests
+    );
 }
 
 pub fn token_string_and_date_search(store: &dyn ResourceStore) {

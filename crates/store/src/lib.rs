@@ -229,6 +229,20 @@ pub trait StoreTx {
         Err(Error::not_supported("this store keeps no message log"))
     }
 
+    /// Runs `work` so that when it fails its writes are undone and the unit goes on without
+    /// them (a nested savepoint); the unit can still commit. For work whose failure must not
+    /// fail the unit: linking a Patient the unit wrote to its golden person. A store that cannot
+    /// nest refuses, and the caller does the work in a unit of its own.
+    fn attempt(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let _ = work;
+        Err(Error::not_supported(
+            "this store cannot nest a unit of work",
+        ))
+    }
+
     /// Records what became of a message as part of this unit of work.
     fn set_message_status(
         &mut self,

@@ -173,6 +173,19 @@ impl Identity {
         }
     }
 
+    /// The lock if no one holds it now; see [`Hub::link_in_unit`] for why it must not wait.
+    fn try_lock(&self) -> Option<StateGuard<'_>> {
+        let state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(StateGuard {
+            state,
+            published: &self.published,
+        })
+    }
+
     /// The golden person a record is linked to, as last committed. Never waits for linking.
     pub(crate) fn person_of(&self, record: &str) -> Option<String> {
         self.published
@@ -180,6 +193,43 @@ impl Identity {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(record)
             .cloned()
+    }
+}
+
+/// A record's link and index entry before a unit of work linked it.
+struct Before {
+    id: String,
+    person: Option<String>,
+    demographics: Option<Demographics>,
+}
+
+/// Records linked inside a unit of work that has yet to commit: the identity lock, held so that
+/// no one links against decisions that may be rolled back, and what to restore if they are.
+pub(crate) struct LinkedInUnit<'a> {
+    state: StateGuard<'a>,
+    before: Vec<Before>,
+}
+
+impl LinkedInUnit<'_> {
+    /// The unit of work did not commit: the records' links and index entries are put back as
+    /// they were (their golden persons and Provenance were rolled back with the unit).
+    pub(crate) fn undo(mut self) {
+        self.restore();
+    }
+
+    fn restore(&mut self) {
+        for before in self.before.drain(..) {
+            match before.person {
+                Some(person) => self.state.person_of.insert(before.id.clone(), person),
+                None => self.state.person_of.remove(&before.id),
+            };
+            match before.demographics {
+                Some(demographics) => self.state.index.insert(&before.id, demographics),
+                None => {
+                    self.state.index.remove(&before.id);
+                }
+            }
+        }
     }
 }
 
@@ -315,6 +365,49 @@ impl Hub {
             request.set(first_error.map_or(Ok(()), Err));
         }
         request.take().unwrap_or_else(|| Err(Error::internal()))
+    }
+
+    /// Links the Patients a unit of work wrote inside that same unit, saving the unit of work
+    /// of their own that [`Hub::link_records`] needs after the commit (in HTTP import, a second
+    /// wait for the writer and a second commit per transaction Bundle).
+    ///
+    /// Only when the identity lock is free at this moment: the caller holds the writer, and
+    /// waiting for the identity lock here would wait in the opposite order from
+    /// [`Hub::link_records`] (identity, then writer). Linking runs in a nested savepoint, so a
+    /// failure to link never fails the write. Returns `None` when the records are still to be
+    /// linked after the commit (the lock was busy, the store cannot nest, or linking failed and
+    /// was undone); otherwise the lock, which the caller holds until the unit has committed,
+    /// and [`LinkedInUnit::undo`] for a unit that did not.
+    pub(crate) fn link_in_unit(
+        &self,
+        ctx: &RequestContext,
+        tx: &mut dyn StoreTx,
+        patients: &[String],
+    ) -> Option<LinkedInUnit<'_>> {
+        let mut state = self.identity.try_lock()?;
+        let before: Vec<Before> = patients
+            .iter()
+            .map(|id| Before {
+                id: id.clone(),
+                person: state.person_of.get(id).cloned(),
+                demographics: state.index.get(id).cloned(),
+            })
+            .collect();
+        let linked = tx.attempt(&mut |tx| {
+            for id in patients {
+                self.link_in(ctx, tx, &mut state, id)?;
+            }
+            Ok(())
+        });
+        let mut linked_in_unit = LinkedInUnit { state, before };
+        match linked {
+            Ok(()) => Some(linked_in_unit),
+            Err(error) => {
+                tracing::debug!(request_id = %ctx.request_id, error = %error, "linking inside the unit of work failed; linking after the commit");
+                linked_in_unit.restore();
+                None
+            }
+        }
     }
 
     fn link_record(&self, ctx: &RequestContext, state: &mut State, id: &str) -> Result<(), Error> {
@@ -701,5 +794,38 @@ mod tests {
         drop(state);
         assert_eq!(identity.person_of("p1"), None);
         assert_eq!(identity.person_of("p2").as_deref(), Some("person-1"));
+    }
+
+    /// A unit of work that linked records and then did not commit: the links and index entries
+    /// are put back, and readers never saw the rolled-back links.
+    #[test]
+    fn undoing_links_made_in_a_unit_restores_them() {
+        let identity = Identity::new(&IdentityConfig::default());
+        let mut state = identity.lock();
+        state.person_of.insert("old".into(), "person-1".into());
+        drop(state);
+        let mut state = identity.lock();
+        let before = vec![
+            Before {
+                id: "old".into(),
+                person: state.person_of.get("old").cloned(),
+                demographics: state.index.get("old").cloned(),
+            },
+            Before {
+                id: "new".into(),
+                person: None,
+                demographics: None,
+            },
+        ];
+        let patient = json!({"resourceType": "Patient", "name": [{"family": "Hale", "given": ["Ann"]}], "birthDate": "1950-01-02"});
+        state
+            .index
+            .insert("new", Demographics::from_patient(&patient));
+        state.person_of.insert("new".into(), "person-2".into());
+        state.person_of.insert("old".into(), "person-2".into());
+        LinkedInUnit { state, before }.undo();
+        assert_eq!(identity.person_of("old").as_deref(), Some("person-1"));
+        assert_eq!(identity.person_of("new"), None);
+        assert!(identity.lock().index.get("new").is_none());
     }
 }
