@@ -196,6 +196,20 @@ fn date_value(prefix: Prefix, s: &str) -> SearchValue {
     }
 }
 
+/// The ids of the Patients a `name` string search finds.
+fn patients_named(store: &dyn ResourceStore, name: &str) -> Vec<String> {
+    let q = query(
+        "Patient",
+        vec![param(
+            "name",
+            ParamType::String,
+            Modifier::None,
+            vec![str_value(name)],
+        )],
+    );
+    ids(store, &q)
+}
+
 fn ids(store: &dyn ResourceStore, q: &SearchQuery) -> Vec<String> {
     let page = store.search(&ctx(), q).expect("search succeeds");
     page.matches.iter().map(|m| m.id.clone()).collect()
@@ -274,17 +288,8 @@ pub fn vread_and_delete(store: &dyn ResourceStore) {
     let v1 = store.vread(&ctx(), "Patient", "p1", 1).unwrap().unwrap();
     assert!(v1.body.is_some());
     assert_eq!(store.vread(&ctx(), "Patient", "p1", 9).unwrap(), None);
-    let q = query(
-        "Patient",
-        vec![param(
-            "name",
-            ParamType::String,
-            Modifier::None,
-            vec![str_value("bea")],
-        )],
-    );
     assert!(
-        ids(store, &q).is_empty(),
+        patients_named(store, "bea").is_empty(),
         "a deleted resource is not found by search"
     );
     put(store, "Patient", "p1", 4, vec![string("name", "Cat")]);
@@ -393,16 +398,7 @@ pub fn failed_unit_of_work_leaves_nothing(store: &dyn ResourceStore) {
     });
     assert!(result.is_err());
     assert_eq!(store.read(&ctx(), "Patient", "a").unwrap(), None);
-    let q = query(
-        "Patient",
-        vec![param(
-            "name",
-            ParamType::String,
-            Modifier::None,
-            vec![str_value("ann")],
-        )],
-    );
-    assert!(ids(store, &q).is_empty());
+    assert!(patients_named(store, "ann").is_empty());
 }
 
 /// `StoreTx::attempt`: work that fails inside a unit is undone and the unit commits the rest;
@@ -439,17 +435,8 @@ pub fn failed_attempt_is_undone_and_the_unit_commits(store: &dyn ResourceStore) 
         .unwrap();
     assert!(store.read(&ctx(), "Patient", "kept").unwrap().is_some());
     assert_eq!(store.read(&ctx(), "Patient", "undone").unwrap(), None);
-    let undone = query(
-        "Patient",
-        vec![param(
-            "name",
-            ParamType::String,
-            Modifier::None,
-            vec![str_value("undone")],
-        )],
-    );
     assert!(
-        ids(store, &undone).is_empty(),
+        patients_named(store, "undone").is_empty(),
         "its index rows are undone too"
     );
     assert_eq!(
