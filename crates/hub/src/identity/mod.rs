@@ -160,9 +160,13 @@ impl Identity {
         }
     }
 
+    /// Waits for the identity lock. Never call this inside a store unit of work: a write that
+    /// linked its Patients in its own unit ([`Hub::link_in_unit`]) holds this lock until its
+    /// batch commits, and the batch may be waiting for that unit. Take this lock first, then
+    /// the writer, as [`Hub::link_records`] and the steward's operations do.
     pub(crate) fn lock(&self) -> StateGuard<'_> {
-        // A panic while linking leaves the maps as they were before the unit of work, which the
-        // store rolled back too, so the state is still usable.
+        // A poisoned lock is still usable. A panic while linking rolls the store back but may
+        // leave its link in memory until the next start reloads the links from the store.
         let state = self
             .state
             .lock()
