@@ -179,7 +179,7 @@ impl Hub {
 
     /// Logs a message and applies it in one unit of work of the store (one commit, shared with
     /// the other messages waiting at that moment), with its status `applied`; the Patients it
-    /// wrote are linked after the commit. When the store refuses the mapped resources, that unit
+    /// wrote are linked in the same unit. When the store refuses the mapped resources, that unit
     /// is rolled back whole and the message is logged again on its own as a dead letter. Returns
     /// only once the message is durable; an error means it is not in the log.
     fn log_and_apply(

@@ -56,8 +56,8 @@ impl Hub {
         result.ok_or_else(Error::internal)
     }
 
-    /// Like [`Hub::in_unit`] without linking: for the identity service's own writes, which
-    /// already hold the index lock.
+    /// Like [`Hub::in_unit`] without linking: for the identity service's own writes, which take
+    /// the identity lock inside the unit ([`crate::identity::Identity::lock_in`]).
     pub(crate) fn in_raw_unit<T>(
         &self,
         ctx: &RequestContext,
@@ -73,48 +73,26 @@ impl Hub {
         result.ok_or_else(Error::internal)
     }
 
-    /// Runs one store unit of work and links every Patient it wrote to a golden person: inside
-    /// the unit when the identity lock is free ([`Hub::link_in_unit`]), otherwise once it has
-    /// committed. A linking failure never loses a write: the record is linked after the commit,
-    /// or at the next start.
+    /// Runs one store unit of work and links every Patient it wrote to a golden person in the
+    /// same unit ([`Hub::link_in_unit`]), so a write and its linking are one commit. A linking
+    /// failure never fails the write: the record is linked at the next start.
     pub(crate) fn write_linked(
         &self,
         ctx: &RequestContext,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut patients = Vec::new();
-        let mut linked = None;
-        let written = self.store.write(ctx, &mut |tx| {
+        self.store.write(ctx, &mut |tx| {
             patients.clear();
-            if let Some(linked) = linked.take() {
-                crate::identity::LinkedInUnit::undo(linked);
-            }
             work(&mut Recording {
                 inner: &mut *tx,
                 patients: &mut patients,
             })?;
             if !patients.is_empty() {
-                linked = self.link_in_unit(ctx, tx, &patients);
+                self.link_in_unit(ctx, tx, &patients);
             }
             Ok(())
-        });
-        match (written, linked) {
-            // Dropping the lock publishes the links, now committed.
-            (Ok(()), Some(_linked)) => Ok(()),
-            (Ok(()), None) => {
-                if !patients.is_empty() {
-                    // The write has committed, so its response must say so; the failure is logged.
-                    let _ = self.link_records(ctx, &patients);
-                }
-                Ok(())
-            }
-            (Err(error), linked) => {
-                if let Some(linked) = linked {
-                    linked.undo();
-                }
-                Err(error)
-            }
-        }
+        })
     }
 
     /// `POST [base]/[type]`, with `If-None-Exist` for conditional create.
@@ -600,6 +578,10 @@ impl StoreTx for Recording<'_> {
         ack_code: &str,
     ) -> Result<(), Error> {
         self.inner.set_message_status(seq, status, error, ack_code)
+    }
+
+    fn on_outcome(&mut self, hook: concord_store::OutcomeHook) {
+        self.inner.on_outcome(hook);
     }
 
     fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error> {

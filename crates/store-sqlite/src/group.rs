@@ -9,6 +9,11 @@
 //! its writes are durable (or have failed with the batch), so callers see the same promise as
 //! with one commit per unit. Does not know what a unit writes.
 //!
+//! A unit may register outcome hooks ([`concord_store::StoreTx::on_outcome`]): the batch keeps
+//! them and runs them under the connection's lock once it has committed (in order) or failed (in
+//! reverse order), and a unit that fails alone runs its own at once, so in-memory state beside the
+//! store is published or undone before the next unit can see it.
+//!
 //! A unit must not wait for anything another unit's caller may hold while it waits for the
 //! commit; in this crate units only run SQL.
 
@@ -16,6 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
+use concord_store::OutcomeHook;
 use rusqlite::Connection;
 
 /// Units in one batch at most, so a steady stream of writers still commits now and then.
@@ -35,6 +41,8 @@ struct Conn {
     open: Option<u64>,
     /// Units in the open batch.
     units: usize,
+    /// The outcome hooks of the open batch's units that succeeded, in the order registered.
+    hooks: Vec<OutcomeHook>,
     /// The number the next batch gets.
     next: u64,
 }
@@ -62,6 +70,7 @@ impl GroupWriter {
                 conn,
                 open: None,
                 units: 0,
+                hooks: Vec::new(),
                 next: 1,
             }),
             queued: AtomicUsize::new(0),
@@ -77,7 +86,7 @@ impl GroupWriter {
     /// (at once when the work failed: nothing of it is in the batch).
     pub(crate) fn unit<T, E>(
         &self,
-        work: impl FnOnce(&Connection) -> Result<T, E>,
+        work: impl FnOnce(&Connection, &mut Vec<OutcomeHook>) -> Result<T, E>,
     ) -> Result<T, UnitError<E>> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -99,6 +108,7 @@ impl GroupWriter {
         // it fails, the whole transaction, which holds nothing else, is rolled back.
         let savepoint = c.units > 1;
         let mut panic = None;
+        let mut hooks = Vec::new();
         let opened = if savepoint {
             exec(&c.conn, "SAVEPOINT unit")
         } else {
@@ -106,7 +116,7 @@ impl GroupWriter {
         };
         let result = match opened {
             Ok(()) => {
-                let ran = catch_unwind(AssertUnwindSafe(|| work(&c.conn)));
+                let ran = catch_unwind(AssertUnwindSafe(|| work(&c.conn, &mut hooks)));
                 // A failed or panicked unit leaves nothing behind; the others of the batch stand.
                 let closed = if !savepoint {
                     Ok(())
@@ -127,6 +137,12 @@ impl GroupWriter {
             }
             Err(e) => Err(UnitError::Db(e)),
         };
+        if result.is_ok() {
+            c.hooks.append(&mut hooks);
+        } else {
+            // The unit was rolled back (or its batch is about to be): undo what it set up.
+            run_hooks(hooks, false);
+        }
         let lost = match &result {
             // The savepoint could not be handled: the batch cannot be trusted.
             Err(UnitError::Db(e)) if panic.is_none() => Some(e.to_string()),
@@ -185,6 +201,7 @@ impl GroupWriter {
         }
         c.open = None;
         c.units = 0;
+        run_hooks(std::mem::take(&mut c.hooks), failure.is_none());
         let mut outcomes = self.outcomes.lock().unwrap_or_else(PoisonError::into_inner);
         outcomes.done = batch;
         if let Some(reason) = failure {
@@ -194,6 +211,20 @@ impl GroupWriter {
         outcomes.failed.retain(|(b, _)| *b + 1024 > batch);
         drop(outcomes);
         self.committed.notify_all();
+    }
+}
+
+/// Runs outcome hooks: in order after a commit, in reverse order after a rollback, so undoing
+/// restores state step by step back to where it was. A panicking hook is logged and the others
+/// still run, because the connection's lock is held and the batch's other units wait for it.
+fn run_hooks(mut hooks: Vec<OutcomeHook>, committed: bool) {
+    if !committed {
+        hooks.reverse();
+    }
+    for hook in hooks {
+        if catch_unwind(AssertUnwindSafe(|| hook(committed))).is_err() {
+            tracing::error!(committed, "an outcome hook of a unit of work panicked");
+        }
     }
 }
 

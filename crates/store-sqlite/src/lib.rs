@@ -353,10 +353,11 @@ impl ResourceStore for SqliteStore {
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
         self.writer
-            .unit(|conn| {
+            .unit(|conn, hooks| {
                 work(&mut write::SqliteTx {
                     conn,
                     request_id: &ctx.request_id,
+                    hooks,
                 })
             })
             .map_err(|e| unit_error(&ctx.request_id, e))

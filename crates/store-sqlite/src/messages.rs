@@ -75,7 +75,7 @@ pub(crate) fn set_status(
 impl MessageLog for SqliteStore {
     fn append(&self, ctx: &RequestContext, message: NewMessage) -> Result<Appended, Error> {
         self.writer
-            .unit(|conn| append(conn, &message))
+            .unit(|conn, _| append(conn, &message))
             .map_err(|e| match e {
                 UnitError::Work(e) | UnitError::Db(e) => db_error(&ctx.request_id, &e),
             })
@@ -90,7 +90,7 @@ impl MessageLog for SqliteStore {
         ack_code: &str,
     ) -> Result<(), Error> {
         self.writer
-            .unit(|conn| set_status(conn, seq, status, error, ack_code))
+            .unit(|conn, _| set_status(conn, seq, status, error, ack_code))
             .map_err(|e| match e {
                 UnitError::Work(e) | UnitError::Db(e) => db_error(&ctx.request_id, &e),
             })

@@ -9,7 +9,8 @@ use concord_fhir::{Error, ErrorKind};
 use concord_search::index::{IndexEntry, IndexValue};
 use concord_search::query::SearchQuery;
 use concord_store::{
-    Appended, MessageStatus, NewMessage, NewVersion, SearchPage, StoreTx, StoredVersion,
+    Appended, MessageStatus, NewMessage, NewVersion, OutcomeHook, SearchPage, StoreTx,
+    StoredVersion,
 };
 use rusqlite::{Connection, params};
 
@@ -19,6 +20,8 @@ use crate::{db_error, read, search};
 pub(crate) struct SqliteTx<'a> {
     pub(crate) conn: &'a Connection,
     pub(crate) request_id: &'a str,
+    /// The unit's outcome hooks, run by the group writer (`crate::group`).
+    pub(crate) hooks: &'a mut Vec<OutcomeHook>,
 }
 
 impl StoreTx for SqliteTx<'_> {
@@ -49,21 +52,36 @@ impl StoreTx for SqliteTx<'_> {
         &mut self,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let db = |e: rusqlite::Error| db_error(self.request_id, &e);
+        let request_id = self.request_id;
+        let db = |e: rusqlite::Error| db_error(request_id, &e);
         self.conn.execute_batch("SAVEPOINT attempt").map_err(db)?;
+        let registered = self.hooks.len();
         let mut inner = SqliteTx {
             conn: self.conn,
             request_id: self.request_id,
+            hooks: &mut *self.hooks,
         };
-        match work(&mut inner) {
+        let result = work(&mut inner);
+        let result = match result {
             Ok(()) => self.conn.execute_batch("RELEASE attempt").map_err(db),
-            Err(error) => {
-                self.conn
-                    .execute_batch("ROLLBACK TO attempt; RELEASE attempt")
-                    .map_err(db)?;
-                Err(error)
+            Err(error) => self
+                .conn
+                .execute_batch("ROLLBACK TO attempt; RELEASE attempt")
+                .map_err(db)
+                .and(Err(error)),
+        };
+        if result.is_err() {
+            // The attempt's writes are gone (or the unit will fail): undo what it set up, newest
+            // first.
+            for hook in self.hooks.drain(registered..).rev() {
+                hook(false);
             }
         }
+        result
+    }
+
+    fn on_outcome(&mut self, hook: OutcomeHook) {
+        self.hooks.push(hook);
     }
 
     fn put(&mut self, version: NewVersion) -> Result<StoredVersion, Error> {

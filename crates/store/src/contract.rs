@@ -22,6 +22,7 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@each $make;
             create_then_read, versions_must_follow_in_order, vread_and_delete, history_newest_first,
             failed_unit_of_work_leaves_nothing, failed_attempt_is_undone_and_the_unit_commits,
+            outcome_hooks_follow_the_commit,
             token_string_and_date_search, number_quantity_uri_search,
             reference_chain_and_has, missing_and_not, composite_search, sort_and_paging_at_a_snapshot,
             includes_and_revincludes, compartment_lists_members, summary_count_and_total,
@@ -446,6 +447,90 @@ pub fn failed_attempt_is_undone_and_the_unit_commits(store: &dyn ResourceStore) 
             .is_some(),
         nests
     );
+}
+
+/// Outcome hooks ([`crate::StoreTx::on_outcome`]) learn each unit's fate: `true` once it has
+/// committed, `false` when the unit failed or an attempt inside it did (newest first), and
+/// before the store returns, so whoever wrote can rely on them having run.
+pub fn outcome_hooks_follow_the_commit(store: &dyn ResourceStore) {
+    use std::sync::{Arc, Mutex};
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let hook = |name: &str| -> crate::OutcomeHook {
+        let log = Arc::clone(&log);
+        let name = name.to_string();
+        Box::new(move |committed| log.lock().unwrap().push(format!("{name} {committed}")))
+    };
+    let version = |id: &str| NewVersion {
+        resource_type: "Patient".into(),
+        id: id.into(),
+        version_id: 1,
+        last_updated: 0,
+        method: Method::Post,
+        body: Some("{}".into()),
+        index: vec![],
+    };
+    store
+        .write(&ctx(), &mut |tx| {
+            tx.on_outcome(hook("kept"));
+            tx.put(version("kept"))?;
+            let nested = tx.attempt(&mut |tx| {
+                tx.on_outcome(hook("attempt-1"));
+                tx.on_outcome(hook("attempt-2"));
+                Err(concord_fhir::Error::invalid("linking failed"))
+            });
+            if nested
+                .as_ref()
+                .is_err_and(|e| e.kind == ErrorKind::NotSupported)
+            {
+                // A store that cannot nest runs no work, so there is nothing to undo.
+                log.lock()
+                    .unwrap()
+                    .extend(["attempt-2 false".into(), "attempt-1 false".into()]);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["attempt-2 false", "attempt-1 false", "kept true"]
+    );
+    log.lock().unwrap().clear();
+    let failed = store.write(&ctx(), &mut |tx| {
+        tx.on_outcome(hook("first"));
+        tx.on_outcome(hook("second"));
+        tx.put(version("dropped"))?;
+        Err(concord_fhir::Error::invalid("the unit fails"))
+    });
+    assert!(failed.is_err());
+    assert_eq!(*log.lock().unwrap(), ["second false", "first false"]);
+
+    // Units written at once from several threads may share a commit; each one's hook has run
+    // with `true` by the time its write returns.
+    log.lock().unwrap().clear();
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let log = Arc::clone(&log);
+            scope.spawn(move || {
+                let mine = format!("unit-{i} true");
+                let seen = Arc::clone(&log);
+                store
+                    .write(&ctx(), &mut |tx| {
+                        let log = Arc::clone(&seen);
+                        let name = format!("unit-{i}");
+                        tx.on_outcome(Box::new(move |committed| {
+                            log.lock().unwrap().push(format!("{name} {committed}"));
+                        }));
+                        tx.put(version(&format!("concurrent-{i}"))).map(|_| ())
+                    })
+                    .unwrap();
+                assert!(
+                    log.lock().unwrap().contains(&mine),
+                    "{mine} ran before the write returned"
+                );
+            });
+        }
+    });
+    assert_eq!(log.lock().unwrap().len(), 8);
 }
 
 pub fn token_string_and_date_search(store: &dyn ResourceStore) {

@@ -210,6 +210,10 @@ pub trait ResourceStore: Send + Sync {
     ) -> Result<(), Error>;
 }
 
+/// What [`StoreTx::on_outcome`] runs when a unit of work has committed (`true`) or been rolled
+/// back (`false`).
+pub type OutcomeHook = Box<dyn FnOnce(bool) + Send>;
+
 /// Reads and writes inside one atomic unit of work.
 pub trait StoreTx {
     fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, Error>;
@@ -242,6 +246,16 @@ pub trait StoreTx {
             "this store cannot nest a unit of work",
         ))
     }
+
+    /// Runs `hook` once the fate of this unit of work is known: with `true` after the commit
+    /// that holds it, with `false` once it has been rolled back (the unit itself failed, or the
+    /// commit did). Hooks run in the order they were registered on commit and in reverse order
+    /// on rollback, while the store still holds its writer, so the next unit of work sees their
+    /// effects. That makes them the place to publish, or undo, state kept in memory beside the
+    /// store (the hub's links of records to golden persons). A hook must be quick and must not
+    /// write to the store. Registered inside a failed [`StoreTx::attempt`], it runs with `false`
+    /// when the attempt is rolled back.
+    fn on_outcome(&mut self, hook: OutcomeHook);
 
     /// Records what became of a message as part of this unit of work.
     fn set_message_status(

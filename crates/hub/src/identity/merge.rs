@@ -30,8 +30,8 @@ impl Hub {
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
         self.authorize_identity(ctx, true)?;
-        let mut state = self.identity.lock();
         self.in_raw_unit(ctx, |tx| {
+            let mut state = self.identity.lock_in(tx);
             let mut survivor = read_person(tx, target)?;
             let mut merged = read_person(tx, source)?;
             let moved = merge(&mut survivor, &mut merged).map_err(conflict)?;
@@ -67,7 +67,6 @@ impl Hub {
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
         self.authorize_identity(ctx, true)?;
-        let mut state = self.identity.lock();
         let current = self.read(ctx, "Person", source)?;
         let retired = parse(&current).ok_or_else(|| {
             Error::invalid(format!(
@@ -100,6 +99,14 @@ impl Hub {
             moved: before.links.clone(),
         };
         self.in_raw_unit(ctx, |tx| {
+            let mut state = self.identity.lock_in(tx);
+            // The merge undone must be the person's latest change: checked in the unit, which
+            // no other write can interleave with.
+            if tx.read("Person", source)?.map(|v| v.version_id) != Some(current.version_id) {
+                return Err(conflict(format!(
+                    "Person/{source} changed while its merge was being undone; try again"
+                )));
+            }
             let mut survivor = read_person(tx, &survivor_id)?;
             let mut merged = read_person(tx, source)?;
             unmerge(&mut survivor, &mut merged, &record).map_err(conflict)?;
@@ -149,8 +156,8 @@ impl Hub {
         if source == target {
             return Err(conflict("a record cannot be merged into itself"));
         }
-        let mut state = self.identity.lock();
-        let version = self.in_raw_unit(ctx, |tx| {
+        self.in_raw_unit(ctx, |tx| {
+            let mut state = self.identity.lock_in(tx);
             let mut retired = current_patient(tx, source)?;
             let mut survivor = current_patient(tx, target)?;
             if replaced_by(&retired).is_some() {
@@ -190,10 +197,9 @@ impl Hub {
                 &actor_name(ctx),
                 reason,
             )?;
+            state.index.remove(source);
             Ok(version)
-        })?;
-        state.index.remove(source);
-        Ok(version)
+        })
     }
 
     /// `POST [base]/Patient/$unmerge` (`source-patient`): the merge was a mistake. The record is
@@ -206,8 +212,8 @@ impl Hub {
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
         self.authorize_identity(ctx, true)?;
-        let mut state = self.identity.lock();
         self.in_raw_unit(ctx, |tx| {
+            let mut state = self.identity.lock_in(tx);
             let mut retired = current_patient(tx, source)?;
             let Some(target) = replaced_by(&retired) else {
                 return Err(conflict(format!(

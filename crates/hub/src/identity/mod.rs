@@ -60,31 +60,40 @@ impl Default for IdentityConfig {
 
 /// The index and the links, behind one lock: linking is a read-decide-write that must not
 /// interleave with another linking of the same person.
+///
+/// Lock order: the store's writer, then this lock. Linking and the steward's operations take it
+/// inside a unit of work ([`Identity::lock_in`]), and nothing waits for the writer while holding
+/// it. So every unit links its own records, whatever other units share its commit.
 pub(crate) struct Identity {
     state: Mutex<State>,
-    /// Records waiting to be linked, combined into one unit of work by whoever links next.
-    queue: Mutex<Vec<(Vec<String>, Arc<LinkRequest>)>>,
     /// The links as last committed, for readers that only ask which person a record belongs to
-    /// (every access decision does). Linking holds `state` across its commit; a read must not
-    /// wait for that, nor see a link the commit may still roll back, so the links a unit of work
-    /// changed are copied here when its lock is released (see [`StateGuard`]).
+    /// (every access decision does). A unit's changes are copied here once it has committed (by
+    /// its outcome hook, under the writer, so in commit order): a read never waits for linking,
+    /// nor sees a link that could still be rolled back.
     published: RwLock<HashMap<String, String>>,
 }
 
 pub(crate) struct State {
-    pub(crate) index: MatchIndex,
+    pub(crate) index: Index,
     /// Source record (Patient id at the hub) to golden person id.
     pub(crate) person_of: Links,
     /// (record, person) pairs a data steward decided are not the same person.
     pub(crate) kept_apart: HashSet<(String, String)>,
 }
 
-/// The record-to-person map under the lock, remembering which records changed since the lock was
-/// taken so only those are published.
+/// One change of a record's link, to publish when its unit commits or undo when it does not.
+struct LinkChange {
+    record: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// The record-to-person map under the lock, remembering each change made since the lock was
+/// taken.
 #[derive(Default)]
 pub(crate) struct Links {
     map: HashMap<String, String>,
-    changed: Vec<String>,
+    changes: Vec<LinkChange>,
 }
 
 impl Links {
@@ -97,21 +106,123 @@ impl Links {
     }
 
     pub(crate) fn insert(&mut self, record: String, person: String) -> Option<String> {
-        self.changed.push(record.clone());
-        self.map.insert(record, person)
+        let before = self.map.insert(record.clone(), person.clone());
+        self.changes.push(LinkChange {
+            record,
+            before: before.clone(),
+            after: Some(person),
+        });
+        before
     }
 
     pub(crate) fn remove(&mut self, record: &str) -> Option<String> {
-        self.changed.push(record.to_string());
-        self.map.remove(record)
+        let before = self.map.remove(record);
+        if before.is_some() {
+            self.changes.push(LinkChange {
+                record: record.to_string(),
+                before: before.clone(),
+                after: None,
+            });
+        }
+        before
+    }
+
+    fn restore(&mut self, change: LinkChange) {
+        match change.before {
+            Some(person) => self.map.insert(change.record, person),
+            None => self.map.remove(&change.record),
+        };
     }
 }
 
-/// The identity lock. Dropping it publishes the links changed under it: by then the unit of work
-/// that changed them has committed, or been rolled back and its changes undone in memory.
+/// The match index under the lock, remembering each record's entry before it was changed.
+/// Reading goes to the [`MatchIndex`] itself.
+pub(crate) struct Index {
+    index: MatchIndex,
+    changes: Vec<(String, Option<Demographics>)>,
+    /// Whether changes are remembered: only inside a unit of work, where they may be undone.
+    /// Loading a million records at start keeps no copy of each.
+    journal: bool,
+}
+
+impl std::ops::Deref for Index {
+    type Target = MatchIndex;
+
+    fn deref(&self) -> &MatchIndex {
+        &self.index
+    }
+}
+
+impl Index {
+    pub(crate) fn insert(&mut self, record: &str, demographics: Demographics) {
+        let before = self.journal.then(|| self.index.get(record).cloned());
+        self.index.insert(record, demographics);
+        if let Some(before) = before {
+            self.changes.push((record.to_string(), before));
+        }
+    }
+
+    pub(crate) fn remove(&mut self, record: &str) -> Option<Demographics> {
+        let before = self.index.remove(record);
+        if self.journal && before.is_some() {
+            self.changes.push((record.to_string(), before.clone()));
+        }
+        before
+    }
+
+    fn restore(&mut self, (record, before): (String, Option<Demographics>)) {
+        match before {
+            Some(demographics) => self.index.insert(&record, demographics),
+            None => {
+                self.index.remove(&record);
+            }
+        }
+    }
+}
+
+/// A point in the changes made under the lock, to undo back to.
+#[derive(Clone, Copy)]
+pub(crate) struct Mark {
+    links: usize,
+    index: usize,
+}
+
+impl State {
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            links: self.person_of.changes.len(),
+            index: self.index.changes.len(),
+        }
+    }
+
+    /// Undoes the links and index entries changed since `mark`, newest first (the store's
+    /// writes were undone by the caller's savepoint).
+    pub(crate) fn undo_to(&mut self, mark: Mark) {
+        let links: Vec<LinkChange> = self.person_of.changes.drain(mark.links..).collect();
+        for change in links.into_iter().rev() {
+            self.person_of.restore(change);
+        }
+        let index: Vec<_> = self.index.changes.drain(mark.index..).collect();
+        for change in index.into_iter().rev() {
+            self.index.restore(change);
+        }
+    }
+}
+
+/// The changes a unit of work made under the lock, kept for its outcome hook.
+#[derive(Default)]
+struct Journal {
+    links: Vec<LinkChange>,
+    index: Vec<(String, Option<Demographics>)>,
+}
+
+/// The identity lock. Dropping it hands the changes made under it to the unit of work's outcome
+/// hook, which publishes them once the unit has committed or undoes them if it does not. Taken
+/// outside a unit (loading at start), the changes are committed state and are published at once.
 pub(crate) struct StateGuard<'a> {
     state: MutexGuard<'a, State>,
-    published: &'a RwLock<HashMap<String, String>>,
+    identity: &'a Identity,
+    journal: Option<Arc<Mutex<Journal>>>,
 }
 
 impl std::ops::Deref for StateGuard<'_> {
@@ -130,19 +241,17 @@ impl std::ops::DerefMut for StateGuard<'_> {
 
 impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
-        let links = &mut self.state.person_of;
-        if links.changed.is_empty() {
-            return;
-        }
-        let mut published = self
-            .published
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for record in links.changed.drain(..) {
-            match links.map.get(&record) {
-                Some(person) => published.insert(record, person.clone()),
-                None => published.remove(&record),
-            };
+        let links = std::mem::take(&mut self.state.person_of.changes);
+        let index = std::mem::take(&mut self.state.index.changes);
+        match &self.journal {
+            Some(journal) => {
+                let mut journal = journal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                journal.links.extend(links);
+                journal.index.extend(index);
+            }
+            None => self.identity.publish(links),
         }
     }
 }
@@ -151,43 +260,91 @@ impl Identity {
     pub(crate) fn new(config: &IdentityConfig) -> Self {
         Self {
             state: Mutex::new(State {
-                index: MatchIndex::new(Model::default_uk(), config.matching.clone()),
+                index: Index {
+                    index: MatchIndex::new(Model::default_uk(), config.matching.clone()),
+                    changes: Vec::new(),
+                    journal: false,
+                },
                 person_of: Links::default(),
                 kept_apart: HashSet::new(),
             }),
-            queue: Mutex::new(Vec::new()),
             published: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Waits for the identity lock. Never call this inside a store unit of work: a write that
-    /// linked its Patients in its own unit ([`Hub::link_in_unit`]) holds this lock until its
-    /// batch commits, and the batch may be waiting for that unit. Take this lock first, then
-    /// the writer, as [`Hub::link_records`] and the steward's operations do.
-    pub(crate) fn lock(&self) -> StateGuard<'_> {
-        // A poisoned lock is still usable. A panic while linking rolls the store back but may
-        // leave its link in memory until the next start reloads the links from the store.
-        let state = self
-            .state
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock is still usable: a panic in a unit of work rolls it back, and its
+        // outcome hook undoes its changes here.
+        self.state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The identity lock inside a unit of work of the store, which the caller holds (lock order:
+    /// writer, then identity). The changes made under it are published when the unit commits and
+    /// undone when it is rolled back, so the units that follow in the same commit link against
+    /// them and no reader sees them early.
+    pub(crate) fn lock_in(self: &Arc<Self>, tx: &mut dyn StoreTx) -> StateGuard<'_> {
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        let identity = Arc::clone(self);
+        let kept = Arc::clone(&journal);
+        tx.on_outcome(Box::new(move |committed| identity.finish(&kept, committed)));
+        let mut state = self.state();
+        state.index.journal = true;
         StateGuard {
             state,
-            published: &self.published,
+            identity: self,
+            journal: Some(journal),
         }
     }
 
-    /// The lock if no one holds it now; see [`Hub::link_in_unit`] for why it must not wait.
-    fn try_lock(&self) -> Option<StateGuard<'_>> {
-        let state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        Some(StateGuard {
+    /// The identity lock outside any unit of work, for reading the index, and for loading it at
+    /// start from what the store has committed. Never hold it while waiting for the store's
+    /// writer.
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        let mut state = self.state();
+        state.index.journal = false;
+        StateGuard {
             state,
-            published: &self.published,
-        })
+            identity: self,
+            journal: None,
+        }
+    }
+
+    /// A unit of work's outcome: publish its changes, or undo them newest first.
+    fn finish(&self, journal: &Mutex<Journal>, committed: bool) {
+        let journal = std::mem::take(
+            &mut *journal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if committed {
+            self.publish(journal.links);
+            return;
+        }
+        let mut state = self.state();
+        for change in journal.links.into_iter().rev() {
+            state.person_of.restore(change);
+        }
+        for change in journal.index.into_iter().rev() {
+            state.index.restore(change);
+        }
+    }
+
+    fn publish(&self, links: Vec<LinkChange>) {
+        if links.is_empty() {
+            return;
+        }
+        let mut published = self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for change in links {
+            match change.after {
+                Some(person) => published.insert(change.record, person),
+                None => published.remove(&change.record),
+            };
+        }
     }
 
     /// The golden person a record is linked to, as last committed. Never waits for linking.
@@ -197,43 +354,6 @@ impl Identity {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(record)
             .cloned()
-    }
-}
-
-/// A record's link and index entry before a unit of work linked it.
-struct Before {
-    id: String,
-    person: Option<String>,
-    demographics: Option<Demographics>,
-}
-
-/// Records linked inside a unit of work that has yet to commit: the identity lock, held so that
-/// no one links against decisions that may be rolled back, and what to restore if they are.
-pub(crate) struct LinkedInUnit<'a> {
-    state: StateGuard<'a>,
-    before: Vec<Before>,
-}
-
-impl LinkedInUnit<'_> {
-    /// The unit of work did not commit: the records' links and index entries are put back as
-    /// they were (their golden persons and Provenance were rolled back with the unit).
-    pub(crate) fn undo(mut self) {
-        self.restore();
-    }
-
-    fn restore(&mut self) {
-        for before in self.before.drain(..) {
-            match before.person {
-                Some(person) => self.state.person_of.insert(before.id.clone(), person),
-                None => self.state.person_of.remove(&before.id),
-            };
-            match before.demographics {
-                Some(demographics) => self.state.index.insert(&before.id, demographics),
-                None => {
-                    self.state.index.remove(&before.id);
-                }
-            }
-        }
     }
 }
 
@@ -271,7 +391,8 @@ impl Hub {
             }
         })?;
         drop(state);
-        // A crash between a Patient's commit and its linking leaves it unlinked; finish the job.
+        // A record whose linking failed, or that an older version left unlinked by a crash
+        // between a commit and its linking, is linked now.
         self.link_records(ctx, &unlinked)
     }
 
@@ -302,124 +423,52 @@ impl Hub {
         }
     }
 
-    /// Links each committed Patient to a golden person. Called after the unit of work that wrote
-    /// them has committed, so a failure here never loses the write: the record stays unlinked
-    /// until the next start links it.
-    ///
-    /// Linking holds the index lock until its unit of work has committed, so callers that arrive
-    /// meanwhile are combined: they queue their records, and whoever takes the lock next links
-    /// every queued record in one unit of work (one commit) and hands each caller its outcome. If
-    /// that shared unit fails, each record is linked again in a unit of its own, so one record
-    /// that cannot be linked never leaves the others unlinked.
+    /// Links Patients that are already stored, in a unit of work of their own: those a crash
+    /// left unlinked between a commit and its linking in an earlier version. A record that
+    /// cannot be linked is logged and stays unlinked until the next start.
     pub(crate) fn link_records(
         &self,
         ctx: &RequestContext,
         patients: &[String],
     ) -> Result<(), Error> {
-        let request = Arc::new(LinkRequest::default());
-        self.identity
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((patients.to_vec(), Arc::clone(&request)));
-        let mut state = self.identity.lock();
-        if let Some(outcome) = request.take() {
-            // Another caller linked these records while this one waited for the lock.
-            return outcome;
-        }
-        let queued: Vec<(Vec<String>, Arc<LinkRequest>)> = std::mem::take(
-            &mut *self
-                .identity
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        let ids: Vec<String> = queued.iter().flat_map(|(ids, _)| ids.clone()).collect();
-        let before: Vec<(String, Option<String>)> = ids
-            .iter()
-            .map(|id| (id.clone(), state.person_of.get(id).cloned()))
-            .collect();
-        let together = self.in_raw_unit(ctx, |tx| {
-            for id in &ids {
-                self.link_in(ctx, tx, &mut state, id)?;
-            }
-            Ok(())
-        });
-        if together.is_ok() {
-            for (_, request) in &queued {
-                request.set(Ok(()));
-            }
+        if patients.is_empty() {
             return Ok(());
         }
-        // The shared unit was rolled back: undo its decisions in memory, then one by one.
-        for (id, person) in before {
-            match person {
-                Some(person) => state.person_of.insert(id, person),
-                None => state.person_of.remove(&id),
-            };
-        }
-        for (ids, request) in &queued {
-            let mut first_error = None;
-            for id in ids {
-                if let Err(error) = self.link_record(ctx, &mut state, id) {
-                    tracing::warn!(request_id = %ctx.request_id, error = %error, "linking a patient record failed; it is retried at the next start");
-                    first_error.get_or_insert(error);
-                }
-            }
-            request.set(first_error.map_or(Ok(()), Err));
-        }
-        request.take().unwrap_or_else(|| Err(Error::internal()))
+        self.in_raw_unit(ctx, |tx| {
+            self.link_in_unit(ctx, tx, patients);
+            Ok(())
+        })
     }
 
-    /// Links the Patients a unit of work wrote inside that same unit, saving the unit of work
-    /// of their own that [`Hub::link_records`] needs after the commit (in HTTP import, a second
-    /// wait for the writer and a second commit per transaction Bundle).
-    ///
-    /// Only when the identity lock is free at this moment: the caller holds the writer, and
-    /// waiting for the identity lock here would wait in the opposite order from
-    /// [`Hub::link_records`] (identity, then writer). Linking runs in a nested savepoint, so a
-    /// failure to link never fails the write. Returns `None` when the records are still to be
-    /// linked after the commit (the lock was busy, the store cannot nest, or linking failed and
-    /// was undone); otherwise the lock, which the caller holds until the unit has committed,
-    /// and [`LinkedInUnit::undo`] for a unit that did not.
+    /// Links the Patients a unit of work wrote, inside that same unit, so a write and its linking
+    /// are one commit. Linking runs in a nested savepoint, so a failure to link never fails the
+    /// write: when the records cannot be linked together, each is tried alone, and one that still
+    /// fails is logged and left unlinked until the next start links it.
     pub(crate) fn link_in_unit(
         &self,
         ctx: &RequestContext,
         tx: &mut dyn StoreTx,
         patients: &[String],
-    ) -> Option<LinkedInUnit<'_>> {
-        let mut state = self.identity.try_lock()?;
-        let before: Vec<Before> = patients
-            .iter()
-            .map(|id| Before {
-                id: id.clone(),
-                person: state.person_of.get(id).cloned(),
-                demographics: state.index.get(id).cloned(),
-            })
-            .collect();
-        let linked = tx.attempt(&mut |tx| {
+    ) {
+        let mut state = self.identity.lock_in(tx);
+        let mark = state.mark();
+        let together = tx.attempt(&mut |tx| {
             for id in patients {
                 self.link_in(ctx, tx, &mut state, id)?;
             }
             Ok(())
         });
-        let mut linked_in_unit = LinkedInUnit { state, before };
-        match linked {
-            Ok(()) => Some(linked_in_unit),
-            Err(error) => {
-                tracing::debug!(request_id = %ctx.request_id, error = %error, "linking inside the unit of work failed; linking after the commit");
-                linked_in_unit.restore();
-                None
+        if together.is_ok() {
+            return;
+        }
+        state.undo_to(mark);
+        for id in patients {
+            let mark = state.mark();
+            if let Err(error) = tx.attempt(&mut |tx| self.link_in(ctx, tx, &mut state, id)) {
+                state.undo_to(mark);
+                tracing::warn!(request_id = %ctx.request_id, error = %error, "linking a patient record failed; it is retried at the next start");
             }
         }
-    }
-
-    fn link_record(&self, ctx: &RequestContext, state: &mut State, id: &str) -> Result<(), Error> {
-        let result = self.in_raw_unit(ctx, |tx| self.link_in(ctx, tx, state, id));
-        if result.is_err() {
-            state.person_of.remove(id);
-        }
-        result
     }
 
     /// Links one record inside a unit of work (the index lock held by the caller).
@@ -496,26 +545,6 @@ impl Hub {
             }
         }
         Ok(())
-    }
-}
-
-/// One caller's records waiting to be linked, and the outcome once they are.
-#[derive(Default)]
-pub(crate) struct LinkRequest(Mutex<Option<Result<(), Error>>>);
-
-impl LinkRequest {
-    fn set(&self, outcome: Result<(), Error>) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
-    }
-
-    fn take(&self) -> Option<Result<(), Error>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
     }
 }
 
@@ -778,10 +807,10 @@ fn find_param<'a>(parameters: &'a Value, name: &str) -> Result<Option<(usize, &'
 mod tests {
     use super::*;
 
-    /// An access decision asks for a record's person while linking may hold the lock across a
-    /// commit: it must neither wait nor see a link that commit could still roll back.
+    /// Loading at start changes links outside any unit of work: they are committed state, so
+    /// they are published when the lock is released, and not before.
     #[test]
-    fn links_are_published_when_the_lock_is_released() {
+    fn links_changed_outside_a_unit_are_published_when_the_lock_is_released() {
         let identity = Identity::new(&IdentityConfig::default());
         let mut state = identity.lock();
         state.person_of.insert("p1".into(), "person-1".into());
@@ -793,43 +822,102 @@ mod tests {
         let mut state = identity.lock();
         state.person_of.remove("p1");
         state.person_of.insert("p2".into(), "person-1".into());
-        assert_eq!(identity.person_of("p1").as_deref(), Some("person-1"));
         assert_eq!(identity.person_of("p2").as_deref(), Some("person-2"));
         drop(state);
         assert_eq!(identity.person_of("p1"), None);
         assert_eq!(identity.person_of("p2").as_deref(), Some("person-1"));
     }
 
-    /// A unit of work that linked records and then did not commit: the links and index entries
-    /// are put back, and readers never saw the rolled-back links.
+    fn journal_of(identity: &Identity, change: impl FnOnce(&mut State)) -> Mutex<Journal> {
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        let mut guard = identity.state();
+        guard.index.journal = true;
+        let mut state = StateGuard {
+            state: guard,
+            identity,
+            journal: Some(Arc::clone(&journal)),
+        };
+        change(&mut state);
+        drop(state);
+        Arc::try_unwrap(journal).unwrap_or_else(|_| panic!("the journal is still shared"))
+    }
+
+    fn patient(family: &str) -> Demographics {
+        Demographics::from_patient(
+            &json!({"resourceType": "Patient", "name": [{"family": family, "given": ["Ann"]}], "birthDate": "1950-01-02"}),
+        )
+    }
+
+    /// Links made inside a unit of work are seen by the next holder of the lock at once (the
+    /// units after it in the same commit link against them), but by readers only once the unit
+    /// has committed.
     #[test]
-    fn undoing_links_made_in_a_unit_restores_them() {
+    fn links_made_in_a_unit_are_published_when_it_commits() {
+        let identity = Identity::new(&IdentityConfig::default());
+        let journal = journal_of(&identity, |state| {
+            state.person_of.insert("new".into(), "person-1".into());
+        });
+        assert_eq!(
+            identity.lock().person_of.get("new").map(String::as_str),
+            Some("person-1")
+        );
+        assert_eq!(identity.person_of("new"), None);
+        identity.finish(&journal, true);
+        assert_eq!(identity.person_of("new").as_deref(), Some("person-1"));
+    }
+
+    /// Two units of one commit change the same records and the commit fails: undone newest
+    /// first, the links and the index are as they were, and readers never saw the changes.
+    #[test]
+    fn units_rolled_back_together_are_undone_newest_first() {
         let identity = Identity::new(&IdentityConfig::default());
         let mut state = identity.lock();
         state.person_of.insert("old".into(), "person-1".into());
+        state.index.insert("old", patient("Hale"));
         drop(state);
-        let mut state = identity.lock();
-        let before = vec![
-            Before {
-                id: "old".into(),
-                person: state.person_of.get("old").cloned(),
-                demographics: state.index.get("old").cloned(),
-            },
-            Before {
-                id: "new".into(),
-                person: None,
-                demographics: None,
-            },
-        ];
-        let patient = json!({"resourceType": "Patient", "name": [{"family": "Hale", "given": ["Ann"]}], "birthDate": "1950-01-02"});
-        state
-            .index
-            .insert("new", Demographics::from_patient(&patient));
-        state.person_of.insert("new".into(), "person-2".into());
-        state.person_of.insert("old".into(), "person-2".into());
-        LinkedInUnit { state, before }.undo();
+        let first = journal_of(&identity, |state| {
+            state.person_of.insert("old".into(), "person-2".into());
+            state.person_of.insert("new".into(), "person-2".into());
+            state.index.insert("new", patient("Hale"));
+            state.index.insert("old", patient("Hall"));
+        });
+        let second = journal_of(&identity, |state| {
+            state.person_of.remove("new");
+            state.person_of.insert("old".into(), "person-3".into());
+            state.index.remove("old");
+        });
+        // Rollback hooks run in reverse order of registration.
+        identity.finish(&second, false);
+        identity.finish(&first, false);
+        let state = identity.lock();
+        assert_eq!(
+            state.person_of.get("old").map(String::as_str),
+            Some("person-1")
+        );
+        assert_eq!(state.person_of.get("new"), None);
+        assert_eq!(state.index.get("old"), Some(&patient("Hale")));
+        assert!(state.index.get("new").is_none());
+        drop(state);
         assert_eq!(identity.person_of("old").as_deref(), Some("person-1"));
         assert_eq!(identity.person_of("new"), None);
-        assert!(identity.lock().index.get("new").is_none());
+    }
+
+    /// Linking that failed inside its savepoint is undone back to the mark, and only that: what
+    /// the unit did before stays, to be published with it.
+    #[test]
+    fn undoing_to_a_mark_keeps_the_earlier_changes() {
+        let identity = Identity::new(&IdentityConfig::default());
+        let journal = journal_of(&identity, |state| {
+            state.person_of.insert("a".into(), "person-1".into());
+            let mark = state.mark();
+            state.person_of.insert("b".into(), "person-2".into());
+            state.person_of.insert("a".into(), "person-2".into());
+            state.index.insert("b", patient("Hale"));
+            state.undo_to(mark);
+        });
+        identity.finish(&journal, true);
+        assert_eq!(identity.person_of("a").as_deref(), Some("person-1"));
+        assert_eq!(identity.person_of("b"), None);
+        assert!(identity.lock().index.get("b").is_none());
     }
 }

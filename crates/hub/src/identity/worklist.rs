@@ -124,23 +124,29 @@ impl Hub {
         reason: Option<&str>,
     ) -> Result<StoredVersion, Error> {
         self.authorize_identity(ctx, true)?;
-        let mut state = self.identity.lock();
-        let stored = self.read(ctx, "Task", task_id)?;
-        let mut task: Value = serde_json::from_str(stored.body.as_deref().unwrap_or("{}"))
-            .map_err(|_| Error::internal())?;
-        let Some((record, candidate)) = pair(&task) else {
-            return Err(Error::invalid(format!(
-                "Task/{task_id} is not a possible-match task of the index"
-            )));
-        };
-        if task.get("status").and_then(Value::as_str) != Some("requested") {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!("Task/{task_id} was already resolved"),
-            ));
-        }
-        let current = state.person_of.get(&record).cloned();
+        // Read before the unit for a clear 404 or 410; read again inside it, where no other
+        // write interleaves, to decide.
+        self.read(ctx, "Task", task_id)?;
         self.in_raw_unit(ctx, |tx| {
+            let mut state = self.identity.lock_in(tx);
+            let stored = tx
+                .read("Task", task_id)?
+                .filter(|v| v.body.is_some())
+                .ok_or_else(|| Error::not_found(format!("Task/{task_id} is not known")))?;
+            let mut task: Value = serde_json::from_str(stored.body.as_deref().unwrap_or("{}"))
+                .map_err(|_| Error::internal())?;
+            let Some((record, candidate)) = pair(&task) else {
+                return Err(Error::invalid(format!(
+                    "Task/{task_id} is not a possible-match task of the index"
+                )));
+            };
+            if task.get("status").and_then(Value::as_str) != Some("requested") {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("Task/{task_id} was already resolved"),
+                ));
+            }
+            let current = state.person_of.get(&record).cloned();
             let (target, records): (StoredVersion, Vec<String>) = match decision {
                 Resolution::Link => {
                     let Some(current) = current.filter(|c| *c != candidate) else {
