@@ -253,6 +253,20 @@ impl Hub {
         interaction: Interaction,
         patient_id: Option<&str>,
     ) -> Result<Grant, Error> {
+        self.authorize_at(ctx, resource_type, interaction, patient_id, None)
+    }
+
+    /// [`Hub::authorize`] with the store position the person's facts may be cached under, when
+    /// the caller read it already (once for a whole page of search results, instead of once per
+    /// person on it); `None` reads it.
+    fn authorize_at(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        interaction: Interaction,
+        patient_id: Option<&str>,
+        seq: Option<i64>,
+    ) -> Result<Grant, Error> {
         if is_trusted_system(ctx) {
             if let Some(id) = patient_id {
                 ctx.note.update(|n| {
@@ -263,7 +277,7 @@ impl Hub {
         }
         let principal = principal(ctx);
         let person = match patient_id {
-            Some(id) => Some(self.person_facts(ctx, id, &principal)?),
+            Some(id) => Some(self.person_facts(ctx, id, &principal, seq)?),
             None => None,
         };
         if let Some(id) = patient_id {
@@ -333,6 +347,17 @@ impl Hub {
         resource_type: &str,
         resource: &Value,
     ) -> Result<(Grant, Verdict), Error> {
+        self.authorize_resource_at(ctx, interaction, resource_type, resource, None)
+    }
+
+    fn authorize_resource_at(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        resource_type: &str,
+        resource: &Value,
+        seq: Option<i64>,
+    ) -> Result<(Grant, Verdict), Error> {
         if is_trusted_system(ctx) {
             return Ok((Grant::everything(Basis::System), Verdict::Keep));
         }
@@ -342,10 +367,10 @@ impl Hub {
         }
         let patients = patients_of(resource_type, resource);
         let patient = patients.first().map(String::as_str);
-        let grant = self.authorize(ctx, resource_type, interaction, patient)?;
+        let grant = self.authorize_at(ctx, resource_type, interaction, patient, seq)?;
         // A resource about two people (a rare shared Encounter) needs both.
         for other in patients.iter().skip(1) {
-            self.authorize(ctx, resource_type, interaction, Some(other))?;
+            self.authorize_at(ctx, resource_type, interaction, Some(other), seq)?;
         }
         let verdict = self.mask_local(&grant, resource_type, resource);
         Ok((grant, verdict))
@@ -361,7 +386,18 @@ impl Hub {
         resource_type: &str,
         resource: &Value,
     ) -> Result<(Grant, Verdict), Error> {
-        let result = self.authorize_resource(ctx, interaction, resource_type, resource);
+        self.authorize_lookup_at(ctx, interaction, resource_type, resource, None)
+    }
+
+    fn authorize_lookup_at(
+        &self,
+        ctx: &RequestContext,
+        interaction: Interaction,
+        resource_type: &str,
+        resource: &Value,
+        seq: Option<i64>,
+    ) -> Result<(Grant, Verdict), Error> {
+        let result = self.authorize_resource_at(ctx, interaction, resource_type, resource, seq);
         match result {
             Err(error)
                 if matches!(resource_type, "Patient" | "Person")
@@ -679,6 +715,9 @@ impl Hub {
             return 0;
         }
         let mut grants: HashMap<String, Option<Grant>> = HashMap::new();
+        // Read once for the page: each person's facts may then come from the cache without a
+        // trip to the store each (the facts read later are never older than this position).
+        let seq = self.store.last_seq(&ctx.internal()).ok();
         let before = versions.len();
         versions.retain(|version| {
             // A deletion carries no content to decide on, only that something existed.
@@ -696,7 +735,7 @@ impl Hub {
                 // Not about anyone: a directory resource is permitted, patient data with no
                 // patient reference is not.
                 return self
-                    .authorize(ctx, &version.resource_type, interaction, None)
+                    .authorize_at(ctx, &version.resource_type, interaction, None, seq)
                     .is_ok();
             }
             patients.iter().all(|patient| {
@@ -705,17 +744,24 @@ impl Hub {
                     .entry(format!("{patient}|{lookup}"))
                     .or_insert_with(|| {
                         if lookup {
-                            self.authorize_lookup(
+                            self.authorize_lookup_at(
                                 ctx,
                                 interaction,
                                 &version.resource_type,
                                 &resource,
+                                seq,
                             )
                             .ok()
                             .map(|(g, _)| g)
                         } else {
-                            self.authorize(ctx, &version.resource_type, interaction, Some(patient))
-                                .ok()
+                            self.authorize_at(
+                                ctx,
+                                &version.resource_type,
+                                interaction,
+                                Some(patient),
+                                seq,
+                            )
+                            .ok()
                         }
                     })
                     .clone();
@@ -733,10 +779,14 @@ impl Hub {
         ctx: &RequestContext,
         patient_id: &str,
         principal: &Principal,
+        seq: Option<i64>,
     ) -> Result<PersonFacts, Error> {
         let internal = ctx.internal();
-        // Read before the facts, so an entry is never newer than its key says.
-        let seq = self.store.last_seq(&internal)?;
+        // Read before the facts, so an entry is never older than its key says.
+        let seq = match seq {
+            Some(seq) => seq,
+            None => self.store.last_seq(&internal)?,
+        };
         let person = self.person_of(patient_id);
         let person_key = person.clone().unwrap_or_else(|| patient_id.to_string());
         let key = (patient_id.to_string(), person_key.clone());
