@@ -339,18 +339,10 @@ impl Hub {
     }
 
     /// Decides a request for one stored resource: about the person it belongs to, or about no one.
-    /// Returns the grant and whether the mask withholds the resource itself.
+    /// Returns the grant and whether the mask withholds the resource itself. `seq` is the store
+    /// position to key the person's cached facts by when the caller has read it (see
+    /// [`Hub::filter_versions`]); `None` reads it.
     pub fn authorize_resource(
-        &self,
-        ctx: &RequestContext,
-        interaction: Interaction,
-        resource_type: &str,
-        resource: &Value,
-    ) -> Result<(Grant, Verdict), Error> {
-        self.authorize_resource_at(ctx, interaction, resource_type, resource, None)
-    }
-
-    fn authorize_resource_at(
         &self,
         ctx: &RequestContext,
         interaction: Interaction,
@@ -385,19 +377,9 @@ impl Hub {
         interaction: Interaction,
         resource_type: &str,
         resource: &Value,
-    ) -> Result<(Grant, Verdict), Error> {
-        self.authorize_lookup_at(ctx, interaction, resource_type, resource, None)
-    }
-
-    fn authorize_lookup_at(
-        &self,
-        ctx: &RequestContext,
-        interaction: Interaction,
-        resource_type: &str,
-        resource: &Value,
         seq: Option<i64>,
     ) -> Result<(Grant, Verdict), Error> {
-        let result = self.authorize_resource_at(ctx, interaction, resource_type, resource, seq);
+        let result = self.authorize_resource(ctx, interaction, resource_type, resource, seq);
         match result {
             Err(error)
                 if matches!(resource_type, "Patient" | "Person")
@@ -744,7 +726,7 @@ impl Hub {
                     .entry(format!("{patient}|{lookup}"))
                     .or_insert_with(|| {
                         if lookup {
-                            self.authorize_lookup_at(
+                            self.authorize_lookup(
                                 ctx,
                                 interaction,
                                 &version.resource_type,

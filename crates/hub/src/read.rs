@@ -78,7 +78,7 @@ impl Hub {
             serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
                 .map_err(|_| Error::internal())?;
         let (_, verdict) =
-            self.authorize_lookup(ctx, interaction, &version.resource_type, &resource)?;
+            self.authorize_lookup(ctx, interaction, &version.resource_type, &resource, None)?;
         match verdict {
             Verdict::Keep => Ok(()),
             Verdict::Withhold => Err(Error::new(

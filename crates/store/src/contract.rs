@@ -402,10 +402,9 @@ pub fn failed_unit_of_work_leaves_nothing(store: &dyn ResourceStore) {
     assert!(patients_named(store, "ann").is_empty());
 }
 
-/// `StoreTx::attempt`: work that fails inside a unit is undone and the unit commits the rest;
-/// work that succeeds commits with it. A store that cannot nest refuses and changes nothing.
-pub fn failed_attempt_is_undone_and_the_unit_commits(store: &dyn ResourceStore) {
-    let version = |id: &str, name: &str| NewVersion {
+/// A first version of Patient `id`, indexed under `name`.
+fn new_patient(id: &str, name: &str) -> NewVersion {
+    NewVersion {
         resource_type: "Patient".into(),
         id: id.into(),
         version_id: 1,
@@ -413,7 +412,13 @@ pub fn failed_attempt_is_undone_and_the_unit_commits(store: &dyn ResourceStore) 
         method: Method::Post,
         body: Some("{}".into()),
         index: vec![string("name", name)],
-    };
+    }
+}
+
+/// `StoreTx::attempt`: work that fails inside a unit is undone and the unit commits the rest;
+/// work that succeeds commits with it. A store that cannot nest refuses and changes nothing.
+pub fn failed_attempt_is_undone_and_the_unit_commits(store: &dyn ResourceStore) {
+    let version = new_patient;
     let mut nests = true;
     store
         .write(&ctx(), &mut |tx| {
@@ -460,15 +465,7 @@ pub fn outcome_hooks_follow_the_commit(store: &dyn ResourceStore) {
         let name = name.to_string();
         Box::new(move |committed| log.lock().unwrap().push(format!("{name} {committed}")))
     };
-    let version = |id: &str| NewVersion {
-        resource_type: "Patient".into(),
-        id: id.into(),
-        version_id: 1,
-        last_updated: 0,
-        method: Method::Post,
-        body: Some("{}".into()),
-        index: vec![],
-    };
+    let version = |id: &str| new_patient(id, id);
     store
         .write(&ctx(), &mut |tx| {
             tx.on_outcome(hook("kept"));
