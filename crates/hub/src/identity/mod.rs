@@ -283,7 +283,8 @@ impl Identity {
     /// The identity lock inside a unit of work of the store, which the caller holds (lock order:
     /// writer, then identity). The changes made under it are published when the unit commits and
     /// undone when it is rolled back, so the units that follow in the same commit link against
-    /// them and no reader sees them early.
+    /// them and no reader sees them early. Not reentrant: nothing done while holding it (linking
+    /// in a nested attempt, say) may take it again, nor register a hook that would.
     pub(crate) fn lock_in(self: &Arc<Self>, tx: &mut dyn StoreTx) -> StateGuard<'_> {
         let journal = Arc::new(Mutex::new(Journal::default()));
         let identity = Arc::clone(self);
