@@ -424,9 +424,10 @@ impl Hub {
         }
     }
 
-    /// Links Patients that are already stored, in a unit of work of their own: those a crash
-    /// left unlinked between a commit and its linking in an earlier version. A record that
-    /// cannot be linked is logged and stays unlinked until the next start.
+    /// Links stored Patients that have no golden person, in a unit of work of their own: those
+    /// whose linking failed, and those an older version left unlinked by a crash between a
+    /// commit and its linking. A record that cannot be linked is logged and stays unlinked until
+    /// the next start.
     pub(crate) fn link_records(
         &self,
         ctx: &RequestContext,
