@@ -217,7 +217,7 @@ impl GroupWriter {
 /// Runs outcome hooks: in order after a commit, in reverse order after a rollback, so undoing
 /// restores state step by step back to where it was. A panicking hook is logged and the others
 /// still run, because the connection's lock is held and the batch's other units wait for it.
-fn run_hooks(mut hooks: Vec<OutcomeHook>, committed: bool) {
+pub(crate) fn run_hooks(mut hooks: Vec<OutcomeHook>, committed: bool) {
     if !committed {
         hooks.reverse();
     }

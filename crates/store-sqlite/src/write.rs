@@ -73,9 +73,7 @@ impl StoreTx for SqliteTx<'_> {
         if result.is_err() {
             // The attempt's writes are gone (or the unit will fail): undo what it set up, newest
             // first.
-            for hook in self.hooks.drain(registered..).rev() {
-                hook(false);
-            }
+            crate::group::run_hooks(self.hooks.drain(registered..).collect(), false);
         }
         result
     }
