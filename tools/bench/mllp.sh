@@ -5,6 +5,8 @@
 #   tools/bench/mllp.sh                     builds, then measures
 #   CONCORD_BIN=... LOAD_BIN=... tools/bench/mllp.sh   reuse binaries you built
 #   MESSAGES=2000 (per connection count below), SYNCHRONOUS=full|normal
+#   MASTER_INDEX=false (default: the node is an edge whose Patients its hub links, as the issue's
+#   deployment has it) or true (a node that is hub and edge at once links every Patient too)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -20,6 +22,7 @@ sample=$root/../shared/testdata/hl7v2/messages/ADT-A04-01.hl7
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 export CONCORD__STORE__SYNCHRONOUS=${SYNCHRONOUS:-full}
+export CONCORD__IDENTITY__MASTER_INDEX=${MASTER_INDEX:-false}
 export CONCORD__LOG__LEVEL=warn
 "$concord" serve --listen 127.0.0.1:18480 --mllp 127.0.0.1:18481 --data "$work/data" 2>"$work/server.log" &
 server=$!
@@ -27,6 +30,6 @@ for _ in $(seq 100); do
   curl -fs http://127.0.0.1:18480/readyz >/dev/null 2>&1 && break
   sleep 0.1
 done
-echo "synchronous=$CONCORD__STORE__SYNCHRONOUS, $(nproc) cores"
+echo "synchronous=$CONCORD__STORE__SYNCHRONOUS, master_index=$CONCORD__IDENTITY__MASTER_INDEX, $(nproc) cores"
 "$load" 127.0.0.1:18481 1 $((messages / 4)) "$sample"
 "$load" 127.0.0.1:18481 8 $((messages / 8)) "$sample"

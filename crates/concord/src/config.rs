@@ -200,6 +200,7 @@ pub struct Identity {
     pub link_threshold: f64,
     pub review_threshold: f64,
     pub candidates: usize,
+    pub master_index: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

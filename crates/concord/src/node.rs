@@ -87,6 +87,7 @@ pub fn hub(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Hub> {
                     review_threshold: config.identity.review_threshold,
                 },
                 candidates: config.identity.candidates,
+                master_index: config.identity.master_index,
             },
             access: AccessConfig {
                 organization: config.node_organization(),

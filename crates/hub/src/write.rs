@@ -75,12 +75,16 @@ impl Hub {
 
     /// Runs one store unit of work and links every Patient it wrote to a golden person in the
     /// same unit ([`Hub::link_in_unit`]), so a write and its linking are one commit. A linking
-    /// failure never fails the write: the record is linked at the next start.
+    /// failure never fails the write: the record is linked at the next start. A node that keeps
+    /// no master patient index (`IdentityConfig::master_index`) links nothing.
     pub(crate) fn write_linked(
         &self,
         ctx: &RequestContext,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        if !self.config.identity.master_index {
+            return self.store.write(ctx, work);
+        }
         let mut patients = Vec::new();
         self.store.write(ctx, &mut |tx| {
             patients.clear();

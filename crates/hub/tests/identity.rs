@@ -676,3 +676,30 @@ fn a_source_record_merge_retires_the_record_and_unmerge_restores_it_apart() {
     .unwrap();
     assert_eq!(hub.person_of("dup"), Some(own));
 }
+
+#[test]
+fn a_node_without_a_master_index_stores_patients_unlinked() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = IdentityConfig {
+        master_index: false,
+        ..IdentityConfig::default()
+    };
+    let hub = open(dir.path(), edge.clone());
+    let twins = [
+        patient("a", "9434765919", "Jane", "Smith", "1980-03-07", "LS6 2AB"),
+        patient("b", "9434765919", "Jane", "Smith", "1980-03-07", "LS6 2AB"),
+    ];
+    write_all(&hub, &twins);
+    assert_eq!(resources(&hub, "Patient").len(), 2, "both records are stored");
+    assert_eq!(hub.person_of("a"), None);
+    assert!(resources(&hub, "Person").is_empty(), "no golden person");
+    assert!(resources(&hub, "Provenance").is_empty(), "no linking decision");
+    drop(hub);
+    // Reopened as a hub, the node links what it holds.
+    let hub = open(dir.path(), IdentityConfig::default());
+    assert_eq!(groups(&hub, &["a", "b"]), [["a", "b"]]);
+    drop(hub);
+    // Reopened as an edge again, it neither loads nor links anything.
+    let hub = open(dir.path(), edge);
+    assert_eq!(hub.person_of("a"), None);
+}

@@ -123,6 +123,8 @@ pub async fn start(
         let mut config = node_config(&dir, "127.0.0.1:0")?;
         config.feed.source = org.ods.to_string();
         config.access.organization = org.ods.to_string();
+        // The region's hub links the organisations' Patients (they are announced to it).
+        config.identity.master_index = false;
         let store = node::open_store(&config)?;
         let hub = node::hub(&config, store)?;
         let key = node::node_key(&dir)?;

@@ -46,6 +46,11 @@ pub struct IdentityConfig {
     pub matching: MatchConfig,
     /// How many candidates a new record is scored against.
     pub candidates: usize,
+    /// Whether this node keeps a master patient index: links every Patient it stores to a golden
+    /// Person. A hub does. An edge whose Patients a hub links (it announces them through the
+    /// identity feed) can leave that to the hub: it then writes no Person or Provenance for its
+    /// Patients, and its access decisions treat each Patient as a person of its own.
+    pub master_index: bool,
 }
 
 impl Default for IdentityConfig {
@@ -54,6 +59,7 @@ impl Default for IdentityConfig {
             invalid_nhs_number: InvalidNhsNumber::Reject,
             matching: MatchConfig::default(),
             candidates: 10,
+            master_index: true,
         }
     }
 }
@@ -364,6 +370,9 @@ const AUTOMATIC: &str = "Concord master patient index (automatic)";
 impl Hub {
     /// Loads golden persons, steward decisions and every current Patient into the index.
     pub(crate) fn load_identity(&self, ctx: &RequestContext) -> Result<(), Error> {
+        if !self.config.identity.master_index {
+            return Ok(());
+        }
         let mut state = self.identity.lock();
         self.scan(ctx, "Person", |person| {
             if let Some(golden) = GoldenPerson::from_fhir(&person) {
