@@ -30,7 +30,11 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "concord-v2fhir",
             BTreeSet::from(["concord-fhir", "concord-hl7v2", "concord-mpi"]),
         ),
-        ("concord-search", BTreeSet::from(["concord-fhir"])),
+        // `phonetic` parameters sound names out with the master patient index's Soundex.
+        (
+            "concord-search",
+            BTreeSet::from(["concord-fhir", "concord-mpi"]),
+        ),
         // Merging sources' answers is pure; it shapes OperationOutcomes with concord-fhir.
         ("concord-federation", BTreeSet::from(["concord-fhir"])),
         // The source connector speaks FHIR REST to other servers and reports in federation's terms.

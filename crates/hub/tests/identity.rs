@@ -690,10 +690,17 @@ fn a_node_without_a_master_index_stores_patients_unlinked() {
         patient("b", "9434765919", "Jane", "Smith", "1980-03-07", "LS6 2AB"),
     ];
     write_all(&hub, &twins);
-    assert_eq!(resources(&hub, "Patient").len(), 2, "both records are stored");
+    assert_eq!(
+        resources(&hub, "Patient").len(),
+        2,
+        "both records are stored"
+    );
     assert_eq!(hub.person_of("a"), None);
     assert!(resources(&hub, "Person").is_empty(), "no golden person");
-    assert!(resources(&hub, "Provenance").is_empty(), "no linking decision");
+    assert!(
+        resources(&hub, "Provenance").is_empty(),
+        "no linking decision"
+    );
     drop(hub);
     // Reopened as a hub, the node links what it holds.
     let hub = open(dir.path(), IdentityConfig::default());

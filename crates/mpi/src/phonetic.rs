@@ -50,7 +50,8 @@ pub fn soundex(name: &str) -> Option<u16> {
     Some(code)
 }
 
-/// The printable form (`S530`) of a packed code, for tests and explanations.
+/// The printable form (`S530`) of a packed code: for explanations, and the form `phonetic`
+/// search parameters index (`concord-search`).
 pub fn soundex_text(code: u16) -> String {
     let letter = char::from(b'A' + (code / 1000) as u8);
     format!("{letter}{:03}", code % 1000)

@@ -687,6 +687,13 @@ async fn search_by_string_token_date_reference_quantity_and_composite() {
     assert_eq!(ids(&family), vec![s.smith.clone()]);
     assert_eq!(count(&app, "/fhir/Patient?family:exact=smith").await, 0);
     assert_eq!(count(&app, "/fhir/Patient?family:exact=Smith").await, 1);
+    // `phonetic` matches names by sound (Soundex), whole names only, not by prefix.
+    let phonetic = app.get("/fhir/Patient?phonetic=Smyth").await;
+    assert_eq!(ids(&phonetic), vec![s.smith.clone()]);
+    assert_eq!(count(&app, "/fhir/Patient?phonetic=SMITH,Jonas").await, 2);
+    assert_eq!(count(&app, "/fhir/Patient?phonetic=Smi").await, 0);
+    assert_eq!(count(&app, "/fhir/Patient?phonetic=Smithson").await, 0);
+    assert_eq!(count(&app, "/fhir/Patient?phonetic=123").await, 0);
 
     assert_eq!(count(&app, "/fhir/Patient?gender=female").await, 2);
     assert_eq!(

@@ -63,8 +63,49 @@ pub fn param_values(def: &SearchParamDef, resource: &Value, out: &mut Vec<IndexV
         }
         return;
     }
+    if def.is_phonetic() {
+        for node in &nodes {
+            phonetic_values(node, out);
+        }
+        return;
+    }
     for node in &nodes {
         convert(def.param_type, node, out);
+    }
+}
+
+/// The values of a `phonetic` parameter: the sound of each family and given name (of a plain
+/// string, such as `Organization.name`, its whole), as [`crate::normalize::phonetic_codes`] gives
+/// them. Prefixes, suffixes and a name's `text` are not compared by sound.
+fn phonetic_values(node: &Node<'_>, out: &mut Vec<IndexValue>) {
+    let mut push = |s: &str| {
+        for code in crate::normalize::phonetic_codes(s) {
+            push_unique(
+                out,
+                IndexValue::String {
+                    normalized: code.clone(),
+                    exact: code,
+                },
+            );
+        }
+    };
+    match node {
+        Node::String(s) => push(s),
+        Node::Element {
+            value: Value::String(s),
+            ..
+        } => push(s),
+        Node::Element {
+            value: Value::Object(name),
+            ..
+        } => {
+            for part in ["family", "given"] {
+                for s in strings_of(name.get(part)) {
+                    push(s);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -474,6 +474,17 @@ fn parse_value(
     raw: &str,
 ) -> Result<SearchValue, Error> {
     Ok(match (param_type, modifier) {
+        (ParamType::String, _) if def.is_some_and(SearchParamDef::is_phonetic) => {
+            // The index holds codes in both columns, so `:exact` compares codes too. A value
+            // with no sound (no Latin letter) keeps its normalised text, which no indexed code
+            // equals, so it matches nothing.
+            let code = crate::normalize::phonetic_code(&unescape(raw))
+                .unwrap_or_else(|| normalize_string(&unescape(raw)));
+            SearchValue::String {
+                normalized: code.clone(),
+                exact: code,
+            }
+        }
         (ParamType::Token, Modifier::Text) | (ParamType::String, _) => {
             let exact = unescape(raw);
             SearchValue::String {

@@ -50,6 +50,12 @@ impl SearchParamDef {
     pub fn is_supported(&self) -> bool {
         self.expression.is_some() && self.param_type != ParamType::Special
     }
+
+    /// True for the string parameters that match by sound (`Patient.phonetic` and the like):
+    /// indexed and searched as Soundex codes, not as the strings themselves.
+    pub fn is_phonetic(&self) -> bool {
+        self.xpath_usage == "phonetic"
+    }
 }
 
 /// Every parameter of every base, sorted by (base, code).

@@ -94,19 +94,25 @@ fn prepare_schema(writer: &Connection, path: &Path) -> Result<(), StoreOpenError
         Some(v) if v == schema::SCHEMA_VERSION => {
             writer.execute_batch(schema::CREATE).map_err(fail)
         }
-        Some(2) => {
-            tracing::info!(path = %path.display(), "migrating the store from schema version 2 to 3");
-            writer
-                .execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {} UPDATE schema_info SET value = {} WHERE key = 'schema_version'; COMMIT;",
-                    schema::migrate_2_to_3(),
-                    schema::SCHEMA_VERSION
-                ))
-                .map_err(|e| {
-                    // Leave the store as it was: the transaction is rolled back whole.
-                    let _ = writer.execute_batch("ROLLBACK");
-                    fail(e)
-                })
+        Some(v @ (2 | 3)) => {
+            tracing::info!(path = %path.display(), from = v, to = schema::SCHEMA_VERSION, "migrating the store's schema");
+            let migrate = || -> rusqlite::Result<()> {
+                writer.execute_batch("BEGIN IMMEDIATE")?;
+                if v == 2 {
+                    writer.execute_batch(&schema::migrate_2_to_3())?;
+                }
+                write::reindex_phonetic(writer)?;
+                writer.execute(
+                    "UPDATE schema_info SET value = ?1 WHERE key = 'schema_version'",
+                    [schema::SCHEMA_VERSION],
+                )?;
+                writer.execute_batch("COMMIT")
+            };
+            migrate().map_err(|e| {
+                // Leave the store as it was: the transaction is rolled back whole.
+                let _ = writer.execute_batch("ROLLBACK");
+                fail(e)
+            })
         }
         Some(v) => Err(StoreOpenError(format!(
             "{} has schema version {v}; this build reads version {}",

@@ -13,8 +13,10 @@
 //! write's time is these inserts. `ord` only makes the key unique (a version can hold the same
 //! value twice, in different composite groups).
 
-/// Bumped when the schema changes; checked at open. Version 2 stores are migrated ([`migrate_2_to_3`]).
-pub const SCHEMA_VERSION: i64 = 3;
+/// Bumped when the schema changes; checked at open. Version 2 stores are migrated
+/// ([`migrate_2_to_3`]), then version 3 stores (`crate::write::reindex_phonetic`: version 4 keeps
+/// Soundex codes in the rows of `phonetic` parameters, where version 3 kept the names).
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub const CREATE: &str = r#"
 CREATE TABLE IF NOT EXISTS resource_version (

@@ -156,6 +156,37 @@ fn put(tx: &Connection, version: &NewVersion) -> Result<StoredVersion, PutError>
     })
 }
 
+/// Re-extracts the rows of `phonetic` parameters for every version that has any (a schema 3
+/// store's, which hold the names themselves) as the codes `concord-search` indexes now. Runs in
+/// the caller's transaction, at open.
+pub(crate) fn reindex_phonetic(conn: &Connection) -> rusqlite::Result<()> {
+    let versions: Vec<(i64, String, Option<String>)> = conn
+        .prepare(
+            "SELECT seq, resource_type, body FROM resource_version
+             WHERE seq IN (SELECT res_seq FROM idx_string WHERE param = 'phonetic')",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    conn.execute("DELETE FROM idx_string WHERE param = 'phonetic'", [])?;
+    let mut values = Vec::new();
+    for (seq, resource_type, body) in versions {
+        let Some(def) = concord_search::registry::lookup(&resource_type, "phonetic") else {
+            continue;
+        };
+        let Some(resource) = body.and_then(|b| serde_json::from_str(&b).ok()) else {
+            continue;
+        };
+        values.clear();
+        concord_search::extract::param_values(def, &resource, &mut values);
+        // `ord` only has to be unique within the version's rows of this parameter.
+        let mut ord = 0;
+        for value in &values {
+            insert_value(conn, seq, &mut ord, &resource_type, "phonetic", None, value)?;
+        }
+    }
+    Ok(())
+}
+
 fn insert_index(
     tx: &Connection,
     seq: i64,

@@ -1,6 +1,7 @@
-//! Opening a store written by an earlier build: a version 2 store (rowid index tables) is
-//! migrated to version 3 in place and keeps answering the same searches; a store from a newer
-//! build is refused with its version named.
+//! Opening a store written by an earlier build: a version 2 store (rowid index tables) and a
+//! version 3 store (names in the rows of `phonetic`) are migrated to version 4 in place and keep
+//! answering the same searches, `phonetic` ones now by sound; a store from a newer build is
+//! refused with its version named.
 
 use concord_fhir::RequestContext;
 use concord_search::parse::parse_search;
@@ -24,7 +25,9 @@ fn version_2_store(path: &std::path::Path) {
                 '{"resourceType":"Patient","id":"p2","meta":{"versionId":"1","lastUpdated":"2023-11-14T22:13:20Z"},"name":[{"family":"Jones"}]}');
         INSERT INTO idx_string (res_seq, resource_type, param, grp, normalized, exact)
         VALUES (1, 'Patient', 'family', NULL, 'smith', 'Smith'),
-               (2, 'Patient', 'family', NULL, 'jones', 'Jones');
+               (2, 'Patient', 'family', NULL, 'jones', 'Jones'),
+               (1, 'Patient', 'phonetic', NULL, 'smith', 'Smith'),
+               (2, 'Patient', 'phonetic', NULL, 'jones', 'Jones');
         INSERT INTO idx_token (res_seq, resource_type, param, grp, system, code, text)
         VALUES (1, 'Patient', 'identifier', NULL, 'urn:s', '1', NULL),
                (1, 'Patient', 'identifier', NULL, 'urn:s', '2', NULL),
@@ -92,12 +95,87 @@ fn a_version_2_store_is_migrated_and_answers_the_same_searches() {
         ids(&store, "family:missing=false&_sort=family"),
         ["p2", "p1"]
     );
+    assert_eq!(ids(&store, "phonetic=Smyth"), ["p1"]);
     drop(store);
-    assert_eq!(schema_version(&path), 3);
+    assert_eq!(schema_version(&path), 4);
 
-    // Opening again finds version 3 and changes nothing.
+    // Opening again finds version 4 and changes nothing.
     let store = SqliteStore::open(&SqliteOptions::new(&path)).expect("opens again");
     assert_eq!(ids(&store, "identifier=urn:s|1"), ["p1"]);
+}
+
+#[test]
+fn a_version_3_store_gets_phonetic_codes_for_every_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("concord.db");
+    drop(SqliteStore::open(&SqliteOptions::new(&path)).expect("creates"));
+    // What version 3 wrote: two versions of p1 (the first superseded) and p2, each with its
+    // names in the `phonetic` rows, and a Practitioner.
+    execute(
+        &path,
+        r#"
+        UPDATE schema_info SET value = 3 WHERE key = 'schema_version';
+        INSERT INTO resource_version (seq, resource_type, id, version_id, last_updated, method, body, superseded_seq)
+        VALUES (1, 'Patient', 'p1', 1, 1700000000000, 'POST',
+                '{"resourceType":"Patient","id":"p1","name":[{"family":"Smith","given":["Ann"],"prefix":["Dr"]}]}', 3),
+               (2, 'Patient', 'p2', 1, 1700000000000, 'POST',
+                '{"resourceType":"Patient","id":"p2","name":[{"family":"Jones"}]}', NULL),
+               (3, 'Patient', 'p1', 2, 1700000000001, 'PUT',
+                '{"resourceType":"Patient","id":"p1","name":[{"family":"Smith-Jones","given":["Ann"]}]}', NULL),
+               (4, 'Practitioner', 'd1', 1, 1700000000000, 'POST',
+                '{"resourceType":"Practitioner","id":"d1","name":[{"family":"Okafor"}]}', NULL);
+        INSERT INTO idx_string (res_seq, param, ord, resource_type, grp, normalized, exact)
+        VALUES (1, 'family', 1, 'Patient', NULL, 'smith', 'Smith'),
+               (1, 'phonetic', 2, 'Patient', NULL, 'smith', 'Smith'),
+               (1, 'phonetic', 3, 'Patient', NULL, 'ann', 'Ann'),
+               (1, 'phonetic', 4, 'Patient', NULL, 'dr', 'Dr'),
+               (2, 'phonetic', 1, 'Patient', NULL, 'jones', 'Jones'),
+               (3, 'family', 1, 'Patient', NULL, 'smith-jones', 'Smith-Jones'),
+               (3, 'phonetic', 2, 'Patient', NULL, 'smith-jones', 'Smith-Jones'),
+               (3, 'phonetic', 3, 'Patient', NULL, 'ann', 'Ann'),
+               (4, 'phonetic', 1, 'Practitioner', NULL, 'okafor', 'Okafor');
+        "#,
+    );
+    let store = SqliteStore::open(&SqliteOptions::new(&path)).expect("migrates");
+    assert_eq!(schema_version(&path), 4);
+    // The current version of p1 is found by either of its surnames' sounds; p2 by its own.
+    assert_eq!(ids(&store, "phonetic=Smyth"), ["p1"]);
+    assert_eq!(ids(&store, "phonetic=Jonas&_sort=_id"), ["p1", "p2"]);
+    assert_eq!(ids(&store, "phonetic=Smith-Jones"), ["p1"]);
+    assert_eq!(ids(&store, "phonetic=smith"), ["p1"]);
+    // The old rows are gone: names no longer match as strings, and prefixes not at all.
+    assert_eq!(ids(&store, "phonetic=Dr"), Vec::<String>::new());
+    assert_eq!(
+        query_number(
+            &path,
+            "SELECT count(*) FROM idx_string WHERE param = 'phonetic' AND normalized = lower(normalized)"
+        ),
+        0
+    );
+    // Every version was re-indexed, the superseded one and the other type's too.
+    assert_eq!(
+        query_number(
+            &path,
+            "SELECT count(*) FROM idx_string WHERE param = 'phonetic' AND res_seq = 1"
+        ),
+        2,
+        "Smith and Ann, not Dr"
+    );
+    assert_eq!(
+        query_number(
+            &path,
+            "SELECT count(*) FROM idx_string WHERE resource_type = 'Practitioner' AND normalized = 'O216'"
+        ),
+        1
+    );
+    assert_eq!(
+        query_number(
+            &path,
+            "SELECT count(*) FROM idx_string WHERE param = 'family'"
+        ),
+        2,
+        "other parameters' rows are untouched"
+    );
 }
 
 #[test]
