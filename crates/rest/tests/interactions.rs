@@ -694,6 +694,11 @@ async fn search_by_string_token_date_reference_quantity_and_composite() {
     assert_eq!(count(&app, "/fhir/Patient?phonetic=Smi").await, 0);
     assert_eq!(count(&app, "/fhir/Patient?phonetic=Smithson").await, 0);
     assert_eq!(count(&app, "/fhir/Patient?phonetic=123").await, 0);
+    assert_eq!(
+        count(&app, "/fhir/Observation?subject:Patient.phonetic=Smyth").await,
+        2,
+        "a chain codes the value by the target's parameter"
+    );
 
     assert_eq!(count(&app, "/fhir/Patient?gender=female").await, 2);
     assert_eq!(
