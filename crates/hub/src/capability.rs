@@ -9,6 +9,12 @@ use serde_json::{Value, json};
 
 use crate::Hub;
 
+/// What a `phonetic` parameter compares, for integrators reading the CapabilityStatement (the
+/// specification leaves the algorithm to the server).
+const PHONETIC: &str = "Matches names by sound: the American Soundex code of the search value \
+                        against those of each family and given name (and of each word of a name \
+                        of several words).";
+
 impl Hub {
     pub fn capability_statement(&self, base: &str, software_version: &str) -> Value {
         let resources: Vec<Value> = RESOURCE_TYPES
@@ -16,7 +22,13 @@ impl Hub {
             .map(|resource_type| {
                 let mut params: Vec<Value> = params_for(resource_type)
                     .filter(|p| p.is_supported())
-                    .map(|p| json!({ "name": p.code, "definition": p.url, "type": p.param_type.code() }))
+                    .map(|p| {
+                        let mut param = json!({ "name": p.code, "definition": p.url, "type": p.param_type.code() });
+                        if p.is_phonetic() {
+                            param["documentation"] = json!(PHONETIC);
+                        }
+                        param
+                    })
                     .collect();
                 params.dedup_by(|a, b| a["name"] == b["name"]);
                 params.push(json!({ "name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token" }));

@@ -547,6 +547,18 @@ async fn metadata_is_public_and_lists_patient_search_params() {
             "Patient.{name} missing from {params:?}"
         );
     }
+    let phonetic = patient["searchParam"]
+        .as_array()
+        .expect("searchParam")
+        .iter()
+        .find(|p| p["name"] == "phonetic")
+        .expect("Patient.phonetic listed");
+    assert!(
+        phonetic["documentation"]
+            .as_str()
+            .is_some_and(|d| d.contains("Soundex")),
+        "the CapabilityStatement says how phonetic matches: {phonetic}"
+    );
 }
 
 #[tokio::test]
