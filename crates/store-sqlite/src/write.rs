@@ -160,14 +160,25 @@ fn put(tx: &Connection, version: &NewVersion) -> Result<StoredVersion, PutError>
 /// store's, which hold the names themselves) as the codes `concord-search` indexes now. Runs in
 /// the caller's transaction, at open.
 pub(crate) fn reindex_phonetic(conn: &Connection) -> rusqlite::Result<()> {
+    // Naming the types lets SQLite find the rows through `idx_string_value` (resource_type,
+    // param, ...) instead of reading the whole table.
+    let types: Vec<String> = concord_search::registry::all()
+        .iter()
+        .filter(|def| def.code == "phonetic" && def.is_phonetic())
+        .map(|def| format!("'{}'", def.base))
+        .collect();
+    let rows = format!(
+        "FROM idx_string WHERE resource_type IN ({}) AND param = 'phonetic'",
+        types.join(", ")
+    );
     let versions: Vec<(i64, String, Option<String>)> = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT seq, resource_type, body FROM resource_version
-             WHERE seq IN (SELECT res_seq FROM idx_string WHERE param = 'phonetic')",
-        )?
+             WHERE seq IN (SELECT res_seq {rows})"
+        ))?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    conn.execute("DELETE FROM idx_string WHERE param = 'phonetic'", [])?;
+    conn.execute(&format!("DELETE {rows}"), [])?;
     let mut values = Vec::new();
     for (seq, resource_type, body) in versions {
         let Some(def) = concord_search::registry::lookup(&resource_type, "phonetic") else {
