@@ -478,8 +478,9 @@ fn parse_value(
             // The index holds codes in both columns, so `:exact` compares codes too. A value
             // with no sound (no Latin letter) keeps its normalised text, which no indexed code
             // equals, so it matches nothing.
-            let code = crate::normalize::phonetic_code(&unescape(raw))
-                .unwrap_or_else(|| normalize_string(&unescape(raw)));
+            let value = unescape(raw);
+            let code =
+                crate::normalize::phonetic_code(&value).unwrap_or_else(|| normalize_string(&value));
             SearchValue::String {
                 normalized: code.clone(),
                 exact: code,
