@@ -187,13 +187,38 @@ impl Hub {
         self.clock.now_ms()
     }
 
-    /// A fresh logical id for a created resource.
+    /// A fresh logical id for a created resource (and for other things the hub names).
+    ///
+    /// A time-ordered UUID (version 7, RFC 9562), not a random one: a new resource's rows in the
+    /// store's id index, and the rows of the references made to it soon after (an Encounter's
+    /// subject, an Observation's encounter), then go at the end of their index ranges instead of
+    /// on a random page each, which made the benchmark's HTTP import about 13% faster
+    /// (docs/performance.md). The id shows when it was made, to the millisecond, which the first
+    /// version's `meta.lastUpdated` shows anyway. Taken from the system clock rather than
+    /// [`Clock`]: it is a name, not a time anyone reads back.
     pub(crate) fn new_id() -> String {
-        uuid::Uuid::new_v4().to_string()
+        uuid::Uuid::now_v7().to_string()
     }
 
     /// Checks that the store answers, for readiness probes.
     pub fn ready(&self, ctx: &RequestContext) -> bool {
         self.store.read(ctx, "Patient", "readiness-probe").is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hub;
+
+    #[test]
+    fn new_ids_are_unique_and_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..1000).map(|_| Hub::new_id()).collect();
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "each id sorts after the one before"
+        );
+        for id in &ids {
+            assert!(concord_fhir::primitive::is_id(id), "{id} is a FHIR id");
+        }
     }
 }
