@@ -76,7 +76,7 @@ impl Hub {
     pub fn receive_v2(&self, ctx: &RequestContext, raw: &[u8]) -> Received {
         let now = self.clock.now_ms();
         let timestamp = hl7_timestamp(now);
-        let ack_id = Hub::new_id();
+        let ack_id = ack_control_id();
         let message = match Message::parse(raw) {
             Ok(m) => m,
             Err(error) => {
@@ -480,6 +480,16 @@ fn first_diagnostic(error: &Error) -> String {
             None => format!("issue '{}'", i.code.code()),
         })
         .unwrap_or_else(|| "unknown error".into())
+}
+
+/// The control id (MSH-10) of an acknowledgement: 20 upper-case hex digits, the most HL7 v2.3 to
+/// v2.6 allow in MSH-10 (a UUID's 36 would be refused by a receiver that checks lengths). Taken
+/// from a fresh time-ordered UUID: its 44 bits of milliseconds, then 36 of its random bits.
+fn ack_control_id() -> String {
+    let bits = uuid::Uuid::now_v7().as_u128();
+    let millis = bits >> 80;
+    let random = bits & 0xF_FFFF_FFFF;
+    format!("{millis:011X}{random:09X}")
 }
 
 /// HL7 DTM `YYYYMMDDHHMMSS+0000` of epoch milliseconds.

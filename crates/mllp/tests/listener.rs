@@ -100,6 +100,7 @@ async fn many_messages_per_connection_each_acknowledged_and_repeats_not_applied_
             .total
     };
     let mut stream = TcpStream::connect(node.addr).await.unwrap();
+    let mut ack_ids = std::collections::BTreeSet::new();
     // The ORU sample asks for enhanced acknowledgement (MSH-15): a commit accept, CA.
     for (name, code) in [
         ("ADT-A01-01.hl7", "AA"),
@@ -113,6 +114,14 @@ async fn many_messages_per_connection_each_acknowledged_and_repeats_not_applied_
             msa(&ack).starts_with(&format!("MSA|{code}|")),
             "{name}: {ack}"
         );
+        // MSH-10 of the ACK itself: its own control id, within the 20 characters HL7 v2.3 to
+        // v2.6 allow, so a receiver that checks lengths takes it.
+        let ack_id = ack.split('|').nth(9).expect("MSH-10").to_string();
+        assert!(
+            !ack_id.is_empty() && ack_id.len() <= 20,
+            "{name}: ACK control id {ack_id:?}"
+        );
+        assert!(ack_ids.insert(ack_id), "{name}: a fresh ACK control id");
     }
     assert!(
         count(Some("DiagnosticReport")) >= Some(1),
