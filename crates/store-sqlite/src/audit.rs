@@ -2,13 +2,21 @@
 //! apart from the resources so it can be backed up, retained and permissioned on its own.
 //!
 //! Owns the schema and SQL of [`AuditLog`]: `audit_entry` (one row per entry, numbered by `seq`,
-//! with the columns it is searched by) and `audit_patient` (one row per patient per entry, so "who
-//! looked at my record" is an index range). Appends are checked against the last entry inside the
-//! same immediate transaction, so two writers can never fork the chain. There is no way to change
-//! or remove an entry through this type. Does not hash or verify (the caller does).
+//! with the columns it is searched by and the patients it touched) and `audit_patient` (one row
+//! per patient per entry, so "who looked at my record" is an index range). Appends are checked
+//! against the last entry inside the same immediate transaction, so two writers can never fork
+//! the chain. There is no way to change or remove an entry through this type. Does not hash or
+//! verify (the caller does).
+//!
+//! **The patient index trails the entries.** An append commits only `audit_entry`, whose rows
+//! go at the end of its b-trees, and waits for the disk. "Who looked at my record" is served by
+//! `audit_patient`, which lives in a file of its own and is filled behind the appends by a
+//! background thread (`crate::audit_index` says why). A search by patient reads the index up to
+//! its reach and the entries' own `patients` after it, in one statement, so it sees every entry
+//! exactly once however far the index has got.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
 
 use concord_fhir::{Error, ErrorKind, RequestContext};
 use concord_store::audit::GENESIS;
@@ -17,14 +25,17 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::audit_index::{self, Indexer};
 use crate::{StoreOpenError, db_error};
 
-/// Bumped when the audit schema changes; checked at open.
-const AUDIT_SCHEMA_VERSION: i64 = 1;
+/// Bumped when the audit schema changes; checked at open. Version 2 keeps each entry's patients
+/// on the entry and the patient index in its own file, filled behind the appends (version 1
+/// filled `audit_patient` here in each append, with an `ord` column and a second index to read an
+/// entry's patients back in order).
+const AUDIT_SCHEMA_VERSION: i64 = 2;
 
 const CREATE: &str = r"
-CREATE TABLE IF NOT EXISTS audit_info (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_entry (
+CREATE TABLE audit_entry (
     seq          INTEGER PRIMARY KEY,
     recorded_ms  INTEGER NOT NULL,
     agent        TEXT    NOT NULL,
@@ -34,28 +45,45 @@ CREATE TABLE IF NOT EXISTS audit_entry (
     outcome      TEXT    NOT NULL,
     prev_hash    TEXT    NOT NULL,
     hash         TEXT    NOT NULL,
-    body         TEXT    NOT NULL
+    body         TEXT    NOT NULL,
+    patients     TEXT    NOT NULL DEFAULT '[]'
 );
-CREATE INDEX IF NOT EXISTS audit_entry_agent ON audit_entry (agent, seq);
-CREATE INDEX IF NOT EXISTS audit_entry_organization ON audit_entry (organization, seq);
-CREATE INDEX IF NOT EXISTS audit_entry_recorded ON audit_entry (recorded_ms);
-CREATE TABLE IF NOT EXISTS audit_patient (
-    patient TEXT    NOT NULL,
-    seq     INTEGER NOT NULL,
-    ord     INTEGER NOT NULL,
-    PRIMARY KEY (patient, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS audit_patient_entry ON audit_patient (seq, ord);
+CREATE INDEX audit_entry_agent ON audit_entry (agent, seq);
+CREATE INDEX audit_entry_organization ON audit_entry (organization, seq);
+CREATE INDEX audit_entry_recorded ON audit_entry (recorded_ms);
+";
+
+/// Version 1 to 2: each entry's patients move onto the entry (a JSON array, in the order they
+/// were given), and the index rows move to the index file (attached as `idx`), which then
+/// reaches the last entry. The two files commit separately: if the second commit is lost, the
+/// index is rebuilt from the entries; if the first is, the migration runs again (`OR IGNORE`).
+const MIGRATE_1_TO_2: &str = r"
+ALTER TABLE audit_entry ADD COLUMN patients TEXT NOT NULL DEFAULT '[]';
+UPDATE audit_entry SET patients = (
+    SELECT json_group_array(p.patient ORDER BY p.ord) FROM audit_patient p WHERE p.seq = audit_entry.seq
+) WHERE seq IN (SELECT seq FROM audit_patient);
+INSERT OR IGNORE INTO idx.audit_patient (patient, seq) SELECT patient, seq FROM main.audit_patient;
+UPDATE idx.index_info SET value = coalesce((SELECT max(seq) FROM main.audit_entry), 0)
+    WHERE key = 'indexed_seq';
+UPDATE idx.index_info SET value = coalesce((SELECT hash FROM main.audit_entry ORDER BY seq DESC LIMIT 1), '')
+    WHERE key = 'indexed_hash';
+DROP TABLE main.audit_patient;
+UPDATE audit_info SET value = 2 WHERE key = 'schema_version';
 ";
 
 const COLUMNS: &str = "e.seq, e.recorded_ms, e.agent, e.organization, e.action, e.interaction, \
-                       e.outcome, e.prev_hash, e.hash, e.body";
+                       e.outcome, e.prev_hash, e.hash, e.body, e.patients";
 
 /// The SQLite audit trail.
 pub struct SqliteAuditLog {
     writer: Mutex<Connection>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     path: PathBuf,
+    /// The patient index's connections, shared with its thread.
+    indexer: Arc<Mutex<Indexer>>,
+    /// Tells the index thread how far the trail reaches; `None` when nothing indexes in the
+    /// background (see [`SqliteAuditLog::open_without_background_index`]).
+    appended: Option<mpsc::Sender<i64>>,
 }
 
 impl std::fmt::Debug for SqliteAuditLog {
@@ -74,10 +102,32 @@ fn open_error(path: &Path, e: &dyn std::fmt::Display) -> StoreOpenError {
 }
 
 impl SqliteAuditLog {
-    /// Opens (creating if needed) the audit database at `path`. Commits are `synchronous = FULL`:
-    /// an audited request is on disk before it is answered. Callers batch appends to keep that
-    /// cheap.
+    /// Opens (creating if needed, or bringing a version 1 trail up to date) the audit database at
+    /// `path`, and its patient index beside it. Appends commit with `synchronous = FULL`: an
+    /// audited request is on disk before it is answered. Callers batch appends to keep that
+    /// cheap. A background thread keeps the patient index close behind the appends (see the
+    /// module doc); it stops when the trail is dropped.
     pub fn open(path: impl Into<PathBuf>) -> Result<SqliteAuditLog, StoreOpenError> {
+        let mut log = SqliteAuditLog::open_without_background_index(path)?;
+        let (appended, queue) = mpsc::channel();
+        let last = last_of(&log.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .map_err(|e| open_error(&log.path, &e))?
+            .map_or(0, |(seq, _)| seq);
+        let indexer = log.indexer.clone();
+        std::thread::Builder::new()
+            .name("concord-audit-index".into())
+            .spawn(move || audit_index::run(&indexer, &queue, last))
+            .map_err(|e| open_error(&log.path, &e))?;
+        log.appended = Some(appended);
+        Ok(log)
+    }
+
+    /// [`SqliteAuditLog::open`] with no background thread: the patient index moves only when
+    /// [`SqliteAuditLog::index_patients`] is called (tests use it to search a trail that is
+    /// indexed up to a known point).
+    pub fn open_without_background_index(
+        path: impl Into<PathBuf>,
+    ) -> Result<SqliteAuditLog, StoreOpenError> {
         let path = path.into();
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
@@ -85,55 +135,58 @@ impl SqliteAuditLog {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreOpenError(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let writer = Connection::open(&path).map_err(|e| open_error(&path, &e))?;
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = FULL;
-                 PRAGMA busy_timeout = 10000;",
-            )
-            .map_err(|e| open_error(&path, &e))?;
-        writer
-            .execute_batch(CREATE)
-            .map_err(|e| open_error(&path, &e))?;
-        let version: Option<i64> = writer
-            .query_row(
-                "SELECT value FROM audit_info WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| open_error(&path, &e))?;
-        match version {
-            None => {
-                writer
-                    .execute(
-                        "INSERT INTO audit_info (key, value) VALUES ('schema_version', ?1)",
-                        [AUDIT_SCHEMA_VERSION],
-                    )
-                    .map_err(|e| open_error(&path, &e))?;
-            }
-            Some(v) if v == AUDIT_SCHEMA_VERSION => {}
-            Some(v) => {
-                return Err(StoreOpenError(format!(
-                    "{} has audit schema version {v}; this build reads version {AUDIT_SCHEMA_VERSION}",
-                    path.display()
-                )));
-            }
-        }
+        let index_path = audit_index::index_path(&path);
+        // Created first: migrating a version 1 trail moves its index rows into it.
+        drop(audit_index::open_index(&index_path).map_err(|e| open_error(&index_path, &e))?);
+        let mut conn = Connection::open(&path).map_err(|e| open_error(&path, &e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 10000;",
+        )
+        .map_err(|e| open_error(&path, &e))?;
+        prepare_schema(&mut conn, &index_path).map_err(|why| open_error(&path, &why))?;
+        let mut indexer =
+            Indexer::open(&path, &index_path).map_err(|e| open_error(&index_path, &e))?;
+        audit_index::check_belongs(&mut indexer.index, &conn)
+            .map_err(|e| open_error(&index_path, &e))?;
+        let attach = index_path.clone();
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(|c| c.execute_batch("PRAGMA busy_timeout = 10000;"));
+            .with_init(move |c| {
+                c.execute_batch("PRAGMA busy_timeout = 10000;")?;
+                c.execute(
+                    "ATTACH DATABASE ?1 AS idx",
+                    [attach.to_string_lossy().as_ref()],
+                )
+                .map(|_| ())
+            });
         let readers = r2d2::Pool::builder()
             .max_size(4)
             .min_idle(Some(1))
             .build(manager)
             .map_err(|e| open_error(&path, &e))?;
         Ok(SqliteAuditLog {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(conn),
             readers,
             path,
+            indexer: Arc::new(Mutex::new(indexer)),
+            appended: None,
         })
+    }
+
+    /// Brings the patient index up to the trail's last entry, or `limit` entries past its
+    /// reach, whichever is nearer; returns its new reach. The background thread does this on
+    /// its own; this is for tests and tools that need to know where the index stands.
+    pub fn index_patients(&self, ctx: &RequestContext, limit: usize) -> Result<u64, Error> {
+        let mut indexer = self
+            .indexer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Indexer { index, trail } = &mut *indexer;
+        let reach = audit_index::index_next(index, trail, limit)
+            .map_err(|e| db_error(&ctx.request_id, &e))?;
+        Ok(u64::try_from(reach).unwrap_or(0))
     }
 
     fn reader(
@@ -163,10 +216,14 @@ fn conflict(why: &str) -> Error {
 
 fn row_to_entry(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     let seq: i64 = row.get(0)?;
+    let patients: String = row.get(10)?;
     Ok(AuditEntry {
         seq: u64::try_from(seq).unwrap_or(0),
         recorded_ms: row.get(1)?,
-        patients: Vec::new(),
+        // The column is written only by `append`, from a list of strings.
+        patients: serde_json::from_str(&patients).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         agent: row.get(2)?,
         organization: row.get(3)?,
         action: row.get(4)?,
@@ -178,20 +235,70 @@ fn row_to_entry(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-/// Fills in each entry's patients, in the order they were given.
-fn with_patients(
-    conn: &Connection,
-    mut entries: Vec<AuditEntry>,
-) -> rusqlite::Result<Vec<AuditEntry>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT patient FROM audit_patient WHERE seq = ?1 ORDER BY ord")?;
-    for entry in &mut entries {
-        let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
-        entry.patients = stmt
-            .query_map([seq], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+/// Creates the schema in a new file, or brings an older one up to date, in one transaction.
+fn prepare_schema(conn: &mut Connection, index_path: &Path) -> Result<(), String> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS audit_info (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    )
+    .map_err(|e| e.to_string())?;
+    let version: Option<i64> = tx
+        .query_row(
+            "SELECT value FROM audit_info WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| e.to_string())?;
+    match version {
+        None => {
+            tx.execute_batch(CREATE).map_err(|e| e.to_string())?;
+            tx.execute(
+                "INSERT INTO audit_info (key, value) VALUES ('schema_version', ?1)",
+                [AUDIT_SCHEMA_VERSION],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        Some(1) => {
+            // ATTACH cannot run inside a transaction: this one is only a read so far, so it ends
+            // here and the migration takes its own.
+            drop(tx);
+            return migrate_1_to_2(conn, index_path);
+        }
+        Some(v) if v == AUDIT_SCHEMA_VERSION => {}
+        Some(v) => {
+            return Err(format!(
+                "it has audit schema version {v}; this build reads version {AUDIT_SCHEMA_VERSION}"
+            ));
+        }
     }
-    Ok(entries)
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// Version 1 to 2, with the index file attached for the length of it.
+fn migrate_1_to_2(conn: &mut Connection, index_path: &Path) -> Result<(), String> {
+    conn.execute(
+        "ATTACH DATABASE ?1 AS idx",
+        [index_path.to_string_lossy().as_ref()],
+    )
+    .map_err(|e| e.to_string())?;
+    let migrated = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .and_then(|tx| {
+            tx.execute_batch(MIGRATE_1_TO_2)?;
+            tx.commit()
+        })
+        .map_err(|e| e.to_string());
+    let detached = conn
+        .execute_batch("DETACH DATABASE idx")
+        .map_err(|e| e.to_string());
+    migrated.and(detached)?;
+    // The migration rewrote every entry into the WAL; copied back now, at open, rather than by
+    // the first append that crosses the checkpoint threshold while requests wait on it.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(|e| e.to_string())
 }
 
 fn last_of(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
@@ -226,10 +333,14 @@ impl AuditLog for SqliteAuditLog {
             if entry.prev_hash != last_hash {
                 return Err(conflict("the entry does not link to the last one"));
             }
+            let patients = serde_json::to_string(&entry.patients).map_err(|e| {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "an audit entry's patients could not be written");
+                Error::internal()
+            })?;
             tx.prepare_cached(
                 "INSERT INTO audit_entry (seq, recorded_ms, agent, organization, action, interaction,
-                                          outcome, prev_hash, hash, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                          outcome, prev_hash, hash, body, patients)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -242,29 +353,21 @@ impl AuditLog for SqliteAuditLog {
                     entry.outcome,
                     entry.prev_hash,
                     entry.hash,
-                    entry.body
+                    entry.body,
+                    patients
                 ])
             })
             .map_err(|e| db_error(&ctx.request_id, &e))?;
-            let mut insert_patient = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO audit_patient (patient, seq, ord) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(|e| db_error(&ctx.request_id, &e))?;
-            for (ord, patient) in entry.patients.iter().enumerate() {
-                insert_patient
-                    .execute(params![
-                        patient,
-                        seq,
-                        i64::try_from(ord).unwrap_or(i64::MAX)
-                    ])
-                    .map_err(|e| db_error(&ctx.request_id, &e))?;
-            }
             last_seq = seq;
             last_hash.clone_from(&entry.hash);
         }
         // Returning early above drops the transaction, which rolls the whole batch back.
-        tx.commit().map_err(|e| db_error(&ctx.request_id, &e))
+        tx.commit().map_err(|e| db_error(&ctx.request_id, &e))?;
+        if let Some(appended) = &self.appended {
+            // The thread is gone only if it panicked; the entries stay searchable unindexed.
+            let _ = appended.send(last_seq);
+        }
+        Ok(())
     }
 
     fn last(&self, ctx: &RequestContext) -> Result<Option<(u64, String)>, Error> {
@@ -277,52 +380,55 @@ impl AuditLog for SqliteAuditLog {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
-        let mut sql = String::new();
         let mut args: Vec<SqlValue> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, value: SqlValue| {
+        let mut arg = |value: SqlValue| {
             args.push(value);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+            format!("?{}", args.len())
         };
-        // With a patient, the patient index drives: it is ordered by seq for that patient.
-        if let Some(patient) = &query.patient {
-            sql.push_str(&format!(
-                "SELECT {COLUMNS} FROM audit_patient p JOIN audit_entry e ON e.seq = p.seq WHERE "
-            ));
-            arg(&mut sql, "p.patient = ?", SqlValue::Text(patient.clone()));
-        } else {
-            sql.push_str(&format!("SELECT {COLUMNS} FROM audit_entry e WHERE 1 = 1"));
-        }
+        // The filters on the entry's own columns, written once and used in each part below (the
+        // same numbered parameters in both).
+        let mut filters = String::new();
         let text = |s: &Option<String>| s.clone().map(SqlValue::Text);
-        for (clause, value) in [
-            (" AND e.agent = ?", text(&query.agent)),
-            (" AND e.organization = ?", text(&query.organization)),
-            (" AND e.outcome = ?", text(&query.outcome)),
-            (" AND e.action = ?", text(&query.action)),
-            (" AND e.interaction = ?", text(&query.interaction)),
+        for (column, value) in [
+            ("e.agent =", text(&query.agent)),
+            ("e.organization =", text(&query.organization)),
+            ("e.outcome =", text(&query.outcome)),
+            ("e.action =", text(&query.action)),
+            ("e.interaction =", text(&query.interaction)),
+            ("e.recorded_ms >=", query.since_ms.map(SqlValue::Integer)),
+            ("e.recorded_ms <", query.until_ms.map(SqlValue::Integer)),
+            // A seq beyond SQLite's range is above every entry, so it excludes nothing.
             (
-                " AND e.recorded_ms >= ?",
-                query.since_ms.map(SqlValue::Integer),
-            ),
-            (
-                " AND e.recorded_ms < ?",
-                query.until_ms.map(SqlValue::Integer),
+                "e.seq <",
+                query
+                    .before_seq
+                    .map(|before| SqlValue::Integer(i64::try_from(before).unwrap_or(i64::MAX))),
             ),
         ] {
             if let Some(value) = value {
-                arg(&mut sql, clause, value);
+                filters.push_str(&format!(" AND {column} {}", arg(value)));
             }
         }
-        if let Some(before) = query.before_seq {
-            // A seq beyond SQLite's range is above every entry, so it excludes nothing.
-            let before = i64::try_from(before).unwrap_or(i64::MAX);
-            arg(&mut sql, " AND e.seq < ?", SqlValue::Integer(before));
-        }
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        arg(
-            &mut sql,
-            " ORDER BY e.seq DESC LIMIT ?",
-            SqlValue::Integer(limit),
-        );
+        let sql = match &query.patient {
+            // The patient index drives up to its reach (it is ordered by seq for each patient);
+            // the entries after it are read by their own `patients`. One statement, so both
+            // parts see the same reach.
+            Some(patient) => {
+                let patient = arg(SqlValue::Text(patient.clone()));
+                format!(
+                    "SELECT {COLUMNS} FROM (
+                         SELECT e.* FROM idx.audit_patient p JOIN audit_entry e ON e.seq = p.seq
+                         WHERE p.patient = {patient}{filters}
+                         UNION ALL
+                         SELECT e.* FROM audit_entry e
+                         WHERE e.seq > (SELECT value FROM idx.index_info WHERE key = 'indexed_seq')
+                           AND EXISTS (SELECT 1 FROM json_each(e.patients) WHERE json_each.value = {patient}){filters}
+                     ) e ORDER BY e.seq DESC LIMIT "
+                )
+            }
+            None => format!("SELECT {COLUMNS} FROM audit_entry e WHERE 1 = 1{filters} ORDER BY e.seq DESC LIMIT "),
+        };
+        let sql = sql + &arg(SqlValue::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
         let conn = self.reader(ctx)?;
         let entries = conn
             .prepare_cached(&sql)
@@ -330,7 +436,6 @@ impl AuditLog for SqliteAuditLog {
                 s.query_map(rusqlite::params_from_iter(args.iter()), row_to_entry)?
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
-            .and_then(|entries| with_patients(&conn, entries))
             .map_err(|e| db_error(&ctx.request_id, &e))?;
         Ok(entries)
     }
@@ -353,7 +458,6 @@ impl AuditLog for SqliteAuditLog {
             s.query_map(params![after, limit], row_to_entry)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
-        .and_then(|entries| with_patients(&conn, entries))
         .map_err(|e| db_error(&ctx.request_id, &e))
     }
 }

@@ -10,6 +10,7 @@
 //! never block the writer in WAL mode.
 
 mod audit;
+mod audit_index;
 mod group;
 mod messages;
 mod read;

@@ -23,28 +23,92 @@ fn message_log_dedupes_and_tracks_status() {
     concord_store::contract::message_log_dedupes_and_tracks_status(&store);
 }
 
-fn fresh_audit_log() -> concord_store_sqlite::SqliteAuditLog {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log =
-        concord_store_sqlite::SqliteAuditLog::open(dir.path().join("audit.db")).expect("opens");
-    // The directory must outlive the log; leak it for the test's lifetime.
-    std::mem::forget(dir);
-    log
+/// A trail whose patient index is brought forward `step` entries after every append, so a search
+/// sees some entries through the index and the rest through their own `patients`.
+struct IndexedInSteps {
+    log: concord_store_sqlite::SqliteAuditLog,
+    step: usize,
+}
+
+impl concord_store::AuditLog for IndexedInSteps {
+    fn append(
+        &self,
+        ctx: &concord_fhir::RequestContext,
+        entries: &[concord_store::AuditEntry],
+    ) -> Result<(), concord_fhir::Error> {
+        self.log.append(ctx, entries)?;
+        self.log.index_patients(ctx, self.step).map(|_| ())
+    }
+    fn last(
+        &self,
+        ctx: &concord_fhir::RequestContext,
+    ) -> Result<Option<(u64, String)>, concord_fhir::Error> {
+        self.log.last(ctx)
+    }
+    fn search(
+        &self,
+        ctx: &concord_fhir::RequestContext,
+        query: &concord_store::AuditQuery,
+    ) -> Result<Vec<concord_store::AuditEntry>, concord_fhir::Error> {
+        self.log.search(ctx, query)
+    }
+    fn scan(
+        &self,
+        ctx: &concord_fhir::RequestContext,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<concord_store::AuditEntry>, concord_fhir::Error> {
+        self.log.scan(ctx, after_seq, limit)
+    }
+}
+
+/// The same contract against a trail indexed in the background (as served), one never indexed,
+/// and ones indexed a few entries at a time, fully after each append or partly.
+fn fresh_audit_logs() -> Vec<Box<dyn concord_store::AuditLog>> {
+    let path = || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        // The directory must outlive the log; leak it for the test's lifetime.
+        std::mem::forget(dir);
+        path
+    };
+    let stepped = |step| -> Box<dyn concord_store::AuditLog> {
+        Box::new(IndexedInSteps {
+            log: concord_store_sqlite::SqliteAuditLog::open_without_background_index(path())
+                .expect("opens"),
+            step,
+        })
+    };
+    vec![
+        Box::new(concord_store_sqlite::SqliteAuditLog::open(path()).expect("opens")),
+        Box::new(
+            concord_store_sqlite::SqliteAuditLog::open_without_background_index(path())
+                .expect("opens"),
+        ),
+        stepped(4),
+        stepped(1000),
+    ]
 }
 
 #[test]
 fn audit_log_appends_and_scans() {
-    concord_store::contract::audit_log_appends_and_scans(&fresh_audit_log());
+    for log in fresh_audit_logs() {
+        concord_store::contract::audit_log_appends_and_scans(log.as_ref());
+    }
 }
 
 #[test]
 fn audit_log_refuses_a_fork() {
-    concord_store::contract::audit_log_refuses_a_fork(&fresh_audit_log());
+    for log in fresh_audit_logs() {
+        concord_store::contract::audit_log_refuses_a_fork(log.as_ref());
+    }
 }
 
 #[test]
 fn audit_log_search_filters_and_pages() {
-    concord_store::contract::audit_log_search_filters_and_pages(&fresh_audit_log());
+    for log in fresh_audit_logs() {
+        concord_store::contract::audit_log_search_filters_and_pages(log.as_ref());
+    }
 }
 
 #[test]
