@@ -2,11 +2,12 @@
 //! apart from the resources so it can be backed up, retained and permissioned on its own.
 //!
 //! Owns the schema and SQL of [`AuditLog`]: `audit_entry` (one row per entry, numbered by `seq`,
-//! with the columns it is searched by and the patients it touched) and `audit_patient` (one row
-//! per patient per entry, so "who looked at my record" is an index range). Appends are checked
-//! against the last entry inside the same immediate transaction, so two writers can never fork
-//! the chain. There is no way to change or remove an entry through this type. Does not hash or
-//! verify (the caller does).
+//! with the columns it is searched by and the patients it touched), and searching it together
+//! with the patient index (`audit_patient`, one row per patient per entry, so "who looked at my
+//! record" is an index range). Appends are checked against the last entry inside the same
+//! immediate transaction, so two writers can never fork the chain. There is no way to change or
+//! remove an entry through this type. Does not hash or verify (the caller does), or fill the
+//! patient index (`crate::audit_index` does).
 //!
 //! **The patient index trails the entries.** An append commits only `audit_entry`, whose rows
 //! go at the end of its b-trees, and waits for the disk. "Who looked at my record" is served by
@@ -110,9 +111,13 @@ impl SqliteAuditLog {
     pub fn open(path: impl Into<PathBuf>) -> Result<SqliteAuditLog, StoreOpenError> {
         let mut log = SqliteAuditLog::open_without_background_index(path)?;
         let (appended, queue) = mpsc::channel();
-        let last = last_of(&log.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-            .map_err(|e| open_error(&log.path, &e))?
-            .map_or(0, |(seq, _)| seq);
+        let last = last_of(
+            &log.writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .map_err(|e| open_error(&log.path, &e))?
+        .map_or(0, |(seq, _)| seq);
         let indexer = log.indexer.clone();
         std::thread::Builder::new()
             .name("concord-audit-index".into())
@@ -385,8 +390,7 @@ impl AuditLog for SqliteAuditLog {
             args.push(value);
             format!("?{}", args.len())
         };
-        // The filters on the entry's own columns, written once and used in each part below (the
-        // same numbered parameters in both).
+        // The filters on the entry's own columns.
         let mut filters = String::new();
         let text = |s: &Option<String>| s.clone().map(SqlValue::Text);
         for (column, value) in [
@@ -410,25 +414,30 @@ impl AuditLog for SqliteAuditLog {
             }
         }
         let sql = match &query.patient {
-            // The patient index drives up to its reach (it is ordered by seq for each patient);
-            // the entries after it are read by their own `patients`. One statement, so both
-            // parts see the same reach.
+            // The patient index up to its reach, and the entries after it by their own
+            // `patients`: one statement, so both parts see the same reach. Only entry numbers
+            // come out of the union, and SQLite keeps them sorted, so the newest are read first
+            // and reading stops at the limit however many entries the person has.
             Some(patient) => {
                 let patient = arg(SqlValue::Text(patient.clone()));
                 format!(
-                    "SELECT {COLUMNS} FROM (
-                         SELECT e.* FROM idx.audit_patient p JOIN audit_entry e ON e.seq = p.seq
-                         WHERE p.patient = {patient}{filters}
+                    "SELECT {COLUMNS} FROM audit_entry e WHERE e.seq IN (
+                         SELECT p.seq FROM idx.audit_patient p WHERE p.patient = {patient}
                          UNION ALL
-                         SELECT e.* FROM audit_entry e
-                         WHERE e.seq > (SELECT value FROM idx.index_info WHERE key = 'indexed_seq')
-                           AND EXISTS (SELECT 1 FROM json_each(e.patients) WHERE json_each.value = {patient}){filters}
-                     ) e ORDER BY e.seq DESC LIMIT "
+                         SELECT t.seq FROM audit_entry t
+                         WHERE t.seq > (SELECT value FROM idx.index_info WHERE key = 'indexed_seq')
+                           AND EXISTS (SELECT 1 FROM json_each(t.patients) WHERE json_each.value = {patient})
+                     ){filters} ORDER BY e.seq DESC LIMIT "
                 )
             }
-            None => format!("SELECT {COLUMNS} FROM audit_entry e WHERE 1 = 1{filters} ORDER BY e.seq DESC LIMIT "),
+            None => format!(
+                "SELECT {COLUMNS} FROM audit_entry e WHERE 1 = 1{filters} ORDER BY e.seq DESC LIMIT "
+            ),
         };
-        let sql = sql + &arg(SqlValue::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
+        let sql = sql
+            + &arg(SqlValue::Integer(
+                i64::try_from(query.limit).unwrap_or(i64::MAX),
+            ));
         let conn = self.reader(ctx)?;
         let entries = conn
             .prepare_cached(&sql)

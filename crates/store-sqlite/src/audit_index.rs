@@ -160,8 +160,8 @@ pub(crate) fn index_next(
     rows.sort_unstable();
     rows.dedup();
     {
-        let mut insert =
-            tx.prepare_cached("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?1, ?2)")?;
+        let mut insert = tx
+            .prepare_cached("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?1, ?2)")?;
         for (patient, seq) in &rows {
             insert.execute(params![patient, seq])?;
         }

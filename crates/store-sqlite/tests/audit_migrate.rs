@@ -108,7 +108,11 @@ fn a_version_1_trail_is_migrated_and_keeps_its_patients_and_chain() {
     let patients: Vec<Vec<String>> = entries.iter().map(|e| e.patients.clone()).collect();
     assert_eq!(
         patients,
-        [vec!["p1".to_string()], vec!["p2".into(), "p1".into()], vec![]],
+        [
+            vec!["p1".to_string()],
+            vec!["p2".into(), "p1".into()],
+            vec![]
+        ],
         "each entry keeps its patients, in their order"
     );
     assert_eq!(
