@@ -51,14 +51,21 @@ memory() { awk '/VmHWM|RssAnon|RssFile/ {printf "%s %s %s; ", $1, $2, $3}' /proc
 say "server memory after HTTP import: $(memory)"
 python3 tools/bench/make_paths.py "http://127.0.0.1:$port/fhir" "$token" "$out/paths" | tee -a "$results"
 
+# The server's CPU time (user + system, from /proc) per request is printed too: on a shared host
+# whose speed drifts it is the figure least disturbed by other tenants, so builds compare by it.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for workload in read identifier patient_name obs_code_date encounter_sorted chained; do
+  ticks=$(cpu_ticks $pid)
   PATHS_FILE="$out/paths/$workload.txt" wrk -t2 -c"$connections" -d"${duration}s" --latency \
     -H "Authorization: Bearer $token" -s tools/bench/paths.lua "http://127.0.0.1:$port" > "$out/wrk-$workload.txt"
+  ticks=$(( $(cpu_ticks $pid) - ticks ))
   rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk-$workload.txt")
   p50=$(awk '$1=="50%" {print $2}' "$out/wrk-$workload.txt")
   p99=$(awk '$1=="99%" {print $2}' "$out/wrk-$workload.txt")
+  requests=$(awk '/requests in/ {print $1}' "$out/wrk-$workload.txt")
+  cpu=$(python3 -c 'import sys; t, n, hz = map(float, sys.argv[1:]); print(f"{t / hz / n * 1e6:.0f}")' "$ticks" "$requests" "$(getconf CLK_TCK)")
   errors=$(grep -E "Non-2xx|Socket errors" "$out/wrk-$workload.txt" || true)
-  say "$workload: $rps req/s, p50 $p50, p99 $p99 ${errors}"
+  say "$workload: $rps req/s, p50 $p50, p99 $p99, server CPU $cpu us/req ${errors}"
 done
 # RssFile is the database file mapped by each SQLite connection (mmap), counted once per mapping;
 # RssAnon is the server's own memory.
