@@ -214,6 +214,7 @@ impl Indexer {
 /// The background thread's loop: `appended` carries the seq of each append's last entry. A whole
 /// batch waiting is indexed at once; less is indexed after a pause in appends. Ends, after a last
 /// catch-up, when the trail is dropped (the sender with it).
+///
 /// `last_seq` is the trail's last entry when the thread starts, so entries a crash left
 /// unindexed are indexed straight away.
 pub(crate) fn run(indexer: &Arc<Mutex<Indexer>>, appended: &Receiver<i64>, mut last_seq: i64) {
@@ -244,9 +245,12 @@ pub(crate) fn run(indexer: &Arc<Mutex<Indexer>>, appended: &Receiver<i64>, mut l
                     indexed_at = Instant::now();
                 }
                 Err(e) => {
-                    // The entries stay searchable through their own `patients`; the next round
-                    // tries again.
+                    // The entries stay searchable through their own `patients`. The next round
+                    // tries again, after a pause: a failure that lasts (a full disk) must not be
+                    // retried, and logged, at every append.
                     tracing::warn!(error = %e, "the audit patient index was not brought up to date");
+                    drop(indexer);
+                    std::thread::sleep(IDLE);
                 }
             }
         }
