@@ -141,8 +141,9 @@ impl SqliteAuditLog {
                 .map_err(|e| StoreOpenError(format!("cannot create {}: {e}", parent.display())))?;
         }
         let index_path = audit_index::index_path(&path);
-        // Created first: migrating a version 1 trail moves its index rows into it.
-        drop(audit_index::open_index(&index_path).map_err(|e| open_error(&index_path, &e))?);
+        // Opened first: migrating a version 1 trail moves its index rows into it.
+        let index =
+            audit_index::open_index(&index_path).map_err(|e| open_error(&index_path, &e))?;
         let mut conn = Connection::open(&path).map_err(|e| open_error(&path, &e))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -151,8 +152,7 @@ impl SqliteAuditLog {
         )
         .map_err(|e| open_error(&path, &e))?;
         prepare_schema(&mut conn, &index_path).map_err(|why| open_error(&path, &why))?;
-        let mut indexer =
-            Indexer::open(&path, &index_path).map_err(|e| open_error(&index_path, &e))?;
+        let mut indexer = Indexer::new(&path, index).map_err(|e| open_error(&path, &e))?;
         audit_index::check_belongs(&mut indexer.index, &conn)
             .map_err(|e| open_error(&index_path, &e))?;
         let attach = index_path.clone();

@@ -13,7 +13,7 @@
 //! thousands of entries never holds an append up, and a person read many times in a batch costs
 //! one page. Its commits do not wait for the disk (`synchronous = NORMAL`): everything in it can
 //! be rebuilt from the entries, which are on disk before any request is answered. A lost or
-//! damaged file is rebuilt from the start.
+//! unreadable file is rebuilt from the start.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -46,8 +46,8 @@ pub(crate) fn index_path(trail: &Path) -> PathBuf {
     trail.with_file_name(format!("{stem}-patients.db"))
 }
 
-/// Opens the index file for writing, creating it if needed. A file SQLite cannot read is
-/// removed and created again: the index holds nothing that cannot be rebuilt.
+/// Opens the index file for writing, creating it if needed. A file that cannot be read as an
+/// index is removed and created again: the index holds nothing that cannot be rebuilt.
 pub(crate) fn open_index(path: &Path) -> rusqlite::Result<Connection> {
     match try_open_index(path) {
         Ok(conn) => Ok(conn),
@@ -64,6 +64,9 @@ pub(crate) fn open_index(path: &Path) -> rusqlite::Result<Connection> {
     }
 }
 
+/// Opens the file and reads how far it reaches, which fails on a file that is not an index.
+/// There is deliberately no integrity check (`PRAGMA quick_check` reads the whole file, seconds
+/// at every start for a large index); the WAL keeps a power loss from damaging it.
 fn try_open_index(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(
@@ -72,17 +75,7 @@ fn try_open_index(path: &Path) -> rusqlite::Result<Connection> {
          PRAGMA busy_timeout = 10000;",
     )?;
     conn.execute_batch(CREATE)?;
-    conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
-        .and_then(|verdict| {
-            if verdict == "ok" {
-                Ok(())
-            } else {
-                Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                    Some(verdict),
-                ))
-            }
-        })?;
+    reach(&conn)?;
     Ok(conn)
 }
 
@@ -185,16 +178,15 @@ pub(crate) struct Indexer {
 }
 
 impl Indexer {
-    pub(crate) fn open(trail_path: &Path, index_path: &Path) -> rusqlite::Result<Indexer> {
+    /// The indexer over an index opened with [`open_index`] and a read-only connection of its
+    /// own to the trail.
+    pub(crate) fn new(trail_path: &Path, index: Connection) -> rusqlite::Result<Indexer> {
         let trail = Connection::open_with_flags(
             trail_path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         trail.execute_batch("PRAGMA busy_timeout = 10000;")?;
-        Ok(Indexer {
-            index: open_index(index_path)?,
-            trail,
-        })
+        Ok(Indexer { index, trail })
     }
 
     /// Indexes batches until the index reaches `last_seq` (or the trail's end); returns the reach.
