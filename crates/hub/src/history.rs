@@ -51,7 +51,7 @@ impl Hub {
             match self.store.read(ctx, t, i)? {
                 None => return Err(Error::not_found(format!("{t}/{i} is not known"))),
                 Some(current) if !current.is_deleted() => {
-                    self.guard_read(ctx, Interaction::Read, &current)?;
+                    self.guard_read(ctx, Interaction::Read, &current, None)?;
                 }
                 Some(_) => {}
             }

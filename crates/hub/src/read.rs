@@ -19,16 +19,16 @@ impl Hub {
         id: &str,
     ) -> Result<StoredVersion, Error> {
         ensure_type(resource_type)?;
-        match self.store.read(ctx, resource_type, id)? {
+        match self.store.read_with_last_seq(ctx, resource_type, id)? {
             None => Err(Error::not_found(format!(
                 "{resource_type}/{id} is not known"
             ))),
-            Some(v) if v.is_deleted() => Err(Error::new(
+            Some((v, _)) if v.is_deleted() => Err(Error::new(
                 ErrorKind::Gone,
                 format!("{resource_type}/{id} was deleted"),
             )),
-            Some(v) => {
-                self.guard_read(ctx, Interaction::Read, &v)?;
+            Some((v, last_seq)) => {
+                self.guard_read(ctx, Interaction::Read, &v, Some(last_seq))?;
                 Ok(v)
             }
         }
@@ -57,19 +57,21 @@ impl Hub {
                 format!("version {number} of {resource_type}/{id} is a deletion"),
             )),
             Some(v) => {
-                self.guard_read(ctx, Interaction::Read, &v)?;
+                self.guard_read(ctx, Interaction::Read, &v, None)?;
                 Ok(v)
             }
         }
     }
 
     /// Access for one stored version: decided for its person; a masked resource is refused
-    /// with a reason that says something was withheld, not what.
+    /// with a reason that says something was withheld, not what. `last_seq` is the store's, read
+    /// with the version when it was (see `ResourceStore::read_with_last_seq`).
     pub(crate) fn guard_read(
         &self,
         ctx: &RequestContext,
         interaction: Interaction,
         version: &StoredVersion,
+        last_seq: Option<i64>,
     ) -> Result<(), Error> {
         if crate::access::is_trusted_system(ctx) {
             return Ok(());
@@ -77,8 +79,13 @@ impl Hub {
         let resource: serde_json::Value =
             serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
                 .map_err(|_| Error::internal())?;
-        let (_, verdict) =
-            self.authorize_lookup(ctx, interaction, &version.resource_type, &resource, None)?;
+        let (_, verdict) = self.authorize_lookup(
+            ctx,
+            interaction,
+            &version.resource_type,
+            &resource,
+            last_seq,
+        )?;
         match verdict {
             Verdict::Keep => Ok(()),
             Verdict::Withhold => Err(Error::new(

@@ -144,7 +144,7 @@ impl Hub {
                 (Verb::Get, _, Some(id)) if !r.url.contains('?') => {
                     match self.store.read(&ctx.internal(), resource_type, id)? {
                         Some(version) if !version.is_deleted() => {
-                            self.guard_read(ctx, Interaction::Read, &version)
+                            self.guard_read(ctx, Interaction::Read, &version, None)
                         }
                         _ => Ok(()),
                     }

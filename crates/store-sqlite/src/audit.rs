@@ -169,6 +169,8 @@ impl SqliteAuditLog {
         let readers = r2d2::Pool::builder()
             .max_size(4)
             .min_idle(Some(1))
+            // No `SELECT 1` at each checkout, as for the store's readers.
+            .test_on_check_out(false)
             .build(manager)
             .map_err(|e| open_error(&path, &e))?;
         Ok(SqliteAuditLog {

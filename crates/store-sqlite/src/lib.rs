@@ -181,6 +181,10 @@ impl SqliteStore {
             .with_init(move |c| configure_reader(c, synchronous));
         let readers = r2d2::Pool::builder()
             .max_size(options.readers.max(1))
+            // r2d2_sqlite checks a connection with `SELECT 1` at every checkout, a statement
+            // parsed and run per request; a local file's connection does not go stale, and a
+            // failing one reports its error on first use anyway.
+            .test_on_check_out(false)
             .min_idle(Some(1))
             .build(manager)
             .map_err(|e| {
@@ -279,6 +283,17 @@ impl ResourceStore for SqliteStore {
     ) -> Result<Option<StoredVersion>, Error> {
         let conn = self.reader(ctx)?;
         read::current(&conn, resource_type, id).map_err(|e| db_error(&ctx.request_id, &e))
+    }
+
+    fn read_with_last_seq(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<(StoredVersion, i64)>, Error> {
+        let conn = self.reader(ctx)?;
+        read::current_with_last_seq(&conn, resource_type, id)
+            .map_err(|e| db_error(&ctx.request_id, &e))
     }
 
     fn vread(

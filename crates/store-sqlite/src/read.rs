@@ -38,6 +38,23 @@ pub(crate) fn current(
         .optional()
 }
 
+/// [`current`] with the store's last `seq`, in one statement and so one snapshot (a second
+/// statement would cost a second read transaction: its locks and a trip to the pool).
+pub(crate) fn current_with_last_seq(
+    conn: &Connection,
+    resource_type: &str,
+    id: &str,
+) -> rusqlite::Result<Option<(StoredVersion, i64)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS}, (SELECT MAX(seq) FROM resource_version) FROM resource_version
+         WHERE resource_type = ?1 AND id = ?2 AND superseded_seq IS NULL"
+    ))?;
+    stmt.query_row(params![resource_type, id], |row| {
+        Ok((row_to_version(row)?, row.get(7)?))
+    })
+    .optional()
+}
+
 pub(crate) fn version(
     conn: &Connection,
     resource_type: &str,

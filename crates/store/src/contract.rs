@@ -231,7 +231,29 @@ pub fn last_seq_moves_with_every_write(store: &dyn ResourceStore) {
     assert!(second.seq > first.seq);
     assert_eq!(store.last_seq(&ctx()).expect("last_seq"), second.seq);
     delete(store, "Consent", "c1", 2);
-    assert!(store.last_seq(&ctx()).expect("last_seq") > second.seq);
+    let last = store.last_seq(&ctx()).expect("last_seq");
+    assert!(last > second.seq);
+    // Read together, the version and the store's last seq are those read one at a time.
+    let (version, seq) = store
+        .read_with_last_seq(&ctx(), "Patient", "p1")
+        .expect("reads")
+        .expect("p1 exists");
+    assert_eq!(
+        version,
+        store.read(&ctx(), "Patient", "p1").unwrap().unwrap()
+    );
+    assert_eq!(seq, last);
+    let (deleted, _) = store
+        .read_with_last_seq(&ctx(), "Consent", "c1")
+        .expect("reads")
+        .expect("a deletion is a version");
+    assert!(deleted.is_deleted());
+    assert_eq!(
+        store
+            .read_with_last_seq(&ctx(), "Patient", "never")
+            .unwrap(),
+        None
+    );
 }
 
 pub fn create_then_read(store: &dyn ResourceStore) {

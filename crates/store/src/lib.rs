@@ -166,6 +166,22 @@ pub trait ResourceStore: Send + Sync {
     /// store can be cached under it and reused while it stays put.
     fn last_seq(&self, ctx: &RequestContext) -> Result<i64, Error>;
 
+    /// [`ResourceStore::read`] with [`ResourceStore::last_seq`] as of the same moment: what a read
+    /// that the access rules then decide needs (the facts they read about the person are cached
+    /// under `last_seq`). A store that can answer both in one trip overrides this; the default
+    /// reads `last_seq` first, so it is never newer than the version read.
+    fn read_with_last_seq(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<(StoredVersion, i64)>, Error> {
+        let last_seq = self.last_seq(ctx)?;
+        Ok(self
+            .read(ctx, resource_type, id)?
+            .map(|version| (version, last_seq)))
+    }
+
     /// Lists versions, newest first.
     fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, Error>;
 
