@@ -19,6 +19,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use concord_store::OutcomeHook;
@@ -57,6 +58,8 @@ struct Outcomes {
 
 pub(crate) struct GroupWriter {
     conn: Mutex<Conn>,
+    /// Told of every commit (the background checkpoint, `crate::checkpoint`).
+    on_commit: Option<Sender<()>>,
     /// Threads waiting for the connection to add a unit.
     queued: AtomicUsize,
     outcomes: Mutex<Outcomes>,
@@ -64,8 +67,9 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    pub(crate) fn new(conn: Connection) -> Self {
+    pub(crate) fn new(conn: Connection, on_commit: Option<Sender<()>>) -> Self {
         GroupWriter {
+            on_commit,
             conn: Mutex::new(Conn {
                 conn,
                 open: None,
@@ -158,6 +162,11 @@ impl GroupWriter {
         } else if self.queued.load(Ordering::SeqCst) == 0 || c.units >= MAX_UNITS {
             let committed = exec(&c.conn, "COMMIT");
             self.finish_batch(c, batch, committed.as_ref().err().map(ToString::to_string));
+            if let (Ok(()), Some(on_commit)) = (&committed, &self.on_commit) {
+                // Gone only with a checkpoint thread that could not go on; the writer's own
+                // automatic checkpoint still bounds the log.
+                let _ = on_commit.send(());
+            }
             Some(committed)
         } else {
             // Someone is queued: they add their unit to this batch and commit it (or pass it on).

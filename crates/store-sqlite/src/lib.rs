@@ -11,6 +11,7 @@
 
 mod audit;
 mod audit_index;
+mod checkpoint;
 mod group;
 mod messages;
 mod read;
@@ -139,11 +140,20 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
-    let sync = match synchronous {
+/// The writer checkpoints in its own commits only when the log is this long (80 MB of 4 KiB
+/// frames): by then the background checkpoint ([`checkpoint`]) has copied nearly all of it, and
+/// this lets a log that is written to without pause start again.
+const WRITER_CHECKPOINT_FRAMES: i64 = 20_000;
+
+fn synchronous_pragma(synchronous: Synchronous) -> &'static str {
+    match synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
-    };
+    }
+}
+
+fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
+    let sync = synchronous_pragma(synchronous);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {sync};
@@ -152,7 +162,7 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()
          PRAGMA mmap_size = 268435456;
          PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = OFF;
-         PRAGMA wal_autocheckpoint = 10000;"
+         PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_FRAMES};"
     ))?;
     stable_plans(conn)?;
     conn.set_prepared_statement_cache_capacity(256);
@@ -193,8 +203,10 @@ impl SqliteStore {
                     options.path.display()
                 ))
             })?;
+        let on_commit = checkpoint::spawn(&options.path, synchronous_pragma(synchronous))
+            .map_err(|e| open_error(&options.path, &e))?;
         Ok(SqliteStore {
-            writer: GroupWriter::new(writer),
+            writer: GroupWriter::new(writer, Some(on_commit)),
             readers,
             path: options.path.clone(),
         })
