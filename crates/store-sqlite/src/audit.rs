@@ -17,7 +17,7 @@
 //! exactly once however far the index has got.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 
 use concord_fhir::{Error, ErrorKind, RequestContext};
 use concord_store::audit::GENESIS;
@@ -84,7 +84,7 @@ pub struct SqliteAuditLog {
     indexer: Arc<Mutex<Indexer>>,
     /// Tells the index thread how far the trail reaches; `None` when nothing indexes in the
     /// background (see [`SqliteAuditLog::open_without_background_index`]).
-    appended: Option<mpsc::Sender<i64>>,
+    appended: Option<audit_index::Progress>,
 }
 
 impl std::fmt::Debug for SqliteAuditLog {
@@ -110,7 +110,6 @@ impl SqliteAuditLog {
     /// module doc); it stops when the trail is dropped.
     pub fn open(path: impl Into<PathBuf>) -> Result<SqliteAuditLog, StoreOpenError> {
         let mut log = SqliteAuditLog::open_without_background_index(path)?;
-        let (appended, queue) = mpsc::channel();
         let last = last_of(
             &log.writer
                 .lock()
@@ -118,12 +117,9 @@ impl SqliteAuditLog {
         )
         .map_err(|e| open_error(&log.path, &e))?
         .map_or(0, |(seq, _)| seq);
-        let indexer = log.indexer.clone();
-        std::thread::Builder::new()
-            .name("concord-audit-index".into())
-            .spawn(move || audit_index::run(&indexer, &queue, last))
-            .map_err(|e| open_error(&log.path, &e))?;
-        log.appended = Some(appended);
+        let progress =
+            audit_index::spawn(log.indexer.clone(), last).map_err(|e| open_error(&log.path, &e))?;
+        log.appended = Some(progress);
         Ok(log)
     }
 
@@ -371,8 +367,7 @@ impl AuditLog for SqliteAuditLog {
         // Returning early above drops the transaction, which rolls the whole batch back.
         tx.commit().map_err(|e| db_error(&ctx.request_id, &e))?;
         if let Some(appended) = &self.appended {
-            // The thread is gone only if it panicked; the entries stay searchable unindexed.
-            let _ = appended.send(last_seq);
+            appended.appended(last_seq);
         }
         Ok(())
     }
