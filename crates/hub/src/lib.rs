@@ -16,6 +16,7 @@ pub mod audit;
 pub mod audit_view;
 pub mod bundle;
 pub mod capability;
+mod decision_view;
 pub mod everything;
 pub mod federate;
 pub mod feed;

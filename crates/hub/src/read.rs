@@ -76,14 +76,11 @@ impl Hub {
         if crate::access::is_trusted_system(ctx) {
             return Ok(());
         }
-        let resource: serde_json::Value =
-            serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
-                .map_err(|_| Error::internal())?;
-        let (_, verdict) = self.authorize_lookup(
+        let (_, verdict) = self.authorize_stored(
             ctx,
             interaction,
             &version.resource_type,
-            &resource,
+            version.body.as_deref().unwrap_or("{}"),
             last_seq,
         )?;
         match verdict {
