@@ -748,21 +748,25 @@ impl Hub {
         ctx: &RequestContext,
         interaction: Interaction,
         versions: &mut Vec<StoredVersion>,
+        snapshot: Option<i64>,
     ) -> usize {
         if is_trusted_system(ctx) {
             return 0;
         }
         let mut grants: HashMap<String, Option<Grant>> = HashMap::new();
-        // Read once for the page: each person's facts may then come from the cache without a
-        // trip to the store each (the facts read later are never older than this position).
-        let seq = self.store.last_seq(&ctx.internal()).ok();
+        // One position for the page (the search's own snapshot when the caller has it): each
+        // person's facts may then come from the cache without a trip to the store each (the
+        // facts read later are never older than this position).
+        let seq = snapshot.or_else(|| self.store.last_seq(&ctx.internal()).ok());
         let before = versions.len();
         versions.retain(|version| {
             // A deletion carries no content to decide on, only that something existed.
             let Some(body) = version.body.as_deref() else {
                 return false;
             };
-            let Ok(resource) = serde_json::from_str::<Value>(body) else {
+            // What the decision reads; the mask reads the whole only for withheld codes.
+            let Ok(resource) = crate::decision_view::decision_view(&version.resource_type, body)
+            else {
                 return false;
             };
             if is_worklist_task(&version.resource_type, &resource) {
@@ -782,11 +786,11 @@ impl Hub {
                     .entry(format!("{patient}|{lookup}"))
                     .or_insert_with(|| {
                         if lookup {
-                            self.authorize_lookup(
+                            self.authorize_stored(
                                 ctx,
                                 interaction,
                                 &version.resource_type,
-                                &resource,
+                                body,
                                 seq,
                             )
                             .ok()
@@ -804,7 +808,14 @@ impl Hub {
                     })
                     .clone();
                 grant.is_some_and(|g| {
-                    self.mask_local(&g, &version.resource_type, &resource) == Verdict::Keep
+                    let verdict = if concord_access::reads_whole_resource(&g.filter) {
+                        serde_json::from_str::<Value>(body).map_or(Verdict::Withhold, |whole| {
+                            self.mask_local(&g, &version.resource_type, &whole)
+                        })
+                    } else {
+                        self.mask_local(&g, &version.resource_type, &resource)
+                    };
+                    verdict == Verdict::Keep
                 })
             })
         });

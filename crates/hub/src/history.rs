@@ -69,7 +69,7 @@ impl Hub {
         )?;
         let trusted = crate::access::is_trusted_system(ctx);
         // Older versions may have belonged to someone else; each is decided on its own.
-        let withheld = self.filter_versions(ctx, Interaction::Read, &mut result.versions);
+        let withheld = self.filter_versions(ctx, Interaction::Read, &mut result.versions, None);
         let mut bundle = Bundle::new("history", self.clock.now_ms());
         // The count of everyone's versions is not for a caller who may see only some of them.
         bundle.total = trusted.then_some(result.total);

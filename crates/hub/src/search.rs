@@ -224,8 +224,10 @@ impl Hub {
             self.authorize_worklist(ctx)?;
         }
         let mut result = self.store.search(ctx, &query)?;
-        let withheld = self.filter_versions(ctx, Interaction::Search, &mut result.matches)
-            + self.filter_versions(ctx, Interaction::Read, &mut result.included);
+        let snapshot = Some(result.snapshot);
+        let withheld =
+            self.filter_versions(ctx, Interaction::Search, &mut result.matches, snapshot)
+                + self.filter_versions(ctx, Interaction::Read, &mut result.included, snapshot);
         let mut bundle = Bundle::new("searchset", self.clock.now_ms());
         // A caller who may see only some people's records does not learn how many others match.
         bundle.total = if trusted { result.total } else { None };

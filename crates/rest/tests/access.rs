@@ -356,7 +356,26 @@ async fn consent_withholds_a_category_and_roles_limit_what_staff_see() {
         "{}",
         before.body
     );
+    let condition = ids_of(&before.body, "Condition")[0].clone();
     create(&w.app, &ann_token, consent).await;
+
+    // The withheld category is a list of codes, which may be anywhere in a resource: a search
+    // and a read by id decide on the whole Condition, not only the members that say whose it is.
+    let reply = w
+        .app
+        .get_as(&clinician, &format!("/fhir/Condition?patient={}", w.ann))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(
+        ids_of(&reply.body, "Condition").is_empty(),
+        "{}",
+        reply.body
+    );
+    let reply = w
+        .app
+        .get_as(&clinician, &format!("/fhir/Condition/{condition}"))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
 
     let reply = w
         .app
