@@ -49,6 +49,10 @@ token=$("$bin" token issue --data "$out/data-http" --sub bench --role clinician 
 python3 tools/bench/post_bundles.py "http://127.0.0.1:$port/fhir" "$loader" 2 "$synthea"/*.json "$out"/carebundle-600/*.json | tee -a "$results"
 memory() { awk '/VmHWM|RssAnon|RssFile/ {printf "%s %s %s; ", $1, $2, $3}' /proc/$pid/status; }
 say "server memory after HTTP import: $(memory)"
+# The import leaves hundreds of megabytes for the kernel to write back, which it does some 30 s
+# later, in the middle of the first load phase, slowing every audit commit's fsync there. Flush
+# it first, so each workload is measured on a settled machine.
+sync
 python3 tools/bench/make_paths.py "http://127.0.0.1:$port/fhir" "$token" "$out/paths" | tee -a "$results"
 
 # The server's CPU time (user + system, from /proc) per request is printed too: on a shared host
