@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use concord_search::registry::{lookup, patient_compartment_params};
 
 /// The top-level members `patients_of` reads for a resource type (besides those [`holds`]
-/// always keeps), from its Patient-compartment search parameters' expressions; `None` when an expression does not start from a
-/// member of the type (then the whole resource is parsed).
+/// always keeps), from its Patient-compartment search parameters' expressions; `None` when an
+/// expression does not start from a member of the type (then the whole resource is parsed).
 fn decision_members(resource_type: &str) -> Option<Vec<&'static str>> {
     let mut members = Vec::new();
     if resource_type == "Patient" {
