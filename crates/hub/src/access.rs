@@ -177,6 +177,13 @@ pub fn principal(ctx: &RequestContext) -> Principal {
     }
 }
 
+/// A stored body parsed whole, for the mask when it looks for withheld codes.
+fn whole_of(body: &str) -> Result<Cow<'static, Value>, Error> {
+    serde_json::from_str(body)
+        .map(Cow::Owned)
+        .map_err(|_| Error::internal())
+}
+
 /// The hub Patient ids a resource is about: itself for a Patient, else the Patient references of
 /// its Patient-compartment search parameters (`subject`, `patient`, ...).
 pub fn patients_of(resource_type: &str, resource: &Value) -> Vec<String> {
@@ -420,9 +427,7 @@ impl Hub {
         let view = crate::decision_view::decision_view(resource_type, body)
             .map_err(|_| Error::internal())?;
         self.authorize_lookup_view(ctx, interaction, resource_type, &view, seq, &|| {
-            serde_json::from_str(body)
-                .map(Cow::Owned)
-                .map_err(|_| Error::internal())
+            whole_of(body)
         })
     }
 
@@ -786,12 +791,14 @@ impl Hub {
                     .entry(format!("{patient}|{lookup}"))
                     .or_insert_with(|| {
                         if lookup {
-                            self.authorize_stored(
+                            // The part already parsed decides; the whole only if the mask needs it.
+                            self.authorize_lookup_view(
                                 ctx,
                                 interaction,
                                 &version.resource_type,
-                                body,
+                                &resource,
                                 seq,
+                                &|| whole_of(body),
                             )
                             .ok()
                             .map(|(g, _)| g)
