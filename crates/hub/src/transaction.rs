@@ -19,7 +19,7 @@ use crate::Hub;
 use crate::bundle::{Bundle, Entry, EntryResponse, etag, location, raw};
 use crate::write::{
     WriteOutcome, conditional_matches, tx_conditional_delete, tx_conditional_update, tx_create,
-    tx_delete, tx_patch, tx_update,
+    tx_delete, tx_patch, tx_update_checked,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,8 +46,10 @@ struct Request {
     post_target: Option<(String, String)>,
     /// For POST entries: true when `ifNoneExist` matched an existing resource.
     existing: bool,
-    /// For POST entries prepared before the write lock (see [`prepare_posts`]): the version to put.
+    /// For POST entries prepared before the write lock (see [`prepare_entries`]): the version to put.
     prepared: Option<NewVersion>,
+    /// For PUT entries checked before the write lock (see [`prepare_entries`]).
+    checked: Option<crate::write::Checked>,
 }
 
 /// A transaction Bundle's entries, checked and partly prepared (see [`Hub::prepare_transaction`]).
@@ -246,7 +248,7 @@ impl Hub {
                 )));
             }
         }
-        prepare_posts(self, &mut requests)?;
+        prepare_entries(self, &mut requests)?;
         Ok(requests)
     }
 
@@ -271,13 +273,15 @@ impl Hub {
                 }));
                 continue;
             }
+            // Taken, not copied, as the prepared POSTs are: a unit of work runs once.
+            let mut resource = requests[i].resource.take();
+            let checked = requests[i].checked.take();
             let request = &requests[i];
-            let mut resource = request.resource.clone();
             if let Some(resource) = resource.as_mut() {
                 resolve_references(tx, resource, &ids)
                     .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
             }
-            let outcome = execute(self, tx, request, resource)
+            let outcome = execute(self, tx, request, resource, checked)
                 .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
             results[i] = Some(outcome);
         }
@@ -304,7 +308,7 @@ impl Hub {
                 if let Some(resource) = resource.as_mut() {
                     resolve_references(tx, resource, &ids)?;
                 }
-                outcome = Some(execute(self, tx, &request, resource)?);
+                outcome = Some(execute(self, tx, &request, resource, None)?);
                 Ok(())
             });
             entries[i] = Some(match (result, outcome) {
@@ -378,6 +382,7 @@ fn parse_request(index: usize, entry: &Value) -> Result<Request, Error> {
         post_target: None,
         existing: false,
         prepared: None,
+        checked: None,
     })
 }
 
@@ -395,8 +400,9 @@ pub fn parse_etag(tag: &str) -> Option<u64> {
 /// no reference still needs the store (a conditional reference, or the fullUrl of a conditional
 /// entry), validates it, extracts its index entries and serialises it. That is most of the work of
 /// a transaction, and done here it runs in parallel with other requests instead of inside the
-/// store's single writer.
-fn prepare_posts(hub: &Hub, requests: &mut [Request]) -> Result<(), Error> {
+/// store's single writer. PUT entries, whose ids and references may depend on what is stored,
+/// are checked and indexed here as far as they can be ([`crate::write::precheck`]).
+fn prepare_entries(hub: &Hub, requests: &mut [Request]) -> Result<(), Error> {
     let mut ids = HashMap::new();
     for request in requests.iter_mut() {
         let in_entry = |e: Error| e.in_entry(&format!("Bundle.entry[{}]", request.index));
@@ -440,6 +446,15 @@ fn prepare_posts(hub: &Hub, requests: &mut [Request]) -> Result<(), Error> {
             crate::write::prepare(hub, &resource_type, &id, resource, 1, Method::Post)
                 .map_err(in_entry)?,
         );
+    }
+    for request in requests.iter_mut() {
+        if request.verb != Verb::Put {
+            continue;
+        }
+        let resource_type = request.url.split(['/', '?']).next().unwrap_or_default();
+        if let Some(resource) = request.resource.as_mut() {
+            request.checked = crate::write::precheck(hub, resource_type, resource);
+        }
     }
     Ok(())
 }
@@ -629,6 +644,7 @@ fn execute(
     tx: &mut dyn StoreTx,
     request: &Request,
     resource: Option<Value>,
+    checked: Option<crate::write::Checked>,
 ) -> Result<Outcome, Error> {
     let (path, query) = match request.url.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -672,11 +688,12 @@ fn execute(
                         condition,
                         resource,
                         request.if_match,
+                        checked,
                     )?))
                 }
                 ([resource_type, id], None) => {
                     crate::write::ensure_type(resource_type)?;
-                    Ok(Outcome::Written(tx_update(
+                    Ok(Outcome::Written(tx_update_checked(
                         hub,
                         tx,
                         resource_type,
@@ -684,6 +701,7 @@ fn execute(
                         resource,
                         request.if_match,
                         Method::Put,
+                        checked,
                     )?))
                 }
                 _ => Err(Error::invalid(format!(

@@ -11,6 +11,8 @@ use concord_fhir::primitive::format_instant;
 use concord_fhir::resource::{is_resource_type, set_id, set_meta_version};
 use concord_fhir::validate::validate_resource;
 use concord_fhir::{Error, ErrorKind, Issue, IssueType, RequestContext};
+use concord_search::extract::{Params, index_entries, index_entries_of};
+use concord_search::index::IndexEntry;
 use concord_search::query::SearchQuery;
 use concord_store::{Method, NewVersion, StoreTx, StoredVersion};
 use serde_json::Value;
@@ -164,7 +166,7 @@ impl Hub {
         self.guard_conditional(ctx, Interaction::Update, resource_type, condition)?;
         self.guard_write(ctx, Interaction::Update, resource_type, &body)?;
         self.in_unit(ctx, |tx| {
-            tx_conditional_update(self, tx, resource_type, condition, body, if_match)
+            tx_conditional_update(self, tx, resource_type, condition, body, if_match, None)
         })
     }
 
@@ -308,6 +310,24 @@ pub(crate) fn tx_update(
     if_match: Option<u64>,
     method: Method,
 ) -> Result<WriteOutcome, Error> {
+    tx_update_checked(hub, tx, resource_type, id, body, if_match, method, None)
+}
+
+/// [`tx_update`] of a body [`precheck`] has checked, when it has.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "tx_update's arguments and what was checked of them; a struct would only rename them"
+)]
+pub(crate) fn tx_update_checked(
+    hub: &Hub,
+    tx: &mut dyn StoreTx,
+    resource_type: &str,
+    id: &str,
+    body: Value,
+    if_match: Option<u64>,
+    method: Method,
+    checked: Option<Checked>,
+) -> Result<WriteOutcome, Error> {
     check_body(resource_type, &body)?;
     match body.get("id") {
         Some(Value::String(body_id)) if body_id == id => {}
@@ -346,7 +366,15 @@ pub(crate) fn tx_update(
         ));
     }
     let created = current.as_ref().is_none_or(StoredVersion::is_deleted);
-    let version = prepare(hub, resource_type, id, body, current_version + 1, method)?;
+    let version = prepare_checked(
+        hub,
+        resource_type,
+        id,
+        body,
+        current_version + 1,
+        method,
+        checked,
+    )?;
     let version = tx.put(version)?;
     Ok(WriteOutcome {
         version,
@@ -362,6 +390,7 @@ pub(crate) fn tx_conditional_update(
     condition: &str,
     mut body: Value,
     if_match: Option<u64>,
+    checked: Option<Checked>,
 ) -> Result<WriteOutcome, Error> {
     let found = conditional_matches(tx, resource_type, condition)?;
     let body_id = body.get("id").and_then(Value::as_str).map(str::to_string);
@@ -369,7 +398,16 @@ pub(crate) fn tx_conditional_update(
         [] => {
             let id = body_id.unwrap_or_else(Hub::new_id);
             set_id(&mut body, &id);
-            tx_update(hub, tx, resource_type, &id, body, if_match, Method::Put)
+            tx_update_checked(
+                hub,
+                tx,
+                resource_type,
+                &id,
+                body,
+                if_match,
+                Method::Put,
+                checked,
+            )
         }
         [one] => {
             if let Some(body_id) = body_id
@@ -381,7 +419,16 @@ pub(crate) fn tx_conditional_update(
             }
             let id = one.id.clone();
             set_id(&mut body, &id);
-            tx_update(hub, tx, resource_type, &id, body, if_match, Method::Put)
+            tx_update_checked(
+                hub,
+                tx,
+                resource_type,
+                &id,
+                body,
+                if_match,
+                Method::Put,
+                checked,
+            )
         }
         _ => Err(multiple_matches("the conditional update's search")),
     }
@@ -524,22 +571,79 @@ pub(crate) fn prepare(
     hub: &Hub,
     resource_type: &str,
     id: &str,
-    mut body: Value,
+    body: Value,
     version_id: u64,
     method: Method,
 ) -> Result<NewVersion, Error> {
-    let now = hub.clock.now_ms();
+    prepare_checked(hub, resource_type, id, body, version_id, method, None)
+}
+
+/// What [`precheck`] found out about a body before the store's writer was taken: it passed the
+/// NHS number check and validation, and these are its index entries but the references.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    index_but_references: Vec<IndexEntry>,
+}
+
+/// Checks a body that is to be written later, in a unit of work, once its id and references
+/// are known; returns `None` when the body fails a check (the unit reports why) and the NHS
+/// number check's changes are made to `body` itself.
+///
+/// The body the unit writes differs from this one only in its id, its `meta.versionId` and
+/// `meta.lastUpdated`, which the unit sets to valid values, and references rewritten to
+/// `Type/id`, which are as valid as what they replace. So a body that passes here passes there,
+/// and of its index only the references need extracting again. This keeps validation and most
+/// of the indexing out of the writer's critical section, which every write of the node shares.
+pub(crate) fn precheck(hub: &Hub, resource_type: &str, body: &mut Value) -> Option<Checked> {
+    let mut checked = body.clone();
     crate::identity::nhs::check(
         hub.config.identity.invalid_nhs_number,
         resource_type,
-        &mut body,
-    )?;
-    set_meta_version(&mut body, &version_id.to_string(), &format_instant(now));
-    let issues = validate_resource(&body);
-    if issues.iter().any(Issue::is_error) {
-        return Err(Error::with_issues(ErrorKind::Unprocessable, issues));
+        &mut checked,
+    )
+    .ok()?;
+    if validate_resource(&checked).iter().any(Issue::is_error) {
+        return None;
     }
-    let index = concord_search::extract::index_entries(&body);
+    let index_but_references = index_entries_of(&checked, Params::AllButReferences);
+    *body = checked;
+    Some(Checked {
+        index_but_references,
+    })
+}
+
+/// [`prepare`], skipping what [`precheck`] did when it did.
+fn prepare_checked(
+    hub: &Hub,
+    resource_type: &str,
+    id: &str,
+    mut body: Value,
+    version_id: u64,
+    method: Method,
+    checked: Option<Checked>,
+) -> Result<NewVersion, Error> {
+    let now = hub.clock.now_ms();
+    let index = match checked {
+        Some(checked) => {
+            set_meta_version(&mut body, &version_id.to_string(), &format_instant(now));
+            let mut index = checked.index_but_references;
+            index.extend(index_entries_of(&body, Params::References));
+            index
+        }
+        None => {
+            crate::identity::nhs::check(
+                hub.config.identity.invalid_nhs_number,
+                resource_type,
+                &mut body,
+            )?;
+            set_meta_version(&mut body, &version_id.to_string(), &format_instant(now));
+            let issues = validate_resource(&body);
+            if issues.iter().any(Issue::is_error) {
+                return Err(Error::with_issues(ErrorKind::Unprocessable, issues));
+            }
+            index_entries(&body)
+        }
+    };
     let text = serde_json::to_string(&body).map_err(|_| Error::internal())?;
     Ok(NewVersion {
         resource_type: resource_type.to_string(),

@@ -26,17 +26,54 @@ const MAX_COMPOSITE_COMBINATIONS: usize = 256;
 /// The ContactPoint.system codes, which tell a ContactPoint from an Identifier by shape.
 const CONTACT_POINT_SYSTEMS: &[&str] = &["phone", "fax", "email", "pager", "url", "sms", "other"];
 
+/// Which of a resource type's parameters [`index_entries_of`] extracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Params {
+    All,
+    /// The parameters whose values are references, alone or as a composite's component: the
+    /// part of the index that changes when a transaction rewrites a resource's references to
+    /// the ids its entries were given.
+    References,
+    /// Everything but [`Params::References`].
+    AllButReferences,
+}
+
+impl Params {
+    fn includes(self, def: &SearchParamDef) -> bool {
+        let refers = def.param_type == ParamType::Reference
+            || def
+                .components
+                .iter()
+                .any(|c| c.param_type == ParamType::Reference);
+        match self {
+            Params::All => true,
+            Params::References => refers,
+            Params::AllButReferences => !refers,
+        }
+    }
+}
+
 /// The index entries of a resource, for every parameter of its type that has an expression
 /// (except `_id` and `_lastUpdated`). Duplicates within the resource are dropped. A value that
 /// cannot be converted (a malformed date, say) is skipped: validation reports it, not indexing.
 pub fn index_entries(resource: &Value) -> Vec<IndexEntry> {
+    index_entries_of(resource, Params::All)
+}
+
+/// [`index_entries`] for the chosen part of the type's parameters. The parts are disjoint and
+/// together make the whole, so the index of a resource can be extracted in two steps, the second
+/// after its references were rewritten.
+pub fn index_entries_of(resource: &Value, params: Params) -> Vec<IndexEntry> {
     let mut entries = Vec::new();
     let Some(resource_type) = resource.get("resourceType").and_then(Value::as_str) else {
         return entries;
     };
     let mut values = Vec::new();
     for def in registry::params_for(resource_type) {
-        if matches!(def.code, "_id" | "_lastUpdated") || !def.is_supported() {
+        if matches!(def.code, "_id" | "_lastUpdated")
+            || !def.is_supported()
+            || !params.includes(def)
+        {
             continue;
         }
         values.clear();
