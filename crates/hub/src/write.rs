@@ -586,8 +586,8 @@ pub(crate) struct Checked {
 }
 
 /// Checks a body that is to be written later, in a unit of work, once its id and references
-/// are known; returns `None` when the body fails a check (the unit reports why) and the NHS
-/// number check's changes are made to `body` itself.
+/// are known; returns `None` when the body fails a check (the unit then checks it again and
+/// reports why). The NHS number check's tag, if any, is added to `body` itself.
 ///
 /// The body the unit writes differs from this one only in its id, its `meta.versionId` and
 /// `meta.lastUpdated`, which the unit sets to valid values, and references rewritten to
@@ -595,20 +595,15 @@ pub(crate) struct Checked {
 /// and of its index only the references need extracting again. This keeps validation and most
 /// of the indexing out of the writer's critical section, which every write of the node shares.
 pub(crate) fn precheck(hub: &Hub, resource_type: &str, body: &mut Value) -> Option<Checked> {
-    let mut checked = body.clone();
-    crate::identity::nhs::check(
-        hub.config.identity.invalid_nhs_number,
-        resource_type,
-        &mut checked,
-    )
-    .ok()?;
-    if validate_resource(&checked).iter().any(Issue::is_error) {
+    // The check changes the body only when it passes, by tagging it, and tagging again is a no-op,
+    // so a body that fails a check here meets the writer's own checks as if it had not been here.
+    crate::identity::nhs::check(hub.config.identity.invalid_nhs_number, resource_type, body)
+        .ok()?;
+    if validate_resource(body).iter().any(Issue::is_error) {
         return None;
     }
-    let index_but_references = index_entries_of(&checked, Params::AllButReferences);
-    *body = checked;
     Some(Checked {
-        index_but_references,
+        index_but_references: index_entries_of(body, Params::AllButReferences),
     })
 }
 
