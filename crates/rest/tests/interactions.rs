@@ -1427,6 +1427,67 @@ async fn transaction_references_to_a_conditional_update_resolve() {
     assert_eq!(count(&app, "/fhir/Patient").await, 1);
 }
 
+/// PUT entries are checked and indexed before the store's writer is taken, all but their
+/// references, which are indexed once the transaction has rewritten them (`write::precheck`).
+/// Both halves must land: the rewritten references and everything else.
+#[tokio::test]
+async fn transaction_put_entries_are_indexed_with_their_rewritten_references() {
+    let app = TestApp::new();
+    let urn = "urn:uuid:bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
+    let bundle = |family: &str, birth_date: &str| {
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": urn,
+             "request": {"method": "PUT", "url": "Patient?identifier=https://example.org/mrn|7002"},
+             "resource": patient_with(family, "7002", birth_date, "female")},
+            {"request": {"method": "PUT", "url": "Encounter?identifier=https://example.org/visit|V1"},
+             "resource": {"resourceType": "Encounter", "status": "finished",
+                          "identifier": [{"system": "https://example.org/visit", "value": "V1"}],
+                          "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                          "subject": {"reference": urn},
+                          "period": {"start": "2024-05-05T10:00:00Z", "end": "2024-05-05T11:00:00Z"}}},
+        ]})
+    };
+    for (family, status) in [("Precheck", "201 Created"), ("Prechecked", "200 OK")] {
+        let reply = app
+            .json(Method::POST, "/fhir", &bundle(family, "1970-01-02"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let list = entries(&reply.body);
+        assert_eq!(list[1]["response"]["status"], status);
+        let patient_ref = list[0]["response"]["location"]
+            .as_str()
+            .and_then(|l| l.split("/_history").next())
+            .expect("location")
+            .to_string();
+        let patient_id = patient_ref.trim_start_matches("Patient/");
+        for search in [
+            format!("/fhir/Encounter?subject={patient_ref}"),
+            format!("/fhir/Encounter?patient={patient_id}"),
+            format!("/fhir/Encounter?subject:Patient.family={family}"),
+            "/fhir/Encounter?identifier=https://example.org/visit|V1&date=2024-05-05".to_string(),
+            format!("/fhir/Patient?family={family}&birthdate=1970-01-02"),
+        ] {
+            assert_eq!(count(&app, &search).await, 1, "{search}");
+        }
+        // The version before is no longer found by what it said.
+        assert_eq!(
+            count(&app, "/fhir/Patient?family:exact=Precheck").await,
+            u64::from(family == "Precheck")
+        );
+    }
+    // A PUT entry that fails validation is refused as before, naming the element.
+    let reply = app
+        .json(Method::POST, "/fhir", &bundle("Bad", "1970-13-40"))
+        .await;
+    assert!(reply.status.is_client_error(), "{}", reply.body);
+    assert!(
+        reply.body["issue"][0]["expression"][0] == "Bundle.entry[0].resource.birthDate",
+        "{}",
+        reply.body
+    );
+    assert_eq!(count(&app, "/fhir/Patient?family=Bad").await, 0);
+}
+
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     let app = TestApp::new();
