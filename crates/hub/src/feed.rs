@@ -136,7 +136,7 @@ impl Hub {
         // Held until the message is applied: another connection's message for the same person
         // waits, so it is logged, and then applied, after this one.
         let _turn = self.feed_turns.take(&person_key(&message));
-        let (seq, outcome) = match self.log_and_apply(ctx, &new_message, prepared) {
+        let (seq, outcome) = match self.log_and_apply(ctx, &message, &new_message, prepared) {
             Ok(Logged::New { seq, outcome }) => (seq, outcome),
             Ok(Logged::Repeat(previous)) if same_message(&previous.raw, raw) => {
                 return self.answer_repeat(&message, &previous, &ack_id, &timestamp);
@@ -182,9 +182,14 @@ impl Hub {
     /// wrote are linked in the same unit. When the store refuses the mapped resources, that unit
     /// is rolled back whole and the message is logged again on its own as a dead letter. Returns
     /// only once the message is durable; an error means it is not in the log.
+    ///
+    /// The unit can run again (`write_linked_repeatable`), so the store need not isolate it from
+    /// the other messages of its commit: if it is undone by another's failure, it maps the
+    /// message again and starts over.
     fn log_and_apply(
         &self,
         ctx: &RequestContext,
+        message: &Message,
         new_message: &NewMessage,
         prepared: Result<crate::transaction::PreparedTransaction, ParseError>,
     ) -> Result<Logged, Error> {
@@ -195,7 +200,9 @@ impl Hub {
         let mut prepared = Some(prepared);
         let mut logged = None;
         let mut refused = None;
-        let applied = self.write_linked(ctx, &mut |tx| {
+        let applied = self.write_linked_repeatable(ctx, &mut |tx| {
+            logged = None;
+            refused = None;
             let seq = match tx.append_message(new_message.clone())? {
                 Appended::New(seq) => seq,
                 Appended::Repeat(previous) => {
@@ -203,7 +210,18 @@ impl Hub {
                     return Ok(());
                 }
             };
-            let prepared = prepared.take().ok_or_else(Error::internal)?;
+            // The first run applies what was prepared outside the writer; a second run (after
+            // another unit's failure undid this one) prepares the message again.
+            let prepared = match prepared.take() {
+                Some(prepared) => prepared,
+                None => self.map_v2(ctx, message).map_err(|error| {
+                    refused = Some(error);
+                    Error::new(
+                        concord_fhir::ErrorKind::Unprocessable,
+                        "the message could not be mapped again",
+                    )
+                })?,
+            };
             if let Err(error) = self.apply_transaction(tx, prepared) {
                 refused = Some(application(&format!(
                     "the mapped resources were refused: {}",

@@ -84,11 +84,38 @@ impl Hub {
         ctx: &RequestContext,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        self.write_linked_as(ctx, false, work)
+    }
+
+    /// [`Hub::write_linked`] for work that can run again from the start
+    /// ([`concord_store::ResourceStore::write_repeatable`]); linking can, since a unit's linking
+    /// is undone with it.
+    pub(crate) fn write_linked_repeatable(
+        &self,
+        ctx: &RequestContext,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.write_linked_as(ctx, true, work)
+    }
+
+    fn write_linked_as(
+        &self,
+        ctx: &RequestContext,
+        repeatable: bool,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let write = |work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>| {
+            if repeatable {
+                self.store.write_repeatable(ctx, work)
+            } else {
+                self.store.write(ctx, work)
+            }
+        };
         if !self.config.identity.master_index {
-            return self.store.write(ctx, work);
+            return write(work);
         }
         let mut patients = Vec::new();
-        self.store.write(ctx, &mut |tx| {
+        write(&mut |tx| {
             patients.clear();
             work(&mut Recording {
                 inner: &mut *tx,

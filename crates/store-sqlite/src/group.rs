@@ -16,6 +16,15 @@
 //!
 //! A unit must not wait for anything another unit's caller may hold while it waits for the
 //! commit; in this crate units only run SQL.
+//!
+//! A savepoint copies every page its unit changes that the batch changed before (SQLite's
+//! sub-journal): with a few units a batch, that was a sixth of the writer's time under the HL7
+//! v2 feed (docs/performance.md). So units that can run again from the start
+//! (`Kind::Repeatable`) go without one whenever every unit before them in the batch can run again
+//! too. If such a unit fails, the whole batch is rolled back, the units before it return
+//! [`UnitError::Undone`] and their callers run them again, as units that then keep their
+//! savepoint (`Kind::Isolated`), so they are never undone twice. A unit that cannot run again
+//! (`Kind::Isolated`) makes every unit after it in its batch take a savepoint.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,10 +39,22 @@ const MAX_UNITS: usize = 256;
 
 /// How a unit ended, before the batch's commit.
 pub(crate) enum UnitError<E> {
-    /// The unit's own work failed; it was rolled back to its savepoint.
+    /// The unit's own work failed; it was rolled back to its savepoint (or with its batch).
     Work(E),
     /// SQLite failed around the unit (savepoint, commit): nothing of its batch was stored.
     Db(rusqlite::Error),
+    /// A [`Kind::Repeatable`] unit's work was rolled back with its batch because a later unit
+    /// failed: nothing of it is stored, and it may run again.
+    Undone,
+}
+
+/// Whether a unit can be run again after its batch was rolled back under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// It runs in a savepoint unless it is first, and nothing after it can undo it.
+    Isolated,
+    /// Its caller runs it again on [`UnitError::Undone`].
+    Repeatable,
 }
 
 struct Conn {
@@ -42,6 +63,8 @@ struct Conn {
     open: Option<u64>,
     /// Units in the open batch.
     units: usize,
+    /// Some unit of the open batch is [`Kind::Isolated`]: every unit after it takes a savepoint.
+    isolated: bool,
     /// The outcome hooks of the open batch's units that succeeded, in the order registered.
     hooks: Vec<OutcomeHook>,
     /// The number the next batch gets.
@@ -52,8 +75,17 @@ struct Conn {
 struct Outcomes {
     /// Every batch up to this number has committed or failed.
     done: u64,
-    /// Batches that failed, with the error to report (kept only for recent batches).
-    failed: Vec<(u64, String)>,
+    /// Batches that failed, with the error to report and whether their units were undone by
+    /// another's failure (kept only for recent batches).
+    failed: Vec<(u64, Failure)>,
+}
+
+/// Why a batch failed.
+#[derive(Clone)]
+struct Failure {
+    reason: String,
+    /// A unit without a savepoint failed; the others were all [`Kind::Repeatable`].
+    undone: bool,
 }
 
 pub(crate) struct GroupWriter {
@@ -74,6 +106,7 @@ impl GroupWriter {
                 conn,
                 open: None,
                 units: 0,
+                isolated: false,
                 hooks: Vec::new(),
                 next: 1,
             }),
@@ -90,6 +123,7 @@ impl GroupWriter {
     /// (at once when the work failed: nothing of it is in the batch).
     pub(crate) fn unit<T, E>(
         &self,
+        kind: Kind,
         work: impl FnOnce(&Connection, &mut Vec<OutcomeHook>) -> Result<T, E>,
     ) -> Result<T, UnitError<E>> {
         self.queued.fetch_add(1, Ordering::SeqCst);
@@ -104,13 +138,16 @@ impl GroupWriter {
                 c.next += 1;
                 c.open = Some(batch);
                 c.units = 0;
+                c.isolated = false;
                 batch
             }
         };
         c.units += 1;
         // The first unit of a batch needs no savepoint (which copies every page it changes): if
-        // it fails, the whole transaction, which holds nothing else, is rolled back.
-        let savepoint = c.units > 1;
+        // it fails, the whole transaction, which holds nothing else, is rolled back. Nor does a
+        // unit after only repeatable ones: if it fails, they are undone and run again.
+        let savepoint = c.isolated;
+        c.isolated |= kind == Kind::Isolated;
         let mut panic = None;
         let mut hooks = Vec::new();
         let opened = if savepoint {
@@ -149,19 +186,34 @@ impl GroupWriter {
         }
         let lost = match &result {
             // The savepoint could not be handled: the batch cannot be trusted.
-            Err(UnitError::Db(e)) if panic.is_none() => Some(e.to_string()),
+            Err(UnitError::Db(e)) if panic.is_none() => Some(Failure {
+                reason: e.to_string(),
+                undone: false,
+            }),
             // SQLite ended the transaction itself (an I/O error, a full disk).
-            _ if c.conn.is_autocommit() => Some("SQLite rolled the transaction back".into()),
-            // The batch's only unit failed without a savepoint: roll the transaction back.
-            Err(_) if !savepoint => Some("its only unit failed".into()),
+            _ if c.conn.is_autocommit() => Some(Failure {
+                reason: "SQLite rolled the transaction back".into(),
+                undone: false,
+            }),
+            // A unit without a savepoint failed: roll the transaction back, and with it the
+            // units before this one, which are all repeatable.
+            Err(_) if !savepoint => Some(Failure {
+                reason: "a unit without a savepoint failed".into(),
+                undone: true,
+            }),
             _ => None,
         };
-        let outcome = if let Some(reason) = lost {
-            self.finish_batch(c, batch, Some(reason.clone()));
+        let outcome = if let Some(failure) = lost {
+            let reason = failure.reason.clone();
+            self.finish_batch(c, batch, Some(failure));
             Some(Err(abort(&reason)))
         } else if self.queued.load(Ordering::SeqCst) == 0 || c.units >= MAX_UNITS {
             let committed = exec(&c.conn, "COMMIT");
-            self.finish_batch(c, batch, committed.as_ref().err().map(ToString::to_string));
+            let failure = committed.as_ref().err().map(|e| Failure {
+                reason: e.to_string(),
+                undone: false,
+            });
+            self.finish_batch(c, batch, failure);
             if let (Ok(()), Some(on_commit)) = (&committed, &self.on_commit) {
                 // Gone only with a checkpoint thread that could not go on; the writer's own
                 // automatic checkpoint still bounds the log.
@@ -177,19 +229,19 @@ impl GroupWriter {
             resume_unwind(payload);
         }
         let committed = match outcome {
-            Some(committed) => committed,
+            Some(committed) => committed.map_err(UnitError::Db),
             None if result.is_err() => return result,
             None => self.wait_for(batch),
         };
         match (result, committed) {
             (Err(UnitError::Work(e)), _) => Err(UnitError::Work(e)),
-            (_, Err(e)) => Err(UnitError::Db(e)),
+            (_, Err(e)) => Err(e),
             (result, Ok(())) => result,
         }
     }
 
     /// Waits until `batch` has committed or failed.
-    fn wait_for(&self, batch: u64) -> rusqlite::Result<()> {
+    fn wait_for<E>(&self, batch: u64) -> Result<(), UnitError<E>> {
         let mut outcomes = self.outcomes.lock().unwrap_or_else(PoisonError::into_inner);
         while outcomes.done < batch {
             outcomes = self
@@ -198,23 +250,25 @@ impl GroupWriter {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         match outcomes.failed.iter().find(|(b, _)| *b == batch) {
-            Some((_, reason)) => Err(abort(reason)),
+            Some((_, failure)) if failure.undone => Err(UnitError::Undone),
+            Some((_, failure)) => Err(UnitError::Db(abort(&failure.reason))),
             None => Ok(()),
         }
     }
 
-    /// Marks `batch` finished (committed, or failed with a reason) and wakes its waiters.
-    fn finish_batch(&self, c: &mut Conn, batch: u64, failure: Option<String>) {
+    /// Marks `batch` finished (committed, or failed) and wakes its waiters.
+    fn finish_batch(&self, c: &mut Conn, batch: u64, failure: Option<Failure>) {
         if failure.is_some() && !c.conn.is_autocommit() {
             let _ = exec(&c.conn, "ROLLBACK");
         }
         c.open = None;
         c.units = 0;
+        c.isolated = false;
         run_hooks(std::mem::take(&mut c.hooks), failure.is_none());
         let mut outcomes = self.outcomes.lock().unwrap_or_else(PoisonError::into_inner);
         outcomes.done = batch;
-        if let Some(reason) = failure {
-            outcomes.failed.push((batch, reason));
+        if let Some(failure) = failure {
+            outcomes.failed.push((batch, failure));
         }
         // Waiters of a batch are woken right after it finishes; old failures need not be kept.
         outcomes.failed.retain(|(b, _)| *b + 1024 > batch);

@@ -30,7 +30,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 
-use crate::group::{GroupWriter, UnitError};
+use crate::group::{GroupWriter, Kind, UnitError};
 
 /// How hard SQLite works to make a commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -212,6 +212,21 @@ impl SqliteStore {
         })
     }
 
+    fn unit(
+        &self,
+        ctx: &RequestContext,
+        kind: Kind,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), UnitError<Error>> {
+        self.writer.unit(kind, |conn, hooks| {
+            work(&mut write::SqliteTx {
+                conn,
+                request_id: &ctx.request_id,
+                hooks,
+            })
+        })
+    }
+
     /// Checks that the database answers (for `/readyz`).
     pub fn ping(&self) -> bool {
         self.readers
@@ -277,6 +292,11 @@ pub(crate) fn unit_error(request_id: &str, e: UnitError<Error>) -> Error {
     match e {
         UnitError::Work(e) => e,
         UnitError::Db(e) => db_error(request_id, &e),
+        UnitError::Undone => {
+            // Only a repeatable unit is undone, and its caller runs it again instead.
+            tracing::error!(request_id = %request_id, "a unit of work was undone and not run again");
+            Error::internal()
+        }
     }
 }
 
@@ -386,14 +406,20 @@ impl ResourceStore for SqliteStore {
         ctx: &RequestContext,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        self.writer
-            .unit(|conn, hooks| {
-                work(&mut write::SqliteTx {
-                    conn,
-                    request_id: &ctx.request_id,
-                    hooks,
-                })
-            })
+        self.unit(ctx, Kind::Isolated, work)
             .map_err(|e| unit_error(&ctx.request_id, e))
+    }
+
+    fn write_repeatable(
+        &self,
+        ctx: &RequestContext,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self.unit(ctx, Kind::Repeatable, work) {
+            // Run again isolated, which no other unit can undo, so it runs twice at most.
+            Err(UnitError::Undone) => self.unit(ctx, Kind::Isolated, work),
+            other => other,
+        }
+        .map_err(|e| unit_error(&ctx.request_id, e))
     }
 }

@@ -10,7 +10,7 @@ use concord_fhir::{Error, RequestContext};
 use concord_store::{Appended, LoggedMessage, MessageLog, MessageStatus, NewMessage};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::group::UnitError;
+use crate::group::{Kind, UnitError};
 use crate::{SqliteStore, db_error};
 
 const COLUMNS: &str =
@@ -75,9 +75,11 @@ pub(crate) fn set_status(
 impl MessageLog for SqliteStore {
     fn append(&self, ctx: &RequestContext, message: NewMessage) -> Result<Appended, Error> {
         self.writer
-            .unit(|conn, _| append(conn, &message))
+            .unit(Kind::Isolated, |conn, _| append(conn, &message))
             .map_err(|e| match e {
                 UnitError::Work(e) | UnitError::Db(e) => db_error(&ctx.request_id, &e),
+                // An isolated unit is never undone by another's failure.
+                UnitError::Undone => Error::internal(),
             })
     }
 
@@ -90,9 +92,13 @@ impl MessageLog for SqliteStore {
         ack_code: &str,
     ) -> Result<(), Error> {
         self.writer
-            .unit(|conn, _| set_status(conn, seq, status, error, ack_code))
+            .unit(Kind::Isolated, |conn, _| {
+                set_status(conn, seq, status, error, ack_code)
+            })
             .map_err(|e| match e {
                 UnitError::Work(e) | UnitError::Db(e) => db_error(&ctx.request_id, &e),
+                // An isolated unit is never undone by another's failure.
+                UnitError::Undone => Error::internal(),
             })
     }
 

@@ -124,3 +124,12 @@ fn the_audit_trail_survives_reopening() {
     let log = concord_store_sqlite::SqliteAuditLog::open(&path).expect("reopens");
     assert_eq!(log.last(&ctx).expect("last").map(|(seq, _)| seq), Some(2));
 }
+
+/// The SQLite store commits repeatable units without savepoints, so a failing unit undoes the
+/// others of its batch, which run again: the contract's writers must have seen that happen.
+#[test]
+fn repeatable_units_that_were_undone_ran_again() {
+    let store = fresh_store();
+    let reruns = concord_store::contract::repeatable_units_are_stored_once_or_not_at_all(&*store);
+    assert!(reruns > 0, "no unit was undone and run again");
+}

@@ -27,7 +27,7 @@ macro_rules! contract_tests {
             reference_chain_and_has, missing_and_not, composite_search, sort_and_paging_at_a_snapshot,
             includes_and_revincludes, compartment_lists_members, summary_count_and_total,
             scan_pages_current_resources, changes_list_current_versions_with_deletions,
-            last_seq_moves_with_every_write
+            last_seq_moves_with_every_write, repeatable_units_are_stored_once_or_not_at_all
         );
     };
     (@each $make:expr; $($check:ident),*) => {
@@ -474,6 +474,65 @@ pub fn failed_attempt_is_undone_and_the_unit_commits(store: &dyn ResourceStore) 
             .is_some(),
         nests
     );
+}
+
+/// [`ResourceStore::write_repeatable`] under concurrent writers, some of whose units fail: every
+/// unit that succeeds is stored once, however often it ran; a failed one leaves nothing; each
+/// run that was undone saw its hooks told so, and only the last run of a stored unit is told it
+/// committed. Returns how many runs were undone and run again (a store may never need to), so a
+/// backend's own tests can check that its batching really does it.
+pub fn repeatable_units_are_stored_once_or_not_at_all(store: &dyn ResourceStore) -> usize {
+    use std::sync::{Arc, Barrier, Mutex};
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 12;
+    let reruns = Mutex::new(0);
+    for round in 0..ROUNDS {
+        let barrier = Barrier::new(THREADS);
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (barrier, reruns) = (&barrier, &reruns);
+                scope.spawn(move || {
+                    let id = format!("r{round}-t{thread}");
+                    // Every fourth writer fails after writing.
+                    let fails = thread % 4 == 3;
+                    let hooks: Arc<Mutex<Vec<bool>>> = Arc::default();
+                    let mut runs = 0;
+                    barrier.wait();
+                    let result = store.write_repeatable(&ctx(), &mut |tx| {
+                        runs += 1;
+                        let hooks = Arc::clone(&hooks);
+                        tx.on_outcome(Box::new(move |committed| {
+                            hooks.lock().unwrap().push(committed)
+                        }));
+                        tx.put(new_patient(&id, &id))?;
+                        // Long enough for the other writers to queue behind this unit.
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        if fails {
+                            return Err(concord_fhir::Error::invalid("this unit fails"));
+                        }
+                        Ok(())
+                    });
+                    let hooks = hooks.lock().unwrap().clone();
+                    let stored = store.read(&ctx(), "Patient", &id).unwrap();
+                    if fails {
+                        assert!(result.is_err(), "{id}");
+                        assert_eq!(stored, None, "{id}");
+                        assert!(patients_named(store, &id).is_empty(), "{id}");
+                        assert_eq!(hooks, vec![false; runs], "{id}");
+                    } else {
+                        result.unwrap_or_else(|e| panic!("{id}: {e:?}"));
+                        assert_eq!(stored.map(|v| v.version_id), Some(1), "{id}");
+                        assert_eq!(patients_named(store, &id), [id.clone()], "{id}");
+                        let mut expected = vec![false; runs - 1];
+                        expected.push(true);
+                        assert_eq!(hooks, expected, "{id}");
+                        *reruns.lock().unwrap() += runs - 1;
+                    }
+                });
+            }
+        });
+    }
+    reruns.into_inner().unwrap()
 }
 
 /// Outcome hooks ([`crate::StoreTx::on_outcome`]) learn each unit's fate: `true` once it has

@@ -224,6 +224,19 @@ pub trait ResourceStore: Send + Sync {
         ctx: &RequestContext,
         work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
     ) -> Result<(), Error>;
+
+    /// [`ResourceStore::write`] for work that can run again from the start: a store may commit
+    /// it with other units without isolating it from them, and if one of those fails, roll it
+    /// back and call `work` again (everything the first call did to the store, and every
+    /// outcome hook it registered, is undone first). `work` must leave what it captures ready
+    /// for a second call. Stores that do not need this run it as `write` does.
+    fn write_repeatable(
+        &self,
+        ctx: &RequestContext,
+        work: &mut dyn FnMut(&mut dyn StoreTx) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.write(ctx, work)
+    }
 }
 
 /// What [`StoreTx::on_outcome`] runs when a unit of work has committed (`true`) or been rolled
