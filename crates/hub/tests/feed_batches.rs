@@ -1,0 +1,156 @@
+//! HL7 v2 messages from many connections share the store's commits, and the store commits a
+//! message's unit of work without isolating it from the others of its batch (it can run again:
+//! `ResourceStore::write_repeatable`). A message the store refuses rolls its whole batch back, so
+//! the others must run again: this checks that every good message still ends applied exactly
+//! once, linked, and every refused one a dead letter that changed nothing. Runs the hub over a
+//! real SQLite store with real threads.
+
+use std::sync::Arc;
+
+use concord_fhir::RequestContext;
+use concord_hub::search::Handling;
+use concord_hub::{Hub, HubConfig, SystemClock};
+use concord_store::MessageStatus;
+use concord_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use serde_json::{Value, json};
+
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/testdata/hl7v2/messages/ADT-A04-01.hl7"
+);
+
+/// The identifier system the mapping gives the sample's PID-3 (its assigning authority).
+const PATIENT_SYSTEM: &str = "urn:oid:2.16.1";
+
+/// The sample cut to the segments an admission needs, with its own control id and identifiers;
+/// `patient` is its PID-3 identifier.
+fn message(sample: &str, id: &str, patient: &str) -> String {
+    sample
+        .split(['\r', '\n'])
+        .filter(|s| {
+            ["MSH|", "EVN|", "PID|", "PV1|", "AL1|"]
+                .iter()
+                .any(|p| s.starts_with(p))
+        })
+        .map(|s| format!("{s}\r"))
+        .collect::<String>()
+        .replace("|MSG00001|", &format!("|{id}|"))
+        .replace("PATID1234^", &format!("{patient}^"))
+        .replace("~123456789^", &format!("~{id}S^"))
+        .replace("|1234567^4^M11^", &format!("|{id}^4^M11^"))
+        .replace("|EOC124^", &format!("|{id}E^"))
+        .replace("|40007716^^^AccMng", &format!("|{id}V^^^AccMng"))
+}
+
+fn patients_with(hub: &Hub, value: &str) -> Vec<Value> {
+    let ctx = RequestContext::system("test", "check");
+    let params = [(
+        "identifier".to_string(),
+        format!("{PATIENT_SYSTEM}|{value}"),
+    )];
+    hub.search(
+        &ctx,
+        Some("Patient"),
+        &params,
+        Handling::Strict,
+        "http://test/fhir",
+    )
+    .unwrap()
+    .entry
+    .iter()
+    .filter_map(|e| e.resource.as_ref())
+    .map(|r| serde_json::from_str(r.get()).unwrap())
+    .collect()
+}
+
+#[test]
+fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        synchronous: Synchronous::Normal,
+        ..SqliteOptions::new(dir.path().join("concord.db"))
+    };
+    let store = Arc::new(SqliteStore::open(&options).unwrap());
+    let hub = Hub::new(store.clone(), Arc::new(SystemClock), HubConfig::default())
+        .unwrap()
+        .with_message_log(store);
+    let sample = String::from_utf8(std::fs::read(SAMPLE).unwrap()).unwrap();
+    // Two records already share the identifier the refused messages carry, so their
+    // conditional update matches both and the store refuses it, inside the unit of work.
+    let ctx = RequestContext::system("test", "setup");
+    for family in ["One", "Two"] {
+        hub.create(
+            &ctx,
+            "Patient",
+            json!({"resourceType": "Patient", "name": [{"family": family}],
+                   "identifier": [{"system": PATIENT_SYSTEM, "value": "DUPE"}]}),
+            None,
+        )
+        .unwrap();
+    }
+
+    let threads: Vec<_> = (0..8)
+        .map(|sender| {
+            let hub = hub.clone();
+            let sample = sample.clone();
+            std::thread::spawn(move || {
+                let mut sent = Vec::new();
+                for n in 0..12 {
+                    let id = format!("B{sender}x{n}");
+                    let refused = (sender + n) % 5 == 0;
+                    let patient = if refused {
+                        "DUPE".to_string()
+                    } else {
+                        format!("{id}P")
+                    };
+                    let ctx = RequestContext::system("test", id.clone());
+                    let received = hub.receive_v2(&ctx, message(&sample, &id, &patient).as_bytes());
+                    let expected = if refused { "AE" } else { "AA" };
+                    assert_eq!(
+                        received.code,
+                        expected,
+                        "{id}: {}",
+                        String::from_utf8_lossy(&received.ack)
+                    );
+                    sent.push((received.seq.unwrap(), patient, refused));
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: Vec<(i64, String, bool)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+
+    let ctx = RequestContext::system("test", "check");
+    for (seq, patient, refused) in &sent {
+        let logged = hub.logged_message(&ctx, *seq).unwrap();
+        if *refused {
+            assert_eq!(logged.status, MessageStatus::DeadLetter, "{seq}");
+        } else {
+            assert_eq!(logged.status, MessageStatus::Applied, "{seq}");
+            let found = patients_with(&hub, patient);
+            assert_eq!(found.len(), 1, "{patient}: stored once");
+            assert_eq!(
+                found[0]["meta"]["versionId"], "1",
+                "{patient}: written once"
+            );
+        }
+    }
+    // The refused messages changed neither record.
+    let dupes = patients_with(&hub, "DUPE");
+    assert_eq!(dupes.len(), 2);
+    assert!(dupes.iter().all(|p| p["meta"]["versionId"] == "1"));
+    // Every good message's Patient is linked to a golden person (its linking ran, and was
+    // undone, with each run of its unit).
+    for (_, patient, refused) in &sent {
+        if !refused {
+            let id = patients_with(&hub, patient)[0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(hub.person_of(&id).is_some(), "{patient} is linked");
+        }
+    }
+}
