@@ -522,7 +522,11 @@ pub fn repeatable_units_are_stored_once_or_not_at_all(store: &dyn ResourceStore)
                     } else {
                         result.unwrap_or_else(|e| panic!("{id}: {e:?}"));
                         assert_eq!(stored.map(|v| v.version_id), Some(1), "{id}");
-                        assert_eq!(patients_named(store, &id), [id.clone()], "{id}");
+                        assert_eq!(
+                            patients_named(store, &id),
+                            std::slice::from_ref(&id),
+                            "{id}"
+                        );
                         let mut expected = vec![false; runs - 1];
                         expected.push(true);
                         assert_eq!(hooks, expected, "{id}");
