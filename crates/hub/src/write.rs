@@ -421,21 +421,8 @@ pub(crate) fn tx_conditional_update(
 ) -> Result<WriteOutcome, Error> {
     let found = conditional_matches(tx, resource_type, condition)?;
     let body_id = body.get("id").and_then(Value::as_str).map(str::to_string);
-    match found.as_slice() {
-        [] => {
-            let id = body_id.unwrap_or_else(Hub::new_id);
-            set_id(&mut body, &id);
-            tx_update_checked(
-                hub,
-                tx,
-                resource_type,
-                &id,
-                body,
-                if_match,
-                Method::Put,
-                checked,
-            )
-        }
+    let id = match found.as_slice() {
+        [] => body_id.unwrap_or_else(Hub::new_id),
         [one] => {
             if let Some(body_id) = body_id
                 && body_id != one.id
@@ -444,21 +431,21 @@ pub(crate) fn tx_conditional_update(
                     "the resource's id '{body_id}' differs from the id of the resource the condition matched"
                 )));
             }
-            let id = one.id.clone();
-            set_id(&mut body, &id);
-            tx_update_checked(
-                hub,
-                tx,
-                resource_type,
-                &id,
-                body,
-                if_match,
-                Method::Put,
-                checked,
-            )
+            one.id.clone()
         }
-        _ => Err(multiple_matches("the conditional update's search")),
-    }
+        _ => return Err(multiple_matches("the conditional update's search")),
+    };
+    set_id(&mut body, &id);
+    tx_update_checked(
+        hub,
+        tx,
+        resource_type,
+        &id,
+        body,
+        if_match,
+        Method::Put,
+        checked,
+    )
 }
 
 pub(crate) fn tx_patch(

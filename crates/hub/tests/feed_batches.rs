@@ -5,13 +5,12 @@
 //! once, linked, and every refused one a dead letter that changed nothing. Runs the hub over a
 //! real SQLite store with real threads.
 
-use std::sync::Arc;
+mod support;
 
 use concord_fhir::RequestContext;
+use concord_hub::Hub;
 use concord_hub::search::Handling;
-use concord_hub::{Hub, HubConfig, SystemClock};
 use concord_store::MessageStatus;
-use concord_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use serde_json::{Value, json};
 
 const SAMPLE: &str = concat!(
@@ -65,15 +64,7 @@ fn patients_with(hub: &Hub, value: &str) -> Vec<Value> {
 
 #[test]
 fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions {
-        synchronous: Synchronous::Normal,
-        ..SqliteOptions::new(dir.path().join("concord.db"))
-    };
-    let store = Arc::new(SqliteStore::open(&options).unwrap());
-    let hub = Hub::new(store.clone(), Arc::new(SystemClock), HubConfig::default())
-        .unwrap()
-        .with_message_log(store);
+    let (hub, _dir) = support::feed_hub();
     let sample = String::from_utf8(std::fs::read(SAMPLE).unwrap()).unwrap();
     // Two records already share the identifier the refused messages carry, so their
     // conditional update matches both and the store refuses it, inside the unit of work.

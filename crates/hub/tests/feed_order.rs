@@ -5,12 +5,10 @@
 //! test to hit reliably; this guards the guarantee itself against any change to how messages are
 //! applied.)
 
-use std::sync::Arc;
+mod support;
 
 use concord_fhir::RequestContext;
 use concord_hub::search::Handling;
-use concord_hub::{Hub, HubConfig, SystemClock};
-use concord_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use serde_json::Value;
 
 const SAMPLE: &str = concat!(
@@ -20,15 +18,7 @@ const SAMPLE: &str = concat!(
 
 #[test]
 fn one_persons_messages_on_many_connections_apply_in_logged_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions {
-        synchronous: Synchronous::Normal,
-        ..SqliteOptions::new(dir.path().join("concord.db"))
-    };
-    let store = Arc::new(SqliteStore::open(&options).unwrap());
-    let hub = Hub::new(store.clone(), Arc::new(SystemClock), HubConfig::default())
-        .unwrap()
-        .with_message_log(store);
+    let (hub, _dir) = support::feed_hub();
     let sample = String::from_utf8(std::fs::read(SAMPLE).unwrap()).unwrap();
 
     for round in 0..5 {

@@ -23,6 +23,20 @@ pub fn hub() -> (Hub, tempfile::TempDir) {
     (hub, dir)
 }
 
+/// [`hub`] with the store as its HL7 v2 message log too, as a node that takes feeds runs.
+pub fn feed_hub() -> (Hub, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = SqliteOptions {
+        synchronous: Synchronous::Normal,
+        ..SqliteOptions::new(dir.path().join("concord.db"))
+    };
+    let store = Arc::new(SqliteStore::open(&options).expect("store opens"));
+    let hub = Hub::new(store.clone(), Arc::new(SystemClock), HubConfig::default())
+        .expect("hub")
+        .with_message_log(store);
+    (hub, dir)
+}
+
 pub fn ctx() -> RequestContext {
     RequestContext::system("test", "req")
 }
