@@ -77,18 +77,9 @@ impl Hub {
                 .unwrap_or_default(),
             _ => return Err(Error::invalid("POST to the base takes a Bundle").at("resourceType")),
         };
-        let mut requests = self.requests(bundle)?;
-        self.guard_requests(ctx, &requests)?;
-        // What a patient or proxy writes in a Bundle is theirs, as one by one.
-        for request in &mut requests {
-            if matches!(request.verb, Verb::Post | Verb::Put)
-                && let Some(resource) = request.resource.as_mut()
-            {
-                self.tag_patient_entered(ctx, resource);
-            }
-        }
+        let requests = self.checked_requests(ctx, bundle)?;
         match bundle_type {
-            "transaction" => self.transaction(ctx, requests, base),
+            "transaction" => self.transaction(ctx, bundle, requests, base),
             "batch" => self.batch(ctx, requests, base),
             other => Err(Error::invalid(format!(
                 "Bundle.type must be 'transaction' or 'batch' to be processed, not '{other}'"
@@ -185,16 +176,43 @@ impl Hub {
             .collect()
     }
 
+    /// A Bundle's entries, decided for the caller and tagged as a patient's where they are.
+    fn checked_requests(
+        &self,
+        ctx: &RequestContext,
+        bundle: &Value,
+    ) -> Result<Vec<Request>, Error> {
+        let mut requests = self.requests(bundle)?;
+        self.guard_requests(ctx, &requests)?;
+        // What a patient or proxy writes in a Bundle is theirs, as one by one.
+        for request in &mut requests {
+            if matches!(request.verb, Verb::Post | Verb::Put)
+                && let Some(resource) = request.resource.as_mut()
+            {
+                self.tag_patient_entered(ctx, resource);
+            }
+        }
+        Ok(requests)
+    }
+
+    /// A transaction is one unit of work that can run again (`write_linked_repeatable`), so the
+    /// store need not isolate it from the others it commits with; if another's failure undoes
+    /// it, it prepares the Bundle's entries again from the Bundle and starts over.
     fn transaction(
         &self,
         ctx: &RequestContext,
+        bundle: &Value,
         requests: Vec<Request>,
         base: &str,
     ) -> Result<Bundle, Error> {
-        let mut prepared = self.prepare_requests(requests)?;
+        let mut prepared = Some(self.prepare_requests(requests)?);
         let mut results = Vec::new();
-        self.write_linked(ctx, &mut |tx| {
-            results = self.apply_prepared(tx, &mut prepared)?;
+        self.write_linked_repeatable(ctx, &mut |tx| {
+            let mut requests = match prepared.take() {
+                Some(requests) => requests,
+                None => self.prepare_requests(self.checked_requests(ctx, bundle)?)?,
+            };
+            results = self.apply_prepared(tx, &mut requests)?;
             Ok(())
         })?;
         let mut bundle = Bundle::new("transaction-response", self.clock.now_ms());

@@ -145,3 +145,86 @@ fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
         }
     }
 }
+
+/// The same for FHIR transactions posted at once: a transaction is a repeatable unit too, which
+/// prepares its Bundle again when another's failure undid it.
+#[test]
+fn a_refused_transaction_does_not_take_the_others_of_its_commit_with_it() {
+    let (hub, _dir) = support::feed_hub();
+    let ctx = RequestContext::system("test", "setup");
+    for family in ["One", "Two"] {
+        hub.create(
+            &ctx,
+            "Patient",
+            json!({"resourceType": "Patient", "name": [{"family": family}],
+                   "identifier": [{"system": PATIENT_SYSTEM, "value": "DUPE"}]}),
+            None,
+        )
+        .unwrap();
+    }
+    let transaction = |patient: &str| {
+        let urn = "urn:uuid:cccccccc-cccc-4ccc-8ccc-cccccccccccc";
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": urn,
+             "request": {"method": "PUT", "url": format!("Patient?identifier={PATIENT_SYSTEM}|{patient}")},
+             "resource": {"resourceType": "Patient", "name": [{"family": patient}],
+                          "identifier": [{"system": PATIENT_SYSTEM, "value": patient}]}},
+            {"request": {"method": "POST", "url": "Observation"},
+             "resource": {"resourceType": "Observation", "status": "final",
+                          "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                          "subject": {"reference": urn}}},
+        ]})
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|sender| {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                let mut sent = Vec::new();
+                for n in 0..10 {
+                    let refused = (sender + n) % 5 == 0;
+                    let patient = if refused {
+                        "DUPE".to_string()
+                    } else {
+                        format!("T{sender}x{n}")
+                    };
+                    let ctx = RequestContext::system("test", patient.clone());
+                    let result =
+                        hub.process_bundle(&ctx, &transaction(&patient), "http://test/fhir");
+                    assert_eq!(result.is_err(), refused, "{patient}: {result:?}");
+                    sent.push((patient, refused));
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: Vec<(String, bool)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    for (patient, refused) in &sent {
+        if !refused {
+            let found = patients_with(&hub, patient);
+            assert_eq!(found.len(), 1, "{patient}: stored once");
+            assert_eq!(
+                found[0]["meta"]["versionId"], "1",
+                "{patient}: written once"
+            );
+        }
+    }
+    let dupes = patients_with(&hub, "DUPE");
+    assert!(dupes.iter().all(|p| p["meta"]["versionId"] == "1"));
+    // One Observation for each transaction that was not refused, none for the others.
+    let ctx = RequestContext::system("test", "check");
+    let params = [("_summary".to_string(), "count".to_string())];
+    let observations = hub
+        .search(
+            &ctx,
+            Some("Observation"),
+            &params,
+            Handling::Strict,
+            "http://test/fhir",
+        )
+        .unwrap();
+    let good = sent.iter().filter(|(_, refused)| !refused).count();
+    assert_eq!(observations.total, Some(good as u64));
+}
