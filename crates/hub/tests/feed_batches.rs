@@ -1,9 +1,9 @@
-//! HL7 v2 messages from many connections share the store's commits, and the store commits a
-//! message's unit of work without isolating it from the others of its batch (it can run again:
-//! `ResourceStore::write_repeatable`). A message the store refuses rolls its whole batch back, so
-//! the others must run again: this checks that every good message still ends applied exactly
-//! once, linked, and every refused one a dead letter that changed nothing. Runs the hub over a
-//! real SQLite store with real threads.
+//! Writers from many connections share the store's commits, and the store commits an HL7 v2
+//! message's unit of work, or a FHIR transaction's, without isolating it from the others of its
+//! batch (it can run again: `ResourceStore::write_repeatable`). One the store refuses rolls its
+//! whole batch back, so the others must run again: this checks that every good one still ends
+//! stored exactly once (a message applied and linked), and every refused one changed nothing
+//! (a message a dead letter). Runs the hub over a real SQLite store with real threads.
 
 mod support;
 
