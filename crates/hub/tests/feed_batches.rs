@@ -62,12 +62,10 @@ fn patients_with(hub: &Hub, value: &str) -> Vec<Value> {
     .collect()
 }
 
-#[test]
-fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
-    let (hub, _dir) = support::feed_hub();
-    let sample = String::from_utf8(std::fs::read(SAMPLE).unwrap()).unwrap();
-    // Two records already share the identifier the refused messages carry, so their
-    // conditional update matches both and the store refuses it, inside the unit of work.
+/// Two records that share the identifier `DUPE`: a conditional update by it matches both, so
+/// the store refuses it, inside the unit of work, which then fails without a savepoint and takes
+/// its batch with it.
+fn two_records_share_dupe(hub: &Hub) {
     let ctx = RequestContext::system("test", "setup");
     for family in ["One", "Two"] {
         hub.create(
@@ -79,6 +77,13 @@ fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
+    let (hub, _dir) = support::feed_hub();
+    let sample = String::from_utf8(std::fs::read(SAMPLE).unwrap()).unwrap();
+    two_records_share_dupe(&hub);
 
     let threads: Vec<_> = (0..8)
         .map(|sender| {
@@ -151,17 +156,7 @@ fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
 #[test]
 fn a_refused_transaction_does_not_take_the_others_of_its_commit_with_it() {
     let (hub, _dir) = support::feed_hub();
-    let ctx = RequestContext::system("test", "setup");
-    for family in ["One", "Two"] {
-        hub.create(
-            &ctx,
-            "Patient",
-            json!({"resourceType": "Patient", "name": [{"family": family}],
-                   "identifier": [{"system": PATIENT_SYSTEM, "value": "DUPE"}]}),
-            None,
-        )
-        .unwrap();
-    }
+    two_records_share_dupe(&hub);
     let transaction = |patient: &str| {
         let urn = "urn:uuid:cccccccc-cccc-4ccc-8ccc-cccccccccccc";
         json!({"resourceType": "Bundle", "type": "transaction", "entry": [
