@@ -62,6 +62,20 @@ fn patients_with(hub: &Hub, value: &str) -> Vec<Value> {
     .collect()
 }
 
+/// One Patient has the identifier `value`, at its first version: stored once, written once.
+fn assert_written_once(hub: &Hub, value: &str) {
+    let found = patients_with(hub, value);
+    assert_eq!(found.len(), 1, "{value}: stored once");
+    assert_eq!(found[0]["meta"]["versionId"], "1", "{value}: written once");
+}
+
+/// The two records sharing `DUPE` are as they were made.
+fn assert_dupes_untouched(hub: &Hub) {
+    let dupes = patients_with(hub, "DUPE");
+    assert_eq!(dupes.len(), 2);
+    assert!(dupes.iter().all(|p| p["meta"]["versionId"] == "1"));
+}
+
 /// Two records that share the identifier `DUPE`: a conditional update by it matches both, so
 /// the store refuses it, inside the unit of work, which then fails without a savepoint and takes
 /// its batch with it.
@@ -126,18 +140,11 @@ fn a_refused_message_does_not_take_the_others_of_its_commit_with_it() {
             assert_eq!(logged.status, MessageStatus::DeadLetter, "{seq}");
         } else {
             assert_eq!(logged.status, MessageStatus::Applied, "{seq}");
-            let found = patients_with(&hub, patient);
-            assert_eq!(found.len(), 1, "{patient}: stored once");
-            assert_eq!(
-                found[0]["meta"]["versionId"], "1",
-                "{patient}: written once"
-            );
+            assert_written_once(&hub, patient);
         }
     }
     // The refused messages changed neither record.
-    let dupes = patients_with(&hub, "DUPE");
-    assert_eq!(dupes.len(), 2);
-    assert!(dupes.iter().all(|p| p["meta"]["versionId"] == "1"));
+    assert_dupes_untouched(&hub);
     // Every good message's Patient is linked to a golden person (its linking ran, and was
     // undone, with each run of its unit).
     for (_, patient, refused) in &sent {
@@ -198,16 +205,10 @@ fn a_refused_transaction_does_not_take_the_others_of_its_commit_with_it() {
         .collect();
     for (patient, refused) in &sent {
         if !refused {
-            let found = patients_with(&hub, patient);
-            assert_eq!(found.len(), 1, "{patient}: stored once");
-            assert_eq!(
-                found[0]["meta"]["versionId"], "1",
-                "{patient}: written once"
-            );
+            assert_written_once(&hub, patient);
         }
     }
-    let dupes = patients_with(&hub, "DUPE");
-    assert!(dupes.iter().all(|p| p["meta"]["versionId"] == "1"));
+    assert_dupes_untouched(&hub);
     // One Observation for each transaction that was not refused, none for the others.
     let ctx = RequestContext::system("test", "check");
     let params = [("_summary".to_string(), "count".to_string())];
