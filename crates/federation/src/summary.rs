@@ -113,23 +113,28 @@ impl Section {
     }
 }
 
-/// Whether an Observation carries `category` code `code` (in the FHIR observation-category
-/// system, or with no system, which some sources omit for these well-known codes).
-fn has_category(resource: &Resource, code: &str) -> bool {
-    resource
-        .get("category")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.get("coding").and_then(Value::as_array))
-        .flatten()
-        .any(|coding| {
-            coding.get("code").and_then(Value::as_str) == Some(code)
+/// The section an Observation belongs in, by its `category` codes (in the FHIR
+/// observation-category system, or with no system, which some sources omit for these well-known
+/// codes): vital signs, then results (laboratory, imaging). The categories are read once, as
+/// typed views of their text: most of a summary's resources are Observations.
+fn observation_section(resource: &Resource) -> Option<Section> {
+    let categories = resource.read::<Vec<ConceptView>>("category")?;
+    let has = |code: &str| {
+        categories.iter().flat_map(|c| &c.coding).any(|coding| {
+            coding.code.as_deref() == Some(code)
                 && coding
-                    .get("system")
-                    .and_then(Value::as_str)
+                    .system
+                    .as_deref()
                     .is_none_or(|s| s == OBSERVATION_CATEGORY)
         })
+    };
+    if has("vital-signs") {
+        Some(Section::VitalSigns)
+    } else if has("laboratory") || has("imaging") {
+        Some(Section::Results)
+    } else {
+        None
+    }
 }
 
 /// The section a resource belongs in, or `None` when the summary leaves it out (Patient and
@@ -144,12 +149,7 @@ pub fn section_of(resource: &Resource) -> Option<Section> {
         "MedicationStatement" | "MedicationRequest" => Section::Medications,
         "Immunization" => Section::Immunizations,
         "DiagnosticReport" => Section::Results,
-        "Observation" if has_category(resource, "vital-signs") => Section::VitalSigns,
-        "Observation"
-            if has_category(resource, "laboratory") || has_category(resource, "imaging") =>
-        {
-            Section::Results
-        }
+        "Observation" => return observation_section(resource),
         "Procedure" => Section::Procedures,
         "CarePlan" => Section::CarePlans,
         "Encounter" => Section::Encounters,
@@ -415,7 +415,8 @@ pub fn summary(
     // Within a section the newest comes first whatever its type (a Results section mixes
     // reports and observations); the merged order settles ties.
     for (_, members) in &mut by_section {
-        members.sort_by_key(|&i| {
+        // The key reads the resource's date, so it is read once per entry, not per comparison.
+        members.sort_by_cached_key(|&i| {
             let entry = &merged.entries[i];
             let r = &entry.resource;
             let date = r

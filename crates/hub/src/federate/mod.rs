@@ -199,25 +199,20 @@ impl Hub {
 }
 
 /// A resource's `resourceType` and `meta.tag`, all the mask reads when no codes are withheld
-/// (`concord_access::reads_whole_resource`). The tags are read from the text, so the rest of
-/// `meta` is neither parsed nor copied here.
+/// (`concord_access::reads_whole_resource`). `meta` is parsed once and kept: the merge parses it
+/// anyway to write the provenance tags into it, so reading the tags from its text here (and in
+/// [`is_mpi_resource`]) would scan it three times.
 fn head(resource: &Resource) -> Value {
     let mut head = serde_json::Map::new();
     if let Some(resource_type) = resource.get("resourceType") {
         head.insert("resourceType".into(), resource_type.clone());
     }
-    if let Some(MetaTags { tag: Some(tag) }) = resource.read::<MetaTags>("meta") {
+    if let Some(tag) = resource.get("meta").and_then(|meta| meta.get("tag")) {
         let mut meta = serde_json::Map::new();
-        meta.insert("tag".into(), tag);
+        meta.insert("tag".into(), tag.clone());
         head.insert("meta".into(), Value::Object(meta));
     }
     Value::Object(head)
-}
-
-/// The tags of a resource's `meta`, read without the rest of it.
-#[derive(serde::Deserialize)]
-struct MetaTags {
-    tag: Option<Value>,
 }
 
 /// Whether a grant lets the caller see an organisation's records at all.
@@ -705,22 +700,16 @@ fn combine(results: Vec<SourceResult>) -> SourceResult {
 /// A resource the master patient index keeps about the person (golden Person, worklist Task,
 /// decision Provenance), which is the index's business, not part of the record.
 pub(crate) fn is_mpi_resource(resource: &Resource) -> bool {
-    /// The systems of `meta.tag`, read from the text without the rest of `meta`.
-    #[derive(serde::Deserialize)]
-    struct TagSystems<'a> {
-        #[serde(borrow, default)]
-        tag: Vec<TagSystem<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct TagSystem<'a> {
-        #[serde(borrow, default)]
-        system: Option<std::borrow::Cow<'a, str>>,
-    }
-    resource.read::<TagSystems>("meta").is_some_and(|meta| {
-        meta.tag
-            .iter()
-            .any(|t| t.system.as_deref() == Some(crate::identity::MPI_SYSTEM))
-    })
+    // `meta` is parsed and kept, not read from its text: see [`head`].
+    resource
+        .get("meta")
+        .and_then(|meta| meta.get("tag"))
+        .and_then(Value::as_array)
+        .is_some_and(|tags| {
+            tags.iter().any(|t| {
+                t.get("system").and_then(Value::as_str) == Some(crate::identity::MPI_SYSTEM)
+            })
+        })
 }
 
 /// What of the hub's own data is not the record: the index's resources, and the hub's copies of
