@@ -5,7 +5,7 @@
 //! name, all-or-nothing transactions (one store unit of work) and independent batch entries. An
 //! error in a transaction names the entry it came from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use concord_access::Interaction;
 use concord_fhir::outcome::from_error;
@@ -50,6 +50,9 @@ struct Request {
     prepared: Option<NewVersion>,
     /// For PUT entries checked before the write lock (see [`prepare_entries`]).
     checked: Option<crate::write::Checked>,
+    /// For conditional PUT entries with a fullUrl: what the condition matched when the ids were
+    /// assigned, before any entry was written (see [`matched_still_holds`]).
+    matched: Option<Vec<StoredVersion>>,
 }
 
 /// A transaction Bundle's entries, checked and partly prepared (see [`Hub::prepare_transaction`]).
@@ -279,8 +282,11 @@ impl Hub {
         let ids = assign_ids(tx, requests)?;
         let mut order: Vec<usize> = (0..requests.len()).collect();
         order.sort_by_key(|&i| (requests[i].verb, i));
+        // The resource types entries have written so far, for `matched_still_holds`.
+        let mut written: HashSet<String> = HashSet::new();
         for i in order {
             if let Some(prepared) = requests[i].prepared.take() {
+                written.insert(prepared.resource_type.clone());
                 let version = tx
                     .put(prepared)
                     .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", requests[i].index)))?;
@@ -294,12 +300,17 @@ impl Hub {
             // Taken, not copied, as the prepared POSTs are: a unit of work runs once.
             let mut resource = requests[i].resource.take();
             let checked = requests[i].checked.take();
+            let matched = requests[i].matched.take();
             let request = &requests[i];
+            let matched = matched.filter(|_| matched_still_holds(request, &written));
             if let Some(resource) = resource.as_mut() {
                 resolve_references(tx, resource, &ids)
                     .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
             }
-            let outcome = execute(self, tx, request, resource, checked)
+            if request.verb != Verb::Get {
+                written.insert(written_type(request));
+            }
+            let outcome = execute(self, tx, request, resource, checked, matched)
                 .map_err(|e| e.in_entry(&format!("Bundle.entry[{}]", request.index)))?;
             results[i] = Some(outcome);
         }
@@ -326,7 +337,7 @@ impl Hub {
                 if let Some(resource) = resource.as_mut() {
                     resolve_references(tx, resource, &ids)?;
                 }
-                outcome = Some(execute(self, tx, &request, resource, None)?);
+                outcome = Some(execute(self, tx, &request, resource, None, None)?);
                 Ok(())
             });
             entries[i] = Some(match (result, outcome) {
@@ -401,6 +412,7 @@ fn parse_request(index: usize, entry: &Value) -> Result<Request, Error> {
         existing: false,
         prepared: None,
         checked: None,
+        matched: None,
     })
 }
 
@@ -578,6 +590,7 @@ fn assign_ids(
                 if let Some(Value::Object(map)) = request.resource.as_mut() {
                     map.entry("id").or_insert_with(|| Value::String(id.clone()));
                 }
+                request.matched = Some(found);
                 Some(format!("{resource_type}/{id}"))
             }
             _ => None,
@@ -657,12 +670,41 @@ fn resolve_references(
     Ok(())
 }
 
+/// Whether what a conditional PUT's condition matched when the ids were assigned is still what
+/// it would match now, so the update need not search again. Searching is most of what such an
+/// entry costs inside the store's writer (an HL7 v2 message is several of them). It holds when
+/// no entry written since was of the entry's type, and the condition reads no other type (no
+/// chain, no `_has`): the search reads the index of that type alone.
+fn matched_still_holds(request: &Request, written: &HashSet<String>) -> bool {
+    let Some((resource_type, condition)) = request.url.split_once('?') else {
+        return false;
+    };
+    !written.contains(resource_type)
+        && crate::search::parse_query_string(condition)
+            .iter()
+            .all(|(name, _)| !name.contains('.') && !name.starts_with("_has"))
+}
+
+/// The resource type an entry writes (or deletes).
+fn written_type(request: &Request) -> String {
+    match &request.post_target {
+        Some((resource_type, _)) => resource_type.clone(),
+        None => request
+            .url
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 fn execute(
     hub: &Hub,
     tx: &mut dyn StoreTx,
     request: &Request,
     resource: Option<Value>,
     checked: Option<crate::write::Checked>,
+    matched: Option<Vec<StoredVersion>>,
 ) -> Result<Outcome, Error> {
     let (path, query) = match request.url.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -707,6 +749,7 @@ fn execute(
                         resource,
                         request.if_match,
                         checked,
+                        matched,
                     )?))
                 }
                 ([resource_type, id], None) => {

@@ -193,7 +193,7 @@ impl Hub {
         self.guard_conditional(ctx, Interaction::Update, resource_type, condition)?;
         self.guard_write(ctx, Interaction::Update, resource_type, &body)?;
         self.in_unit(ctx, |tx| {
-            tx_conditional_update(self, tx, resource_type, condition, body, if_match, None)
+            tx_conditional_update(self, tx, resource_type, condition, body, if_match, None, None)
         })
     }
 
@@ -418,8 +418,14 @@ pub(crate) fn tx_conditional_update(
     mut body: Value,
     if_match: Option<u64>,
     checked: Option<Checked>,
+    matched: Option<Vec<StoredVersion>>,
 ) -> Result<WriteOutcome, Error> {
-    let found = conditional_matches(tx, resource_type, condition)?;
+    // What a transaction found for this condition a moment ago, when nothing it reads has been
+    // written since (`transaction::matched_still_holds`).
+    let found = match matched {
+        Some(found) => found,
+        None => conditional_matches(tx, resource_type, condition)?,
+    };
     let body_id = body.get("id").and_then(Value::as_str).map(str::to_string);
     let id = match found.as_slice() {
         [] => body_id.unwrap_or_else(Hub::new_id),

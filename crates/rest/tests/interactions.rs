@@ -1488,6 +1488,66 @@ async fn transaction_put_entries_are_indexed_with_their_rewritten_references() {
     assert_eq!(count(&app, "/fhir/Patient?family=Bad").await, 0);
 }
 
+/// A conditional PUT with a fullUrl is searched when the ids are assigned, before any entry is
+/// written; the update reuses that answer only while it cannot have changed. Here an earlier
+/// entry writes what the condition reads, once of the same type and once through a chain, so
+/// the condition must be searched again at its turn: it then matches the written resource, which
+/// the entry's pre-assigned id contradicts, and the transaction is refused rather than
+/// creating a second record of the same thing.
+#[tokio::test]
+async fn a_conditional_put_sees_what_earlier_entries_wrote() {
+    let app = TestApp::new();
+    let urn = "urn:uuid:cccccccc-cccc-4ccc-8ccc-cccccccccccc";
+    let same_type = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": "Patient/first"},
+         "resource": {"resourceType": "Patient", "id": "first",
+                      "identifier": [{"system": "https://example.org/mrn", "value": "7100"}]}},
+        {"fullUrl": urn,
+         "request": {"method": "PUT", "url": "Patient?identifier=https://example.org/mrn|7100"},
+         "resource": patient_with("Second", "7100", "1970-01-02", "female")},
+    ]});
+    let reply = app.json(Method::POST, "/fhir", &same_type).await;
+    assert!(reply.status.is_client_error(), "{}", reply.body);
+    assert_eq!(
+        count(&app, "/fhir/Patient?identifier=https://example.org/mrn|7100").await,
+        0
+    );
+
+    let patient = |mrn: &str| {
+        json!({"resourceType": "Patient", "id": "chained",
+               "identifier": [{"system": "https://example.org/mrn", "value": mrn}]})
+    };
+    let encounter = json!({"resourceType": "Encounter", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": "Patient/chained"}});
+    let reply = app
+        .json(Method::PUT, "/fhir/Patient/chained", &patient("7200"))
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+    let reply = app
+        .json(Method::PUT, "/fhir/Encounter/chained-visit", &{
+            let mut e = encounter.clone();
+            e["id"] = json!("chained-visit");
+            e
+        })
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+    let chained = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": "Patient/chained"}, "resource": patient("7300")},
+        {"fullUrl": urn,
+         "request": {"method": "PUT",
+                     "url": "Encounter?subject:Patient.identifier=https://example.org/mrn|7300"},
+         "resource": encounter},
+    ]});
+    let reply = app.json(Method::POST, "/fhir", &chained).await;
+    assert!(reply.status.is_client_error(), "{}", reply.body);
+    assert_eq!(count(&app, "/fhir/Encounter?subject=Patient/chained").await, 1);
+    assert_eq!(
+        count(&app, "/fhir/Patient?identifier=https://example.org/mrn|7200").await,
+        1
+    );
+}
+
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     let app = TestApp::new();
