@@ -27,7 +27,7 @@ pub enum InvalidNhsNumber {
 /// Applies the policy to one resource about to be stored.
 pub fn check(policy: InvalidNhsNumber, resource_type: &str, body: &mut Value) -> Result<(), Error> {
     let mut issues = Vec::new();
-    walk(body, resource_type.to_string(), &mut issues);
+    walk(body, resource_type, &mut Vec::new(), &mut issues);
     if issues.is_empty() {
         return Ok(());
     }
@@ -40,7 +40,34 @@ pub fn check(policy: InvalidNhsNumber, resource_type: &str, body: &mut Value) ->
     }
 }
 
-fn walk(value: &Value, path: String, issues: &mut Vec<Issue>) {
+/// One step of the path from the resource to a value.
+enum Step<'a> {
+    Member(&'a str),
+    Item(usize),
+}
+
+/// The FHIRPath-style path of the steps, written only for an issue: every write is checked, and
+/// nearly all pass, so the path is kept as steps rather than text.
+fn path_text(resource_type: &str, steps: &[Step<'_>]) -> String {
+    let mut path = resource_type.to_string();
+    for step in steps {
+        match step {
+            Step::Member(key) => {
+                path.push('.');
+                path.push_str(key);
+            }
+            Step::Item(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    path
+}
+
+fn walk<'a>(
+    value: &'a Value,
+    resource_type: &str,
+    steps: &mut Vec<Step<'a>>,
+    issues: &mut Vec<Issue>,
+) {
     match value {
         Value::Object(map) => {
             if map.get("system").and_then(Value::as_str) == Some(NHS_NUMBER_SYSTEM) {
@@ -50,6 +77,7 @@ fn walk(value: &Value, path: String, issues: &mut Vec<Issue>) {
                     None => None,
                 };
                 if let Some(problem) = problem {
+                    let path = path_text(resource_type, steps);
                     issues.push(
                         Issue::error(
                             IssueType::Value,
@@ -60,12 +88,20 @@ fn walk(value: &Value, path: String, issues: &mut Vec<Issue>) {
                 }
             }
             for (key, child) in map {
-                walk(child, format!("{path}.{key}"), issues);
+                if child.is_object() || child.is_array() {
+                    steps.push(Step::Member(key));
+                    walk(child, resource_type, steps, issues);
+                    steps.pop();
+                }
             }
         }
         Value::Array(items) => {
             for (i, child) in items.iter().enumerate() {
-                walk(child, format!("{path}[{i}]"), issues);
+                if child.is_object() || child.is_array() {
+                    steps.push(Step::Item(i));
+                    walk(child, resource_type, steps, issues);
+                    steps.pop();
+                }
             }
         }
         _ => {}
