@@ -748,8 +748,7 @@ fn execute(
                         condition,
                         resource,
                         request.if_match,
-                        checked,
-                        matched,
+                        crate::write::Beforehand { checked, matched },
                     )?))
                 }
                 ([resource_type, id], None) => {

@@ -193,7 +193,15 @@ impl Hub {
         self.guard_conditional(ctx, Interaction::Update, resource_type, condition)?;
         self.guard_write(ctx, Interaction::Update, resource_type, &body)?;
         self.in_unit(ctx, |tx| {
-            tx_conditional_update(self, tx, resource_type, condition, body, if_match, None, None)
+            tx_conditional_update(
+                self,
+                tx,
+                resource_type,
+                condition,
+                body,
+                if_match,
+                Beforehand::default(),
+            )
         })
     }
 
@@ -410,6 +418,16 @@ pub(crate) fn tx_update_checked(
     })
 }
 
+/// What a transaction worked out for a conditional update before the update's turn.
+#[derive(Default)]
+pub(crate) struct Beforehand {
+    /// The body's checks and index entries (see [`precheck`]).
+    pub checked: Option<Checked>,
+    /// What the condition matched a moment ago, while nothing it reads has been written since
+    /// (`transaction::matched_still_holds`); `None` searches again.
+    pub matched: Option<Vec<StoredVersion>>,
+}
+
 pub(crate) fn tx_conditional_update(
     hub: &Hub,
     tx: &mut dyn StoreTx,
@@ -417,11 +435,9 @@ pub(crate) fn tx_conditional_update(
     condition: &str,
     mut body: Value,
     if_match: Option<u64>,
-    checked: Option<Checked>,
-    matched: Option<Vec<StoredVersion>>,
+    beforehand: Beforehand,
 ) -> Result<WriteOutcome, Error> {
-    // What a transaction found for this condition a moment ago, when nothing it reads has been
-    // written since (`transaction::matched_still_holds`).
+    let Beforehand { checked, matched } = beforehand;
     let found = match matched {
         Some(found) => found,
         None => conditional_matches(tx, resource_type, condition)?,

@@ -1509,7 +1509,11 @@ async fn a_conditional_put_sees_what_earlier_entries_wrote() {
     let reply = app.json(Method::POST, "/fhir", &same_type).await;
     assert!(reply.status.is_client_error(), "{}", reply.body);
     assert_eq!(
-        count(&app, "/fhir/Patient?identifier=https://example.org/mrn|7100").await,
+        count(
+            &app,
+            "/fhir/Patient?identifier=https://example.org/mrn|7100"
+        )
+        .await,
         0
     );
 
@@ -1541,9 +1545,16 @@ async fn a_conditional_put_sees_what_earlier_entries_wrote() {
     ]});
     let reply = app.json(Method::POST, "/fhir", &chained).await;
     assert!(reply.status.is_client_error(), "{}", reply.body);
-    assert_eq!(count(&app, "/fhir/Encounter?subject=Patient/chained").await, 1);
     assert_eq!(
-        count(&app, "/fhir/Patient?identifier=https://example.org/mrn|7200").await,
+        count(&app, "/fhir/Encounter?subject=Patient/chained").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "/fhir/Patient?identifier=https://example.org/mrn|7200"
+        )
+        .await,
         1
     );
 }
