@@ -48,23 +48,16 @@ pub fn set_meta_version(resource: &mut Value, version_id: &str, last_updated: &s
 }
 
 fn move_after_resource_type(map: &mut Map<String, Value>, key: &str) {
-    // serde_json's preserve_order keeps insertion order; re-insert so id and meta lead.
+    // serde_json's preserve_order keeps insertion order; moving the member in place keeps the
+    // others where they are without rebuilding the map (every write does this twice).
     let Some(value) = map.shift_remove(key) else {
         return;
     };
-    let rest: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
-    let mut placed = false;
-    for (k, v) in rest {
-        let is_type = k == "resourceType";
-        map.insert(k, v);
-        if is_type && !placed {
-            map.insert(key.to_string(), value.clone());
-            placed = true;
-        }
-    }
-    if !placed {
-        map.insert(key.to_string(), value);
-    }
+    let at = map
+        .keys()
+        .position(|k| k == "resourceType")
+        .map_or(map.len(), |i| i + 1);
+    map.shift_insert(at, key.to_string(), value);
 }
 
 #[cfg(test)]
@@ -88,5 +81,10 @@ mod tests {
         let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["resourceType", "id", "meta", "active"]);
         assert_eq!(p["meta"]["tag"], json!([]));
+        // Wherever `resourceType` is, `id` and `meta` follow it and the rest keep their order.
+        let mut p = json!({"active": true, "id": "y", "resourceType": "Patient", "gender": "other"});
+        set_meta_version(&mut p, "2", "2020-01-01T00:00:00.000Z");
+        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["active", "resourceType", "id", "meta", "gender"]);
     }
 }
