@@ -82,7 +82,8 @@ mod tests {
         assert_eq!(keys, ["resourceType", "id", "meta", "active"]);
         assert_eq!(p["meta"]["tag"], json!([]));
         // Wherever `resourceType` is, `id` and `meta` follow it and the rest keep their order.
-        let mut p = json!({"active": true, "id": "y", "resourceType": "Patient", "gender": "other"});
+        let mut p =
+            json!({"active": true, "id": "y", "resourceType": "Patient", "gender": "other"});
         set_meta_version(&mut p, "2", "2020-01-01T00:00:00.000Z");
         let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["active", "resourceType", "id", "meta", "gender"]);
