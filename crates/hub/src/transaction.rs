@@ -671,8 +671,8 @@ fn resolve_references(
 }
 
 /// Whether what a conditional PUT's condition matched when the ids were assigned is still what
-/// it would match now, so the update need not search again. Searching is most of what such an
-/// entry costs inside the store's writer (an HL7 v2 message is several of them). It holds when
+/// it would match now, so the update need not search again inside the store's writer, where
+/// every search delays every other writer (an HL7 v2 message is several of them). It holds when
 /// no entry written since was of the entry's type, and the condition reads no other type (no
 /// chain, no `_has`): the search reads the index of that type alone.
 fn matched_still_holds(request: &Request, written: &HashSet<String>) -> bool {
