@@ -118,19 +118,44 @@ impl Section {
 /// codes): vital signs, then results (laboratory, imaging). The categories are read once, as
 /// typed views of their text: most of a summary's resources are Observations.
 fn observation_section(resource: &Resource) -> Option<Section> {
-    let categories = resource.read::<Vec<ConceptView>>("category")?;
-    let has = |code: &str| {
-        categories.iter().flat_map(|c| &c.coding).any(|coding| {
-            coding.code.as_deref() == Some(code)
-                && coding
-                    .system
-                    .as_deref()
-                    .is_none_or(|s| s == OBSERVATION_CATEGORY)
-        })
+    let (mut vital, mut result) = (false, false);
+    let mut note = |system: Option<&str>, code: Option<&str>| {
+        if system.is_some_and(|s| s != OBSERVATION_CATEGORY) {
+            return;
+        }
+        match code {
+            Some("vital-signs") => vital = true,
+            Some("laboratory" | "imaging") => result = true,
+            _ => {}
+        }
     };
-    if has("vital-signs") {
+    match resource.read::<Vec<ConceptView>>("category") {
+        Some(categories) => {
+            for coding in categories.iter().flat_map(|c| &c.coding) {
+                note(coding.system.as_deref(), coding.code.as_deref());
+            }
+        }
+        // Not the shape FHIR gives `category` (one element of another type, say): what can be
+        // read of it still places the Observation, rather than leaving it out of the summary.
+        None => {
+            let codings = resource
+                .get("category")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("coding").and_then(Value::as_array))
+                .flatten();
+            for coding in codings {
+                note(
+                    coding.get("system").and_then(Value::as_str),
+                    coding.get("code").and_then(Value::as_str),
+                );
+            }
+        }
+    }
+    if vital {
         Some(Section::VitalSigns)
-    } else if has("laboratory") || has("imaging") {
+    } else if result {
         Some(Section::Results)
     } else {
         None
@@ -631,6 +656,40 @@ fn entry_of(full_url: String, resource: Value) -> DocumentEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observations_are_placed_by_category_even_beside_a_malformed_one() {
+        let section = |category: Value| {
+            let observation = json!({"resourceType": "Observation", "category": category});
+            section_of(&Resource::from_json(&observation.to_string()).unwrap())
+        };
+        let coding =
+            |system: &str, code: &str| json!({"coding": [{"system": system, "code": code}]});
+        let vital = coding(OBSERVATION_CATEGORY, "vital-signs");
+        let lab = coding(OBSERVATION_CATEGORY, "laboratory");
+        assert_eq!(
+            section(json!([lab.clone(), vital.clone()])),
+            Some(Section::VitalSigns)
+        );
+        assert_eq!(section(json!([lab.clone()])), Some(Section::Results));
+        assert_eq!(
+            section(json!([{"coding": [{"code": "imaging"}]}])),
+            Some(Section::Results)
+        );
+        assert_eq!(
+            section(json!([coding("https://other.example", "laboratory")])),
+            None
+        );
+        assert_eq!(
+            section(json!(["not a concept", vital])),
+            Some(Section::VitalSigns)
+        );
+        assert_eq!(
+            section(json!([{"coding": "junk"}, lab])),
+            Some(Section::Results)
+        );
+        assert_eq!(section(json!("junk")), None);
+    }
 
     #[test]
     fn uuids_are_kept_or_derived_deterministically() {
