@@ -2,10 +2,11 @@
 //! parsed only when something reads it.
 //!
 //! Owns [`Resource`]: reading one from JSON text, reading and changing its members, finding its
-//! `reference`s without parsing it (by searching its text), and writing it back out. A federated view passes a whole
-//! record through the hub, and the merge reads only a few members of each resource (type, id,
-//! `meta`, identifiers, codes, dates, values); parsing every narrative, note and nested element
-//! into a `serde_json::Value` was most of the hub's cost per view (docs/performance.md). So the
+//! `reference`s without parsing it (by searching its text), and writing it back out. A federated
+//! view passes a whole record through the hub, and the merge reads only a few members of each
+//! resource (type, id, `meta`, identifiers, codes, dates, values); parsing every narrative, note
+//! and nested element into a `serde_json::Value` was most of the hub's cost per view
+//! (docs/performance.md). So the
 //! members nobody reads stay as text and are written out verbatim. Does not: judge whether a
 //! value is a valid resource (see [`crate::provenance`]'s `accept`).
 //!
