@@ -232,3 +232,65 @@ async fn a_reused_control_id_with_other_content_is_kept_not_dropped() {
     assert_eq!(dead.len(), 1, "kept for a person to look at");
     assert_eq!(dead[0].raw, other.as_bytes());
 }
+
+/// A message waits in the store for the writer, its commit and the disk. It waits on its
+/// connection's thread, so a busy blocking pool (every thread held by other work, as under a
+/// load of reads) does not hold it up, and it holds no thread that reads need.
+#[test]
+fn a_message_is_answered_while_the_blocking_pool_is_busy() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    runtime.block_on(async {
+        let node = start(MllpConfig::default()).await;
+        // The one blocking thread is taken until the test ends.
+        let busy = tokio::task::spawn_blocking(move || {
+            let _ = held.recv();
+        });
+        let mut stream = TcpStream::connect(node.addr).await.unwrap();
+        let ack = tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange(&mut stream, &frame(&message("ADT-A01-01.hl7"))),
+        )
+        .await
+        .expect("the message was answered while the blocking pool was busy")
+        .expect("an ACK");
+        assert!(msa(&ack).starts_with("MSA|AA|"), "{ack}");
+        release.send(()).unwrap();
+        busy.await.unwrap();
+    });
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_are_closed() {
+    let node = start(MllpConfig {
+        max_connections: 1,
+        ..MllpConfig::default()
+    })
+    .await;
+    let mut first = TcpStream::connect(node.addr).await.unwrap();
+    let ack = exchange(&mut first, &frame(&message("ADT-A01-01.hl7"))).await;
+    assert!(msa(&ack.expect("an ACK")).starts_with("MSA|AA|"));
+    let mut second = TcpStream::connect(node.addr).await.unwrap();
+    assert_eq!(
+        exchange(&mut second, &frame(&message("ADT-A08-01.hl7"))).await,
+        None,
+        "a second connection is over the limit of one"
+    );
+    // Once the first is closed, a connection is taken again.
+    drop(first);
+    let mut answered = None;
+    for _ in 0..50 {
+        let mut third = TcpStream::connect(node.addr).await.unwrap();
+        answered = exchange(&mut third, &frame(&message("ADT-A08-01.hl7"))).await;
+        if answered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(msa(&answered.expect("an ACK once the first closed")).starts_with("MSA|AA|"));
+}
