@@ -184,6 +184,7 @@ pub struct Mllp {
     pub allowed_peers: Vec<String>,
     pub max_message_bytes: usize,
     pub idle_timeout_seconds: u64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -430,6 +431,9 @@ impl Config {
         }
         self.mllp_addr()?;
         self.mllp_peers()?;
+        if self.mllp.max_connections == 0 {
+            bail!("mllp.max_connections must be at least 1");
+        }
         if self.mllp.max_message_bytes < 1024 {
             bail!("mllp.max_message_bytes must be at least 1024");
         }
@@ -721,6 +725,12 @@ role_map = { "R8000" = "clinician" }
             Config::load(Some(&file), &Overrides::default()).unwrap_err()
         );
         assert!(err.contains("synchronous"), "{err}");
+        std::fs::write(&file, "[mllp]\nmax_connections = 0\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("mllp.max_connections"), "{err}");
         assert!(
             Config::load(
                 Some(&dir.path().join("missing.toml")),

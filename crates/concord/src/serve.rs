@@ -58,6 +58,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 max_message_bytes: config.mllp.max_message_bytes,
                 idle_timeout: std::time::Duration::from_secs(config.mllp.idle_timeout_seconds),
                 allowed_peers: config.mllp_peers()?,
+                max_connections: config.mllp.max_connections,
             };
             Some(tokio::spawn(concord_mllp::serve(
                 listener,
