@@ -13,9 +13,8 @@
 //! holds writers off until the log is copied and the database file synced, cost MLLP ingest a
 //! fifth of its throughput.)
 //!
-//! Does not: decide durability (a unit of work is on disk when it returns, whatever this thread
-//! does: `crate::group`), or run while nothing is written: it wakes only when told that a batch
-//! committed.
+//! Does not: decide durability (commits are durable when they return, whatever this thread
+//! does), or run while nothing is written: it wakes only when told that a batch committed.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
