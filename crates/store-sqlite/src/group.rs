@@ -372,9 +372,7 @@ impl Durability {
             return Ok(());
         }
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        Err(not_durable(
-            state.failure.as_deref().unwrap_or("a sync failed"),
-        ))
+        Err(not_durable(state.failure.as_deref().unwrap_or("a sync failed")))
     }
 
     /// Returns once `batch`, which has committed, is on disk: at once if a sync that began after
@@ -455,108 +453,4 @@ fn abort(reason: &str) -> rusqlite::Error {
 
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    //! The durability promise with the disk stood in for: a sync that records what it covered.
-
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicI64;
-    use std::time::Duration;
-
-    use super::*;
-
-    /// A writer over a fresh database with one table, committing with `NORMAL` as the store's
-    /// writer does when the group writer syncs.
-    fn writer(dir: &std::path::Path, durability: Durability) -> GroupWriter {
-        let conn = Connection::open(dir.join("db")).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT NOT NULL);",
-        )
-        .unwrap();
-        GroupWriter::new(conn, None, Some(durability))
-    }
-
-    fn insert(conn: &Connection, who: &str) -> rusqlite::Result<i64> {
-        conn.execute("INSERT INTO t (who) VALUES (?1)", [who])?;
-        Ok(conn.last_insert_rowid())
-    }
-
-    #[test]
-    fn a_unit_returns_only_once_a_sync_begun_after_its_commit_has_finished() {
-        let dir = tempfile::tempdir().unwrap();
-        // The stand-in disk: a sync makes durable what was committed when it began (read by a
-        // connection of its own), after a while.
-        let durable = Arc::new(AtomicI64::new(0));
-        let syncs = Arc::new(AtomicUsize::new(0));
-        let reader = Mutex::new(None::<Connection>);
-        let path = dir.path().join("db");
-        let (d, s) = (durable.clone(), syncs.clone());
-        let durability = Durability::with_sync(Box::new(move || {
-            let mut reader = reader.lock().unwrap();
-            let conn = reader.get_or_insert_with(|| Connection::open(&path).unwrap());
-            let committed: i64 = conn
-                .query_row("SELECT coalesce(max(id), 0) FROM t", [], |r| r.get(0))
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(2));
-            d.fetch_max(committed, Ordering::SeqCst);
-            s.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }));
-        let writer = writer(dir.path(), durability);
-        let units = 8 * 40;
-        std::thread::scope(|scope| {
-            for thread in 0..8 {
-                let (writer, durable) = (&writer, &durable);
-                scope.spawn(move || {
-                    for i in 0..40 {
-                        let id = writer
-                            .unit(Kind::Repeatable, |conn, _| {
-                                insert(conn, &format!("{thread}-{i}"))
-                            })
-                            .unwrap_or_else(|_| panic!("unit {thread}-{i} failed"));
-                        assert!(
-                            durable.load(Ordering::SeqCst) >= id,
-                            "row {id} was acknowledged before a sync covered it"
-                        );
-                    }
-                });
-            }
-        });
-        let syncs = syncs.load(Ordering::SeqCst);
-        assert!(syncs >= 1);
-        // Units that commit while a sync runs share the next one.
-        assert!(
-            syncs < units,
-            "{syncs} syncs for {units} units: none was shared"
-        );
-    }
-
-    #[test]
-    fn after_a_failed_sync_no_unit_is_accepted() {
-        let dir = tempfile::tempdir().unwrap();
-        let durability =
-            Durability::with_sync(Box::new(|| Err(std::io::Error::other("the disk is gone"))));
-        let writer = writer(dir.path(), durability);
-        let first = writer.unit(Kind::Isolated, |conn, _| insert(conn, "first"));
-        match first {
-            Err(UnitError::Db(e)) => {
-                let text = e.to_string();
-                assert!(
-                    text.contains("not known to be on disk") && text.contains("the disk is gone"),
-                    "{text}"
-                );
-            }
-            _ => panic!("a unit whose batch could not be synced was acknowledged"),
-        }
-        let mut ran = false;
-        let second = writer.unit(Kind::Isolated, |conn, _| {
-            ran = true;
-            insert(conn, "second")
-        });
-        assert!(matches!(second, Err(UnitError::Db(_))));
-        assert!(!ran, "a unit ran after a sync had failed");
-    }
 }
