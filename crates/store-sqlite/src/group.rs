@@ -17,21 +17,6 @@
 //! A unit must not wait for anything another unit's caller may hold while it waits for the
 //! commit; in this crate units only run SQL.
 //!
-//! Under `synchronous = full` the fsync happens outside the connection's lock ([`Durability`]).
-//! SQLite's `FULL` syncs the log inside `COMMIT`, while the lock is held, so the next batch
-//! could not start until the disk had answered: on a host where a sync takes about a
-//! millisecond, that was 40% of the time the lock was held under the HL7 v2 feed. Instead the
-//! connection commits with `NORMAL` (the log's pages are written to the file, not synced), the
-//! lock is released, and the unit syncs the log file itself, or waits for a sync that began
-//! after its batch committed. One sync serves every batch committed before it began, and the
-//! next batch is written while it runs. A unit still returns only once its batch is on disk.
-//! What changes is that readers can see a batch about a millisecond before it is durable: after
-//! a power failure in that millisecond, the batch is gone although a reader saw it. Its writers
-//! were never told it succeeded, so a sender that waits for its acknowledgement sends it again.
-//! After a sync fails, no later unit is accepted (as PostgreSQL stops after a failed fsync):
-//! Linux may have dropped the pages that failed, and a later sync would report success for
-//! them. Reopening the store recovers from the log what is on disk.
-//!
 //! A savepoint copies every page its unit changes that the batch changed before (SQLite's
 //! sub-journal): with a few units a batch, that was a sixth of the writer's time under the HL7
 //! v2 feed (docs/performance.md). So units that can run again from the start
@@ -42,7 +27,7 @@
 //! (`Kind::Isolated`) makes every unit after it in its batch take a savepoint.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex, PoisonError};
 
@@ -111,24 +96,12 @@ pub(crate) struct GroupWriter {
     queued: AtomicUsize,
     outcomes: Mutex<Outcomes>,
     committed: Condvar,
-    /// The last batch that committed (batches commit in order).
-    last_committed: AtomicU64,
-    /// Syncs the log outside the lock, when the connection commits without syncing.
-    durability: Option<Durability>,
 }
 
 impl GroupWriter {
-    /// `durability` is given when `conn` commits with `synchronous = NORMAL` and units must
-    /// still return only once their batch is on disk.
-    pub(crate) fn new(
-        conn: Connection,
-        on_commit: Option<Sender<()>>,
-        durability: Option<Durability>,
-    ) -> Self {
+    pub(crate) fn new(conn: Connection, on_commit: Option<Sender<()>>) -> Self {
         GroupWriter {
             on_commit,
-            last_committed: AtomicU64::new(0),
-            durability,
             conn: Mutex::new(Conn {
                 conn,
                 open: None,
@@ -153,9 +126,6 @@ impl GroupWriter {
         kind: Kind,
         work: impl FnOnce(&Connection, &mut Vec<OutcomeHook>) -> Result<T, E>,
     ) -> Result<T, UnitError<E>> {
-        if let Some(durability) = &self.durability {
-            durability.refuse_if_broken().map_err(UnitError::Db)?;
-        }
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -243,10 +213,6 @@ impl GroupWriter {
                 reason: e.to_string(),
                 undone: false,
             });
-            if committed.is_ok() {
-                // Before the waiters are woken, so that a sync any of them starts covers it.
-                self.last_committed.store(batch, Ordering::SeqCst);
-            }
             self.finish_batch(c, batch, failure);
             if let (Ok(()), Some(on_commit)) = (&committed, &self.on_commit) {
                 // Gone only with a checkpoint thread that could not go on; the writer's own
@@ -266,12 +232,6 @@ impl GroupWriter {
             Some(committed) => committed.map_err(UnitError::Db),
             None if result.is_err() => return result,
             None => self.wait_for(batch),
-        };
-        let committed = match (committed, &self.durability) {
-            (Ok(()), Some(durability)) => durability
-                .sync_through(batch, &self.last_committed)
-                .map_err(UnitError::Db),
-            (committed, _) => committed,
         };
         match (result, committed) {
             (Err(UnitError::Work(e)), _) => Err(UnitError::Work(e)),
@@ -315,118 +275,6 @@ impl GroupWriter {
         drop(outcomes);
         self.committed.notify_all();
     }
-}
-
-/// Makes committed batches durable by syncing the log file outside the connection's lock (see
-/// the module doc).
-pub(crate) struct Durability {
-    sync: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
-    state: Mutex<SyncState>,
-    synced: Condvar,
-    /// A sync failed: no unit is accepted any more.
-    broken: AtomicBool,
-}
-
-struct SyncState {
-    /// Every batch up to this number is on disk.
-    durable: u64,
-    /// A sync is running.
-    syncing: bool,
-    /// Why a sync failed, once one has.
-    failure: Option<String>,
-}
-
-impl Durability {
-    /// Syncs the write-ahead log at `wal` (SQLite's `{database}-wal`, which exists once the
-    /// connection has written in WAL mode), opened at the first sync.
-    pub(crate) fn of_log(wal: std::path::PathBuf) -> Self {
-        let file = std::sync::OnceLock::new();
-        Durability::with_sync(Box::new(move || {
-            let file = match file.get() {
-                Some(file) => file,
-                None => {
-                    let opened = std::fs::File::open(&wal)?;
-                    file.get_or_init(|| opened)
-                }
-            };
-            file.sync_data()
-        }))
-    }
-
-    /// Syncs with `sync`; tests stand in for the disk with it.
-    pub(crate) fn with_sync(sync: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>) -> Self {
-        Durability {
-            sync,
-            state: Mutex::new(SyncState {
-                durable: 0,
-                syncing: false,
-                failure: None,
-            }),
-            synced: Condvar::new(),
-            broken: AtomicBool::new(false),
-        }
-    }
-
-    fn refuse_if_broken(&self) -> rusqlite::Result<()> {
-        if !self.broken.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        Err(not_durable(state.failure.as_deref().unwrap_or("a sync failed")))
-    }
-
-    /// Returns once `batch`, which has committed, is on disk: at once if a sync that began after
-    /// it committed has finished, after the running sync if that one began after it, or after a
-    /// sync this thread runs, which covers every batch committed by then (`last_committed`).
-    fn sync_through(&self, batch: u64, last_committed: &AtomicU64) -> rusqlite::Result<()> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(failure) = &state.failure {
-                return Err(not_durable(failure));
-            }
-            if state.durable >= batch {
-                return Ok(());
-            }
-            if !state.syncing {
-                break;
-            }
-            state = self
-                .synced
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        state.syncing = true;
-        let covered = last_committed.load(Ordering::SeqCst);
-        drop(state);
-        let synced = (self.sync)();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.syncing = false;
-        let outcome = match synced {
-            Ok(()) => {
-                state.durable = state.durable.max(covered);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the write-ahead log could not be synced; the store takes no more writes until it is reopened");
-                let reason = format!("the write-ahead log could not be synced: {e}");
-                let error = not_durable(&reason);
-                state.failure = Some(reason);
-                self.broken.store(true, Ordering::SeqCst);
-                Err(error)
-            }
-        };
-        drop(state);
-        self.synced.notify_all();
-        outcome
-    }
-}
-
-/// The error a unit gets when its batch committed but could not be made durable.
-fn not_durable(reason: &str) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
-        Some(format!("the batch is not known to be on disk: {reason}")),
-    )
 }
 
 /// Runs outcome hooks: in order after a commit, in reverse order after a rollback, so undoing

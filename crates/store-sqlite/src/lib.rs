@@ -205,21 +205,8 @@ impl SqliteStore {
             })?;
         let on_commit = checkpoint::spawn(&options.path, synchronous_pragma(synchronous))
             .map_err(|e| open_error(&options.path, &e))?;
-        // The schema above was committed with SQLite's own sync. From here the group writer
-        // syncs the log itself, outside its lock (`group::Durability`).
-        let durability = match synchronous {
-            Synchronous::Full => {
-                writer
-                    .execute_batch("PRAGMA synchronous = NORMAL")
-                    .map_err(|e| open_error(&options.path, &e))?;
-                let mut wal = options.path.clone().into_os_string();
-                wal.push("-wal");
-                Some(group::Durability::of_log(wal.into()))
-            }
-            Synchronous::Normal => None,
-        };
         Ok(SqliteStore {
-            writer: GroupWriter::new(writer, Some(on_commit), durability),
+            writer: GroupWriter::new(writer, Some(on_commit)),
             readers,
             path: options.path.clone(),
         })
