@@ -288,7 +288,7 @@ fn insert_sql(slot: usize, rows: usize) -> &'static str {
                 (0..=MAX_ROWS_PER_INSERT.ilog2())
                     .map(|power| {
                         let values = vec![row.as_str(); 1 << power].join(", ");
-                        format!("INSERT OR FAIL INTO {table} ({columns}) VALUES {values}")
+                        format!("INSERT INTO {table} ({columns}) VALUES {values}")
                     })
                     .collect()
             })
