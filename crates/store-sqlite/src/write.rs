@@ -12,11 +12,7 @@ use concord_store::{
     Appended, MessageStatus, NewMessage, NewVersion, OutcomeHook, SearchPage, StoreTx,
     StoredVersion,
 };
-use std::borrow::Cow;
-use std::sync::OnceLock;
-
-use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
-use rusqlite::{Connection, params};
+use rusqlite::{CachedStatement, Connection, params};
 
 use crate::{db_error, read, search};
 
@@ -184,6 +180,7 @@ pub(crate) fn reindex_phonetic(conn: &Connection) -> rusqlite::Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     conn.execute(&format!("DELETE {rows}"), [])?;
     let mut values = Vec::new();
+    let mut rows = IndexRows::new(conn);
     for (seq, resource_type, body) in versions {
         let Some(def) = concord_search::registry::lookup(&resource_type, "phonetic") else {
             continue;
@@ -195,18 +192,9 @@ pub(crate) fn reindex_phonetic(conn: &Connection) -> rusqlite::Result<()> {
         concord_search::extract::param_values(def, &resource, &mut values);
         // `ord` only has to be unique within the version's rows of this parameter.
         let mut ord = 0;
-        let mut rows = IndexRows::default();
         for value in &values {
-            rows.push(
-                seq,
-                &mut ord,
-                &resource_type,
-                Cow::Borrowed("phonetic"),
-                None,
-                value,
-            );
+            rows.insert(seq, &mut ord, &resource_type, "phonetic", None, value)?;
         }
-        rows.insert(conn)?;
     }
     Ok(())
 }
@@ -217,7 +205,7 @@ fn insert_index(
     resource_type: &str,
     entries: &[IndexEntry],
 ) -> rusqlite::Result<()> {
-    let mut rows = IndexRows::default();
+    let mut rows = IndexRows::new(tx);
     let mut group = 0i64;
     // Numbers the rows of the version, which makes each table's key unique (see the schema).
     let mut ord = 0i64;
@@ -226,133 +214,79 @@ fn insert_index(
             IndexValue::Composite(components) => {
                 group += 1;
                 for (i, component) in components.iter().enumerate() {
-                    let code = Cow::Owned(format!("{}${i}", entry.code));
-                    rows.push(seq, &mut ord, resource_type, code, Some(group), component);
+                    let code = format!("{}${i}", entry.code);
+                    rows.insert(seq, &mut ord, resource_type, &code, Some(group), component)?;
                 }
             }
-            value => rows.push(
-                seq,
-                &mut ord,
-                resource_type,
-                Cow::Borrowed(&entry.code),
-                None,
-                value,
-            ),
+            value => rows.insert(seq, &mut ord, resource_type, &entry.code, None, value)?,
         }
     }
-    rows.insert(tx)
+    Ok(())
 }
 
-/// The index tables, their columns, and the most rows one `INSERT` carries.
-const INDEX_TABLES: [(&str, &str); 7] = [
-    (
-        "idx_string",
-        "res_seq, ord, resource_type, param, grp, normalized, exact",
-    ),
-    (
-        "idx_token",
-        "res_seq, ord, resource_type, param, grp, system, code, text",
-    ),
-    (
-        "idx_date",
-        "res_seq, ord, resource_type, param, grp, low, high",
-    ),
-    (
-        "idx_number",
-        "res_seq, ord, resource_type, param, grp, value, low, high",
-    ),
-    (
-        "idx_quantity",
-        "res_seq, ord, resource_type, param, grp, value, low, high, system, code, unit",
-    ),
-    (
-        "idx_reference",
-        "res_seq, ord, resource_type, param, grp, target_type, target_id, url, version, ident_system, ident_value",
-    ),
-    ("idx_uri", "res_seq, ord, resource_type, param, grp, value"),
-];
-
-/// Rows per `INSERT` at most; a table's rows go in chunks of 16, 8, 4, 2 and 1, so that each
-/// table needs five statements in the connection's cache.
-const MAX_ROWS_PER_INSERT: usize = 16;
-
-/// The `INSERT` of `rows` rows into index table `slot`, written once.
-fn insert_sql(slot: usize, rows: usize) -> &'static str {
-    static SQL: OnceLock<Vec<Vec<String>>> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        INDEX_TABLES
-            .iter()
-            .map(|(table, columns)| {
-                let width = columns.split(',').count();
-                let row = format!("({})", vec!["?"; width].join(", "));
-                (0..=MAX_ROWS_PER_INSERT.ilog2())
-                    .map(|power| {
-                        let values = vec![row.as_str(); 1 << power].join(", ");
-                        format!("INSERT INTO {table} ({columns}) VALUES {values}")
-                    })
-                    .collect()
-            })
-            .collect()
-    });
-    &sql[slot][rows.ilog2() as usize]
+/// The statements that insert index rows, each prepared (taken from the connection's cache) at
+/// its first use and kept for the rows that follow. Taking a statement from rusqlite's cache
+/// hashes its SQL text, and putting it back hashes it again: with one statement per row that was
+/// 6% of the HL7 v2 feed's writer.
+struct IndexRows<'c> {
+    conn: &'c Connection,
+    statements: [Option<CachedStatement<'c>>; 7],
 }
 
-/// A version's index rows, gathered per table and inserted with one statement for up to
-/// [`MAX_ROWS_PER_INSERT`] rows. A statement per row paid SQLite's cost of starting and ending a
-/// statement (opening the table's cursors, binding, halting) for each of the 92 rows of an ADT
-/// message, and rusqlite's statement cache lookup too (docs/performance.md).
-#[derive(Default)]
-struct IndexRows<'v> {
-    /// Per table (in [`INDEX_TABLES`] order), its rows' values one after another.
-    values: [Vec<ToSqlOutput<'v>>; 7],
-}
+impl<'c> IndexRows<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        IndexRows {
+            conn,
+            statements: Default::default(),
+        }
+    }
 
-impl<'v> IndexRows<'v> {
-    /// Adds one row of `seq`'s index (a composite's components as rows of one group), numbered
+    /// Statement `slot` (one per index table), prepared from `sql` the first time.
+    fn statement(&mut self, slot: usize, sql: &str) -> rusqlite::Result<&mut CachedStatement<'c>> {
+        match &mut self.statements[slot] {
+            Some(statement) => Ok(statement),
+            empty => Ok(empty.insert(self.conn.prepare_cached(sql)?)),
+        }
+    }
+
+    /// Inserts one row of `seq`'s index (a composite's components as rows of one group), numbered
     /// by `ord`.
-    fn push(
+    #[allow(clippy::too_many_arguments, reason = "one column each of an index row")]
+    fn insert(
         &mut self,
         seq: i64,
         ord: &mut i64,
-        resource_type: &'v str,
-        code: Cow<'v, str>,
+        resource_type: &str,
+        code: &str,
         grp: Option<i64>,
-        value: &'v IndexValue,
-    ) {
+        value: &IndexValue,
+    ) -> rusqlite::Result<()> {
         *ord += 1;
-        let key = |slot: usize, values: &mut [Vec<ToSqlOutput<'v>>; 7]| {
-            let row = &mut values[slot];
-            row.push(integer(seq));
-            row.push(integer(*ord));
-            row.push(text(resource_type));
-            row.push(match &code {
-                Cow::Borrowed(code) => text(code),
-                Cow::Owned(code) => ToSqlOutput::Owned(SqlValue::Text(code.clone())),
-            });
-            row.push(grp.map_or(ToSqlOutput::Owned(SqlValue::Null), integer));
-            slot
-        };
-        let values = &mut self.values;
+        let row = *ord;
         match value {
             IndexValue::String { normalized, exact } => {
-                let slot = key(0, values);
-                values[slot].extend([text(normalized), text(exact)]);
+                self.statement(0, "INSERT INTO idx_string (res_seq, ord, resource_type, param, grp, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![seq, row, resource_type, code, grp, normalized, exact])?;
             }
             IndexValue::Token {
                 system,
                 code: token_code,
-                text: token_text,
+                text,
             } => {
-                let slot = key(1, values);
-                values[slot].extend([optional(system), optional(token_code), optional(token_text)]);
+                self.statement(1, "INSERT INTO idx_token (res_seq, ord, resource_type, param, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![seq, row, resource_type, code, grp, system, token_code, text])?;
             }
             IndexValue::Date { low, high } => {
-                let slot = key(2, values);
-                values[slot].extend([integer(*low), integer(*high)]);
+                self.statement(2, "INSERT INTO idx_date (res_seq, ord, resource_type, param, grp, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![seq, row, resource_type, code, grp, low, high])?;
             }
             IndexValue::Number { value, low, high } => {
-                let slot = key(3, values);
-                values[slot].extend([real(*value), real(*low), real(*high)]);
+                self.statement(3, "INSERT INTO idx_number (res_seq, ord, resource_type, param, grp, value, low, high) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![seq, row, resource_type, code, grp, value, low, high])?;
             }
             IndexValue::Quantity {
                 value,
@@ -362,15 +296,10 @@ impl<'v> IndexRows<'v> {
                 code: unit_code,
                 unit,
             } => {
-                let slot = key(4, values);
-                values[slot].extend([
-                    real(*value),
-                    real(*low),
-                    real(*high),
-                    optional(system),
-                    optional(unit_code),
-                    optional(unit),
-                ]);
+                self.statement(4, "INSERT INTO idx_quantity (res_seq, ord, resource_type, param, grp, value, low, high, system, code, unit)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![seq, row, resource_type, code, grp, value, low, high, system, unit_code, unit])?;
             }
             IndexValue::Reference {
                 resource_type: target_type,
@@ -380,71 +309,32 @@ impl<'v> IndexRows<'v> {
                 identifier,
             } => {
                 let (ident_system, ident_value) = match identifier {
-                    Some((system, value)) => (optional(system), text(value)),
-                    None => (null(), null()),
+                    Some((s, v)) => (s.as_deref(), Some(v.as_str())),
+                    None => (None, None),
                 };
-                let slot = key(5, values);
-                values[slot].extend([
-                    optional(target_type),
-                    optional(id),
-                    optional(url),
-                    optional(version),
-                    ident_system,
-                    ident_value,
-                ]);
+                self.statement(5, "INSERT INTO idx_reference (res_seq, ord, resource_type, param, grp, target_type, target_id, url, version, ident_system, ident_value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![seq, row, resource_type, code, grp, target_type, id, url, version, ident_system, ident_value])?;
             }
             IndexValue::Uri(uri) => {
-                let slot = key(6, values);
-                values[slot].push(text(uri));
+                self.statement(6, "INSERT INTO idx_uri (res_seq, ord, resource_type, param, grp, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                    .execute(params![seq, row, resource_type, code, grp, uri])?;
             }
             IndexValue::Composite(components) => {
                 // Nested composites do not occur in R4; store the components flat under this group.
                 for (i, component) in components.iter().enumerate() {
-                    let code = Cow::Owned(format!("{code}${i}"));
-                    self.push(seq, ord, resource_type, code, grp, component);
+                    self.insert(
+                        seq,
+                        ord,
+                        resource_type,
+                        &format!("{code}${i}"),
+                        grp,
+                        component,
+                    )?;
                 }
             }
-        }
-    }
-
-    /// Inserts every row added, and forgets them.
-    fn insert(&mut self, tx: &Connection) -> rusqlite::Result<()> {
-        for (slot, values) in self.values.iter_mut().enumerate() {
-            let width = INDEX_TABLES[slot].1.split(',').count();
-            let mut rows = values.len() / width;
-            let mut at = 0;
-            while rows > 0 {
-                let chunk = 1 << rows.min(MAX_ROWS_PER_INSERT).ilog2();
-                let mut statement = tx.prepare_cached(insert_sql(slot, chunk))?;
-                for (i, value) in values[at..at + chunk * width].iter().enumerate() {
-                    statement.raw_bind_parameter(i + 1, value)?;
-                }
-                statement.raw_execute()?;
-                at += chunk * width;
-                rows -= chunk;
-            }
-            values.clear();
         }
         Ok(())
     }
-}
-
-fn integer<'v>(value: i64) -> ToSqlOutput<'v> {
-    ToSqlOutput::Owned(SqlValue::Integer(value))
-}
-
-fn real<'v>(value: f64) -> ToSqlOutput<'v> {
-    ToSqlOutput::Owned(SqlValue::Real(value))
-}
-
-fn text(value: &str) -> ToSqlOutput<'_> {
-    ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes()))
-}
-
-fn null<'v>() -> ToSqlOutput<'v> {
-    ToSqlOutput::Owned(SqlValue::Null)
-}
-
-fn optional(value: &Option<String>) -> ToSqlOutput<'_> {
-    value.as_deref().map_or_else(null, text)
 }
