@@ -225,7 +225,7 @@ fn insert_index(
 }
 
 /// The statements that insert index rows, each prepared (taken from the connection's cache) at
-/// its first use and kept for the version's other rows. Taking a statement from rusqlite's cache
+/// its first use and kept for the rows that follow. Taking a statement from rusqlite's cache
 /// hashes its SQL text, and putting it back hashes it again: with one statement per row that was
 /// 6% of the HL7 v2 feed writer's instructions (docs/performance.md).
 struct IndexRows<'c> {
