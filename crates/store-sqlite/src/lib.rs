@@ -152,13 +152,24 @@ fn synchronous_pragma(synchronous: Synchronous) -> &'static str {
     }
 }
 
+/// The writer's page cache, in KiB (as SQLite's negative `cache_size`). Small on purpose: after a
+/// B-tree split reorders its new pages, SQLite's cache keeps a page number beyond the end of the
+/// file (the split renames pages through a temporary number, `PENDING_BYTE` / page size + 1), and
+/// the commit that follows then walks every page the cache holds to drop pages past the end
+/// (`pcache1TruncateUnsafe`). With random index keys nearly every commit follows such a split. At
+/// 64 MiB that walk, one cache miss a page, was 4.4% of the server's CPU under the MLLP feed, all
+/// of it inside the single writer; at 8 MiB it was 0.5%, and reading back the pages no longer
+/// cached cost about 1% (they are in the memory map, or the log in the OS's cache). Imports
+/// were as fast as before (docs/performance.md, 2026-12-05, eleventh session).
+const WRITER_CACHE_KIB: i64 = 8192;
+
 fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
     let sync = synchronous_pragma(synchronous);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {sync};
          PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -65536;
+         PRAGMA cache_size = -{WRITER_CACHE_KIB};
          PRAGMA mmap_size = 268435456;
          PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = OFF;
