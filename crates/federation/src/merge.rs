@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::dedup::{Dedup, Kept, Keyed};
 use crate::facts::{clinical_date, instant_key};
 use crate::outcome::{self, SourceReport};
-use crate::provenance::{Accepted, accept, data_age_secs, organization_reference, tag};
+use crate::provenance::{Accepted, SourceTags, accept, data_age_secs, tag};
 use crate::resource::Resource;
 use crate::source::SourceResult;
 
@@ -45,13 +45,13 @@ pub struct MergedEntry {
 /// same source (paging overlapped while the data changed): the higher version, then the later
 /// update, then, so the choice never depends on arrival order, the copy whose JSON sorts first.
 fn recency(accepted: &Accepted) -> (Option<u64>, Option<i64>, Reverse<String>) {
-    let meta = accepted.resource.get("meta");
-    let version = meta
-        .and_then(|m| m.get("versionId"))
+    let resource = &accepted.resource;
+    let version = resource
+        .get_in("meta", "versionId")
         .and_then(Value::as_str)
         .and_then(|v| v.parse().ok());
-    let updated = meta
-        .and_then(|m| m.get("lastUpdated"))
+    let updated = resource
+        .get_in("meta", "lastUpdated")
         .and_then(Value::as_str)
         .and_then(instant_key);
     let text = serde_json::to_string(&accepted.resource).unwrap_or_default();
@@ -110,12 +110,11 @@ pub fn prepare(result: SourceResult, now_ms: i64) -> Prepared {
         }
     }
     let accepted = distinct.len();
-    let organization = organization_reference(&source);
-    let age = data_age_secs(&source.freshness, now_ms);
+    let tags = SourceTags::new(&source, data_age_secs(&source.freshness, now_ms));
     let resources = distinct
         .into_values()
         .map(|mut resource| {
-            tag(&mut resource.resource, &source, &organization, age);
+            tag(&mut resource.resource, &tags);
             Keyed::new(resource)
         })
         .collect();

@@ -5,6 +5,10 @@
 //! `meta`. Does not: decide which copy of a fact is kept (see [`crate::dedup`]) or build
 //! outcome issues (see [`crate::outcome`]).
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::resource::Resource;
@@ -94,10 +98,16 @@ pub(crate) fn accept(resource: Resource) -> Option<Accepted> {
     if !is_type_name(&resource_type) || !is_fhir_id(&id) {
         return None;
     }
-    match resource.get("meta") {
-        None => {}
-        Some(Value::Object(meta)) if meta.get("extension").is_none_or(Value::is_array) => {}
-        Some(_) => return None,
+    let meta_is_object = match resource.object("meta") {
+        Some(_) => true,
+        None => resource.get("meta").is_none_or(Value::is_object),
+    };
+    if !meta_is_object
+        || !resource
+            .get_in("meta", "extension")
+            .is_none_or(Value::is_array)
+    {
+        return None;
     }
     Some(Accepted {
         resource,
@@ -130,18 +140,73 @@ pub(crate) fn extension_url(extension: &Value) -> Option<&str> {
 /// The `meta.extension` entries of a resource (empty when there are none).
 pub(crate) fn meta_extensions(resource: &Resource) -> &[Value] {
     resource
-        .get("meta")
-        .and_then(|m| m.get("extension"))
+        .get_in("meta", "extension")
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
 
-/// The organisation a tagged resource names as its origin.
-pub(crate) fn origin_of(resource: &Resource) -> Option<&Value> {
-    meta_extensions(resource)
-        .iter()
-        .find(|e| extension_url(e) == Some(SOURCE_ORGANIZATION_URL))
-        .and_then(|e| e.get("valueReference"))
+/// The display name of the organisation a tagged resource names as its origin. Read straight
+/// from the extensions' text: the summary asks it of every resource it lists.
+pub(crate) fn origin_display(resource: &Resource) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Extension<'a> {
+        #[serde(borrow)]
+        url: Option<Cow<'a, str>>,
+        #[serde(rename = "valueReference", borrow)]
+        value_reference: Option<Reference<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Reference<'a> {
+        #[serde(borrow)]
+        display: Option<Cow<'a, str>>,
+    }
+    let extensions: Vec<Extension> = resource.read_in("meta", "extension")?;
+    extensions
+        .into_iter()
+        .find(|e| e.url.as_deref() == Some(SOURCE_ORGANIZATION_URL))
+        .and_then(|e| e.value_reference?.display)
+        .map(Cow::into_owned)
+}
+
+/// One source's provenance tags, built and serialised once for all its resources.
+pub(crate) struct SourceTags {
+    /// The reference to the source's organisation ([`organization_reference`]).
+    organization: Value,
+    base_url: String,
+    /// The age of a batch source's data, in seconds.
+    age_secs: Option<i64>,
+    /// `meta.extension` for a resource that had none: the `source-organization` and, for a batch
+    /// source, the data age.
+    extension: Box<RawValue>,
+    /// The source's base URL as JSON text, for `meta.source`.
+    source: Box<RawValue>,
+}
+
+impl SourceTags {
+    pub(crate) fn new(info: &SourceInfo, age_secs: Option<i64>) -> SourceTags {
+        let organization = organization_reference(info);
+        let mut extension = vec![reference_extension(SOURCE_ORGANIZATION_URL, &organization)];
+        if let Some(age) = age_secs {
+            extension.push(age_extension(age));
+        }
+        // Serialising a value built here, with string keys, cannot fail; the fallbacks keep a
+        // bug from becoming a panic.
+        let raw = |value: &Value| {
+            serde_json::value::to_raw_value(value)
+                .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
+        };
+        SourceTags {
+            extension: raw(&Value::Array(extension)),
+            source: raw(&Value::from(info.base_url.as_str())),
+            organization,
+            base_url: info.base_url.clone(),
+            age_secs,
+        }
+    }
+}
+
+fn age_extension(age: i64) -> Value {
+    json!({ "url": SOURCE_DATA_AGE_URL, "valueQuantity": quantity(age, "s") })
 }
 
 /// Writes the provenance tags into an accepted resource.
@@ -151,12 +216,7 @@ pub(crate) fn origin_of(resource: &Resource) -> Option<&Value> {
 /// `via-organization` naming the region. Every other resource gets `meta.source` = the source's
 /// base URL and a `source-organization`. A batch source's data age is added unless a hop nearer
 /// the data already recorded one.
-pub(crate) fn tag(
-    resource: &mut Resource,
-    info: &SourceInfo,
-    organization: &Value,
-    age_secs: Option<i64>,
-) {
+pub(crate) fn tag(resource: &mut Resource, tags: &SourceTags) {
     if !resource.contains_key("meta") {
         // Placed straight after `id`, where FHIR's own JSON puts it, so tagged resources read
         // like the ones a FHIR server writes.
@@ -166,15 +226,20 @@ pub(crate) fn tag(
             .map_or(resource.len(), |i| i + 1);
         resource.shift_insert(at, "meta", Value::Object(Map::new()));
     }
-    let Some(Value::Object(meta)) = resource.get_mut("meta") else {
+    let Some(meta) = resource.object_mut("meta") else {
         return;
     };
-    let extensions = meta
-        .entry("extension")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    let Value::Array(extensions) = extensions else {
+    if !meta.contains_key("extension") {
+        // Nothing names an origin or an age yet (a hub forwarding the resource would have), so
+        // the source's own tags, serialised once for all its resources, are the extensions.
+        meta.insert_raw("extension", tags.extension.clone());
+        meta.insert_raw("source", tags.source.clone());
+        return;
+    }
+    let Some(Value::Array(extensions)) = meta.get_mut("extension") else {
         return;
     };
+    let organization = &tags.organization;
     let forwarded = extensions
         .iter()
         .any(|e| extension_url(e) == Some(SOURCE_ORGANIZATION_URL));
@@ -186,11 +251,11 @@ pub(crate) fn tag(
     } else {
         extensions.push(reference_extension(SOURCE_ORGANIZATION_URL, organization));
     }
-    if let Some(age) = age_secs.filter(|_| !has_age) {
-        extensions.push(json!({ "url": SOURCE_DATA_AGE_URL, "valueQuantity": quantity(age, "s") }));
+    if let Some(age) = tags.age_secs.filter(|_| !has_age) {
+        extensions.push(age_extension(age));
     }
     if !forwarded || !meta.contains_key("source") {
-        meta.insert("source".into(), Value::from(info.base_url.clone()));
+        meta.insert("source", Value::from(tags.base_url.clone()));
     }
 }
 
@@ -216,7 +281,7 @@ pub(crate) fn add_also_reported_by(resource: &mut Resource, organization: &Value
         return;
     }
     if let Some(Value::Array(extensions)) = resource
-        .get_mut("meta")
+        .object_mut("meta")
         .and_then(|m| m.get_mut("extension"))
     {
         extensions.push(reference_extension(ALSO_REPORTED_BY_URL, organization));

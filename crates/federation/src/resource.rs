@@ -7,8 +7,10 @@
 //! resource (type, id, `meta`, identifiers, codes, dates, values); parsing every narrative, note
 //! and nested element into a `serde_json::Value` was most of the hub's cost per view
 //! (docs/performance.md). So the
-//! members nobody reads stay as text and are written out verbatim. Does not: judge whether a
-//! value is a valid resource (see [`crate::provenance`]'s `accept`).
+//! members nobody reads stay as text and are written out verbatim. `meta`, which the merge reads
+//! and writes in every resource, is itself kept as members (see [`Resource::object`]), so the
+//! provenance tags are added to it without parsing or rewriting the rest of it. Does not: judge
+//! whether a value is a valid resource (see [`crate::provenance`]'s `accept`).
 //!
 //! Written by hand because no crate offers a lazily parsed JSON object over `serde_json`'s
 //! `RawValue` that keeps member order and writes unread members back byte for byte.
@@ -113,9 +115,50 @@ enum Member {
     },
     /// Built or changed here.
     Owned(Value),
+    /// An object kept as members of its own, each parsed on first read like a resource's: a
+    /// member named in [`NESTED`]. `value` is the whole object, built only when something asks
+    /// for it as one value, and forgotten when a member changes.
+    Object {
+        members: Resource,
+        value: OnceLock<Value>,
+    },
 }
 
+/// The members kept as objects of their own members ([`Member::Object`]) when they are objects.
+/// `meta` is: the merge reads its tags and extensions and writes its provenance extensions and
+/// `source` into every resource of a view, and parsing it into a `serde_json::Value` (a map
+/// whose keys are hashed) and writing it back out was a tenth of the hub's time per view.
+const NESTED: &[&str] = &["meta"];
+
 impl Member {
+    /// A member built here from a value; an object named in [`NESTED`] keeps its members apart.
+    fn owned(name: &str, value: Value) -> Member {
+        match value {
+            Value::Object(map) if NESTED.contains(&name) => Member::Object {
+                members: Resource::from(map),
+                value: OnceLock::new(),
+            },
+            value => Member::Owned(value),
+        }
+    }
+
+    /// A member read from the source's text; an object named in [`NESTED`] is read as members.
+    fn raw(name: &str, text: Box<RawValue>) -> Member {
+        if NESTED.contains(&name)
+            && text.get().starts_with('{')
+            && let Ok(members) = Resource::from_json(text.get())
+        {
+            return Member::Object {
+                members,
+                value: OnceLock::new(),
+            };
+        }
+        Member::Raw {
+            text,
+            parsed: OnceLock::new(),
+        }
+    }
+
     fn value(&self) -> &Value {
         match self {
             // The text is JSON serde_json has already checked, so parsing it again cannot fail;
@@ -124,6 +167,7 @@ impl Member {
                 parsed.get_or_init(|| serde_json::from_str(text.get()).unwrap_or(Value::Null))
             }
             Member::Owned(value) => value,
+            Member::Object { members, value } => value.get_or_init(|| members.to_value()),
         }
     }
 
@@ -136,6 +180,7 @@ impl Member {
                 None => serde_json::from_str(text.get()).ok(),
             },
             Member::Owned(value) => T::deserialize(value).ok(),
+            Member::Object { .. } => T::deserialize(self.value()).ok(),
         }
     }
 
@@ -145,6 +190,9 @@ impl Member {
                 .into_inner()
                 .unwrap_or_else(|| serde_json::from_str(text.get()).unwrap_or(Value::Null)),
             Member::Owned(value) => value,
+            Member::Object { members, value } => {
+                value.into_inner().unwrap_or_else(|| members.into_value())
+            }
         }
     }
 }
@@ -187,6 +235,23 @@ impl Resource {
         self.member(key).and_then(Member::read)
     }
 
+    /// The member `key` of the object member `object` (`meta`'s `tag`, say), parsing only that
+    /// member when the object is kept as members ([`Resource::object`]).
+    pub fn get_in(&self, object: &str, key: &str) -> Option<&Value> {
+        match self.member(object)? {
+            Member::Object { members, .. } => members.get(key),
+            member => member.value().get(key),
+        }
+    }
+
+    /// [`Resource::get_in`], read as `T` like [`Resource::read`].
+    pub fn read_in<'a, T: Deserialize<'a>>(&'a self, object: &str, key: &str) -> Option<T> {
+        match self.member(object)? {
+            Member::Object { members, .. } => members.read(key),
+            member => member.value().get(key).and_then(|v| T::deserialize(v).ok()),
+        }
+    }
+
     /// The member `key` when it is a string.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(Value::as_str)
@@ -210,13 +275,65 @@ impl Resource {
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let at = self.position(key)?;
         let member = &mut self.members[at].1;
-        if let Member::Raw { .. } = member {
+        if !matches!(member, Member::Owned(_)) {
             let owned = std::mem::replace(member, Member::Owned(Value::Null)).into_value();
             *member = Member::Owned(owned);
         }
         match member {
             Member::Owned(value) => Some(value),
-            Member::Raw { .. } => None,
+            Member::Raw { .. } | Member::Object { .. } => None,
+        }
+    }
+
+    /// The member `key` as an object of lazily read members, when it is kept as one (an object
+    /// member named in [`NESTED`]: `meta`). Reading a member of it parses that member alone.
+    pub fn object(&self, key: &str) -> Option<&Resource> {
+        match self.member(key)? {
+            Member::Object { members, .. } => Some(members),
+            Member::Raw { .. } | Member::Owned(_) => None,
+        }
+    }
+
+    /// [`Resource::object`], to change: the members not changed are still written out as the
+    /// source's text.
+    pub fn object_mut(&mut self, key: &str) -> Option<&mut Resource> {
+        let at = self.position(key)?;
+        let member = &mut self.members[at].1;
+        // An object that was changed as a whole value, or never read as members, is kept as
+        // members from now on.
+        let is_object = match member {
+            Member::Raw { text, .. } => text.get().starts_with('{'),
+            Member::Owned(value) => value.is_object(),
+            Member::Object { .. } => true,
+        };
+        if is_object && !matches!(member, Member::Object { .. }) {
+            let Value::Object(map) = std::mem::replace(member, Member::Owned(Value::Null)).into_value()
+            else {
+                return None;
+            };
+            *member = Member::Object {
+                members: Resource::from(map),
+                value: OnceLock::new(),
+            };
+        }
+        match member {
+            Member::Object { members, value } => {
+                // The whole value, if it was built, no longer matches.
+                value.take();
+                Some(members)
+            }
+            Member::Raw { .. } | Member::Owned(_) => None,
+        }
+    }
+
+    /// Sets a member to JSON text, in place if it exists, else last. The text is written out as
+    /// it is and parsed only if something reads it: for a value that many resources share (a
+    /// source's provenance extension), serialised once.
+    pub fn insert_raw(&mut self, key: &str, text: Box<RawValue>) {
+        let member = Member::raw(key, text);
+        match self.position(key) {
+            Some(at) => self.members[at].1 = member,
+            None => self.members.push((Name::new(key), member)),
         }
     }
 
@@ -239,9 +356,10 @@ impl Resource {
 
     /// Sets a member, in place if it exists, else last.
     pub fn insert(&mut self, key: &str, value: Value) {
+        let member = Member::owned(key, value);
         match self.position(key) {
-            Some(at) => self.members[at].1 = Member::Owned(value),
-            None => self.members.push((Name::new(key), Member::Owned(value))),
+            Some(at) => self.members[at].1 = member,
+            None => self.members.push((Name::new(key), member)),
         }
     }
 
@@ -251,8 +369,8 @@ impl Resource {
             self.members.remove(at);
         }
         let index = index.min(self.members.len());
-        self.members
-            .insert(index, (Name::new(key), Member::Owned(value)));
+        let member = Member::owned(key, value);
+        self.members.insert(index, (Name::new(key), member));
     }
 
     /// The whole resource as a value (parses every member not yet read).
@@ -317,6 +435,10 @@ fn member_any_reference(member: &Member, f: &mut impl FnMut(&str) -> bool) -> bo
             walk.found
         }
         Member::Owned(value) => value_any_reference(value, f),
+        Member::Object { members, .. } => members
+            .members
+            .iter()
+            .any(|(_, member)| member_any_reference(member, f)),
     }
 }
 
@@ -325,7 +447,10 @@ impl From<Map<String, Value>> for Resource {
         Resource {
             members: map
                 .into_iter()
-                .map(|(k, v)| (Name::new(&k), Member::Owned(v)))
+                .map(|(k, v)| {
+                    let member = Member::owned(&k, v);
+                    (Name::new(&k), member)
+                })
                 .collect(),
         }
     }
@@ -358,6 +483,7 @@ impl Serialize for Resource {
             match member {
                 Member::Raw { text, .. } => map.serialize_entry(key.as_str(), text)?,
                 Member::Owned(value) => map.serialize_entry(key.as_str(), value)?,
+                Member::Object { members, .. } => map.serialize_entry(key.as_str(), members)?,
             }
         }
         map.end()
@@ -379,10 +505,7 @@ impl<'de> Deserialize<'de> for Resource {
                     Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(name) = map.next_key_seed(NameSeed)? {
                     let text: Box<RawValue> = map.next_value()?;
-                    let member = Member::Raw {
-                        text,
-                        parsed: OnceLock::new(),
-                    };
+                    let member = Member::raw(name.as_str(), text);
                     match members
                         .iter_mut()
                         .find(|(known, _)| known.as_str() == name.as_str())
@@ -800,6 +923,57 @@ mod tests {
             assert_eq!(resource.read::<Quantity>("subject"), None);
             assert_eq!(resource.read::<Quantity>("absent"), None);
         }
+    }
+
+    #[test]
+    fn meta_is_kept_as_members_and_changed_in_place() {
+        let text = r#"{"resourceType":"Condition","id":"c1","meta":{"versionId":"2","lastUpdated":"2026-01-01T00:00:00.0Z","tag":[{"system":"s","code":"t"}]},"code":{"text":"x"}}"#;
+        let mut resource = Resource::from_json(text).unwrap();
+        assert!(resource.object("meta").is_some());
+        assert_eq!(resource.get_in("meta", "versionId"), Some(&json!("2")));
+        assert_eq!(resource.read_in::<&str>("meta", "versionId"), Some("2"));
+        assert_eq!(resource.get_in("meta", "absent"), None);
+        // The whole `meta`, built once read as one value, follows every change made after.
+        assert_eq!(resource.get("meta").unwrap()["versionId"], "2");
+        let meta = resource.object_mut("meta").unwrap();
+        meta.insert_raw("source", RawValue::from_string(r#""https://gp""#.into()).unwrap());
+        meta.insert("versionId", json!("3"));
+        assert_eq!(resource.get("meta").unwrap()["source"], "https://gp");
+        assert_eq!(resource.get_in("meta", "versionId"), Some(&json!("3")));
+        // Members not changed are written back as they came (the `.0` stays), new ones last.
+        assert_eq!(
+            serde_json::to_string(&resource).unwrap(),
+            text.replace(r#""versionId":"2""#, r#""versionId":"3""#)
+                .replace(r#"}]},"code""#, r#"}],"source":"https://gp"},"code""#)
+        );
+    }
+
+    #[test]
+    fn meta_is_members_however_the_resource_was_made() {
+        let value = json!({"resourceType": "Patient", "meta": {"tag": []}});
+        let mut built = Resource::from_value(value.clone()).unwrap();
+        assert!(built.object("meta").is_some());
+        built.insert("meta", json!({"versionId": "1"}));
+        assert!(built.object("meta").is_some());
+        // Changed as a whole value, it is a value until it is asked for as members again.
+        built.get_mut("meta").unwrap()["source"] = json!("s");
+        assert!(built.object("meta").is_none());
+        assert_eq!(built.get_in("meta", "source"), Some(&json!("s")));
+        built.object_mut("meta").unwrap().insert("versionId", json!("2"));
+        assert!(built.object("meta").is_some());
+        assert_eq!(
+            built.to_value(),
+            json!({"resourceType": "Patient", "meta": {"versionId": "2", "source": "s"}})
+        );
+        // A `meta` that is not an object stays as it came; it is not an object to change.
+        let mut odd = Resource::from_json(r#"{"meta":[1]}"#).unwrap();
+        assert!(odd.object("meta").is_none());
+        assert!(odd.object_mut("meta").is_none());
+        assert_eq!(odd.get("meta"), Some(&json!([1])));
+        // Other objects are not kept as members unless asked for so.
+        let raw = Resource::from_json(TEXT).unwrap();
+        assert!(raw.object("valueQuantity").is_none());
+        assert_eq!(raw.get_in("valueQuantity", "unit"), Some(&json!("g/dL")));
     }
 
     #[test]

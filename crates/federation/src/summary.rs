@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::facts::{ComponentView, ConceptView, QuantityView, at, clinical_date, instant_key};
 use crate::merge::{Merged, MergedEntry};
-use crate::provenance::origin_of;
+use crate::provenance::origin_display;
 use crate::resource::Resource;
 
 const LOINC: &str = "http://loinc.org";
@@ -300,12 +300,9 @@ fn narrative_line(entry: &MergedEntry) -> String {
         line.push_str(", ");
         line.push_str(date);
     }
-    if let Some(origin) = origin_of(resource)
-        .and_then(|o| o.get("display"))
-        .and_then(Value::as_str)
-    {
+    if let Some(origin) = origin_display(resource) {
         line.push_str(" (");
-        line.push_str(origin);
+        line.push_str(&origin);
         line.push(')');
     }
     line

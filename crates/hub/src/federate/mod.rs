@@ -199,15 +199,14 @@ impl Hub {
 }
 
 /// A resource's `resourceType` and `meta.tag`, all the mask reads when no codes are withheld
-/// (`concord_access::reads_whole_resource`). `meta` is parsed once and kept: the merge parses it
-/// anyway to write the provenance tags into it, so reading the tags from its text here (and in
-/// [`is_mpi_resource`]) would scan it three times.
+/// (`concord_access::reads_whole_resource`). `meta.tag` is parsed once and kept, for
+/// [`is_mpi_resource`] too; the rest of `meta` is not parsed.
 fn head(resource: &Resource) -> Value {
     let mut head = serde_json::Map::new();
     if let Some(resource_type) = resource.get("resourceType") {
         head.insert("resourceType".into(), resource_type.clone());
     }
-    if let Some(tag) = resource.get("meta").and_then(|meta| meta.get("tag")) {
+    if let Some(tag) = resource.get_in("meta", "tag") {
         let mut meta = serde_json::Map::new();
         meta.insert("tag".into(), tag.clone());
         head.insert("meta".into(), Value::Object(meta));
@@ -700,10 +699,9 @@ fn combine(results: Vec<SourceResult>) -> SourceResult {
 /// A resource the master patient index keeps about the person (golden Person, worklist Task,
 /// decision Provenance), which is the index's business, not part of the record.
 pub(crate) fn is_mpi_resource(resource: &Resource) -> bool {
-    // `meta` is parsed and kept, not read from its text: see [`head`].
+    // `meta.tag` is parsed and kept, not read from its text: see [`head`].
     resource
-        .get("meta")
-        .and_then(|meta| meta.get("tag"))
+        .get_in("meta", "tag")
         .and_then(Value::as_array)
         .is_some_and(|tags| {
             tags.iter().any(|t| {
