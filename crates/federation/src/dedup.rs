@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::facts::{fact_keys, identifier_keys};
 use crate::merge::date_key;
-use crate::provenance::{Accepted, add_also_reported_by, reporters};
+use crate::provenance::{Accepted, SourceTags, add_also_reported_by, reporters};
 use crate::resource::Resource;
 
 /// A tagged resource with its match keys and the sort key of its clinical date, read once when
@@ -19,16 +19,19 @@ pub(crate) struct Keyed {
     accepted: Accepted,
     keys: Vec<String>,
     date: (u8, Reverse<i64>),
+    /// Whether its extensions are exactly its source's own tags (see `provenance::tag`).
+    only_own_tags: bool,
 }
 
 impl Keyed {
-    pub(crate) fn new(accepted: Accepted) -> Keyed {
+    pub(crate) fn new(accepted: Accepted, only_own_tags: bool) -> Keyed {
         let keys = match_keys(&accepted.resource_type, &accepted.resource);
         let date = date_key(&accepted.resource_type, &accepted.resource);
         Keyed {
             accepted,
             keys,
             date,
+            only_own_tags,
         }
     }
 }
@@ -45,6 +48,8 @@ pub(crate) struct Kept {
     /// The sources whose copies it has absorbed; at most one copy per source, so two distinct
     /// resources of one source are never folded into one.
     absorbed: BTreeSet<usize>,
+    /// Whether its extensions are still exactly its source's own tags.
+    only_own_tags: bool,
 }
 
 /// The kept resources and an index from match key to the kept resources that carry it.
@@ -52,6 +57,8 @@ pub(crate) struct Kept {
 pub(crate) struct Dedup {
     kept: Vec<Kept>,
     index: HashMap<String, Vec<usize>>,
+    /// Each source's provenance tags, by position in the input.
+    sources: Vec<SourceTags>,
 }
 
 /// The match keys of a resource, qualified by its type so only resources of one type can match.
@@ -70,6 +77,12 @@ fn match_keys(resource_type: &str, resource: &Resource) -> Vec<String> {
 }
 
 impl Dedup {
+    /// Starts the next source's resources; returns its position, for [`Dedup::offer`].
+    pub(crate) fn add_source(&mut self, tags: SourceTags) -> usize {
+        self.sources.push(tags);
+        self.sources.len() - 1
+    }
+
     /// Offers one tagged resource from the source at `source_index`. Sources must be offered in
     /// input order, so the kept copy of a fact is always the one from the earliest source.
     ///
@@ -89,6 +102,7 @@ impl Dedup {
                 },
             keys,
             date,
+            only_own_tags,
         } = keyed;
         let target = keys
             .iter()
@@ -104,9 +118,24 @@ impl Dedup {
             Some(i) => {
                 let kept = &mut self.kept[i];
                 kept.absorbed.insert(source_index);
-                for organization in reporters(&resource) {
-                    add_also_reported_by(&mut kept.resource, &organization);
+                match (&self.sources[..], only_own_tags) {
+                    // Both carry their own source's tags alone: written from the sources' tags.
+                    (sources, true) if kept.only_own_tags => {
+                        sources[kept.source_index]
+                            .add_reporter(&mut kept.resource, &sources[source_index]);
+                    }
+                    (sources, true) => add_also_reported_by(
+                        &mut kept.resource,
+                        sources[source_index].organization(),
+                    ),
+                    (_, false) => {
+                        for organization in reporters(&resource) {
+                            add_also_reported_by(&mut kept.resource, &organization);
+                        }
+                    }
                 }
+                // Another copy may name organisations the tags above do not know of.
+                kept.only_own_tags = false;
                 i
             }
             None => {
@@ -117,6 +146,7 @@ impl Dedup {
                     date,
                     source_index,
                     absorbed: BTreeSet::new(),
+                    only_own_tags,
                 });
                 self.kept.len() - 1
             }

@@ -77,6 +77,7 @@ pub fn merge(results: Vec<SourceResult>, now_ms: i64) -> Merged {
 /// thread (the hub does, so a view's CPU work is spread over its cores).
 pub struct Prepared {
     report: SourceReport,
+    tags: SourceTags,
     /// The source's base URL without a trailing `/`, for fullUrls.
     base: String,
     resources: Vec<Keyed>,
@@ -114,13 +115,14 @@ pub fn prepare(result: SourceResult, now_ms: i64) -> Prepared {
     let resources = distinct
         .into_values()
         .map(|mut resource| {
-            tag(&mut resource.resource, &tags);
-            Keyed::new(resource)
+            let only_own_tags = tag(&mut resource.resource, &tags);
+            Keyed::new(resource, only_own_tags)
         })
         .collect();
     let (forwarded, rejected_forwarded): (Vec<Value>, Vec<Value>) =
         forwarded_issues.into_iter().partition(Value::is_object);
     Prepared {
+        tags,
         base: source.base_url.trim_end_matches('/').to_string(),
         report: SourceReport {
             info: source,
@@ -141,7 +143,8 @@ pub fn merge_prepared(prepared: Vec<Prepared>, now_ms: i64) -> Merged {
     let mut dedup = Dedup::default();
     let mut reports = Vec::with_capacity(prepared.len());
     let mut sources = Vec::with_capacity(prepared.len());
-    for (source_index, source) in prepared.into_iter().enumerate() {
+    for source in prepared {
+        let source_index = dedup.add_source(source.tags);
         for resource in source.resources {
             dedup.offer(source_index, resource);
         }

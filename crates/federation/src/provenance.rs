@@ -180,6 +180,8 @@ pub(crate) struct SourceTags {
     extension: Box<RawValue>,
     /// The source's base URL as JSON text, for `meta.source`.
     source: Box<RawValue>,
+    /// An `also-reported-by` naming the source's organisation, as JSON text.
+    also_reported_by: String,
 }
 
 impl SourceTags {
@@ -195,12 +197,43 @@ impl SourceTags {
             serde_json::value::to_raw_value(value)
                 .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
         };
+        let also_reported_by =
+            serde_json::to_string(&reference_extension(ALSO_REPORTED_BY_URL, &organization))
+                .unwrap_or_default();
         SourceTags {
             extension: raw(&Value::Array(extension)),
+            also_reported_by,
             source: raw(&Value::from(info.base_url.as_str())),
             organization,
             base_url: info.base_url.clone(),
             age_secs,
+        }
+    }
+}
+
+impl SourceTags {
+    /// The reference to the source's organisation.
+    pub(crate) fn organization(&self) -> &Value {
+        &self.organization
+    }
+
+    /// Adds an `also-reported-by` naming `reporter`'s organisation to a resource tagged with
+    /// these tags and nothing since ([`tag`] said so), unless it is this source's own
+    /// organisation. The extensions are written as text, from the two sources' texts, without
+    /// parsing any: the merge does this for every copy of a fact another source also holds.
+    pub(crate) fn add_reporter(&self, resource: &mut Resource, reporter: &SourceTags) {
+        if reporter.organization == self.organization {
+            return;
+        }
+        let own = self.extension.get();
+        // `own` is a JSON array this type wrote, never empty: `[...]` becomes `[...,{also}]`.
+        let text = format!(
+            "{},{}]",
+            &own[..own.len().saturating_sub(1)],
+            reporter.also_reported_by
+        );
+        if let (Some(meta), Ok(text)) = (resource.object_mut("meta"), RawValue::from_string(text)) {
+            meta.insert_raw("extension", text);
         }
     }
 }
@@ -216,7 +249,10 @@ fn age_extension(age: i64) -> Value {
 /// `via-organization` naming the region. Every other resource gets `meta.source` = the source's
 /// base URL and a `source-organization`. A batch source's data age is added unless a hop nearer
 /// the data already recorded one.
-pub(crate) fn tag(resource: &mut Resource, tags: &SourceTags) {
+///
+/// Returns whether the resource's extensions are now exactly the source's own tags (nothing
+/// forwarded or recorded before), which [`SourceTags::add_reporter`] relies on.
+pub(crate) fn tag(resource: &mut Resource, tags: &SourceTags) -> bool {
     if !resource.contains_key("meta") {
         // Placed straight after `id`, where FHIR's own JSON puts it, so tagged resources read
         // like the ones a FHIR server writes.
@@ -227,17 +263,17 @@ pub(crate) fn tag(resource: &mut Resource, tags: &SourceTags) {
         resource.shift_insert(at, "meta", Value::Object(Map::new()));
     }
     let Some(meta) = resource.object_mut("meta") else {
-        return;
+        return false;
     };
     if !meta.contains_key("extension") {
         // Nothing names an origin or an age yet (a hub forwarding the resource would have), so
         // the source's own tags, serialised once for all its resources, are the extensions.
         meta.insert_raw("extension", tags.extension.clone());
         meta.insert_raw("source", tags.source.clone());
-        return;
+        return true;
     }
     let Some(Value::Array(extensions)) = meta.get_mut("extension") else {
-        return;
+        return false;
     };
     let organization = &tags.organization;
     let forwarded = extensions
@@ -257,6 +293,7 @@ pub(crate) fn tag(resource: &mut Resource, tags: &SourceTags) {
     if !forwarded || !meta.contains_key("source") {
         meta.insert("source", Value::from(tags.base_url.clone()));
     }
+    false
 }
 
 /// An extension whose value is a reference to an organisation. Built member by member: `json!`
@@ -301,4 +338,83 @@ pub(crate) fn reporters(resource: &Resource) -> Vec<Value> {
         })
         .filter_map(|e| e.get("valueReference").cloned())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceKind;
+
+    fn info(id: &str, ods: &str, freshness: Freshness) -> SourceInfo {
+        SourceInfo {
+            id: id.into(),
+            name: format!("{id} organisation"),
+            ods_code: Some(ods.into()),
+            kind: SourceKind::Acute,
+            base_url: format!("https://{id}.example/fhir"),
+            resource_types: Vec::new(),
+            freshness,
+        }
+    }
+
+    fn tagged(tags: &SourceTags) -> (Resource, bool) {
+        let mut resource = Resource::from_json(
+            r#"{"resourceType":"Condition","id":"c1","meta":{"versionId":"1"},"code":{"text":"x"}}"#,
+        )
+        .unwrap();
+        let only_own = tag(&mut resource, tags);
+        (resource, only_own)
+    }
+
+    /// The text path (`add_reporter`) writes what the value path (`add_also_reported_by`)
+    /// writes, with and without a data age, and adds nothing for the resource's own
+    /// organisation.
+    #[test]
+    fn a_reporter_written_as_text_matches_one_written_as_a_value() {
+        let batch = Freshness::Batch {
+            last_load_ms: Some(1_000),
+            max_age_ms: 86_400_000,
+        };
+        let own = SourceTags::new(&info("acute", "R1", batch), Some(61));
+        let live = SourceTags::new(&info("acute", "R1", Freshness::Live), None);
+        let other = SourceTags::new(&info("gp", "Y1", Freshness::Live), None);
+        for (kept_tags, reporter) in [(&own, &other), (&live, &other), (&own, &live)] {
+            let (mut by_text, only_own) = tagged(kept_tags);
+            assert!(only_own);
+            let (mut by_value, _) = tagged(kept_tags);
+            kept_tags.add_reporter(&mut by_text, reporter);
+            add_also_reported_by(&mut by_value, reporter.organization());
+            assert_eq!(
+                serde_json::to_value(&by_text).unwrap(),
+                serde_json::to_value(&by_value).unwrap()
+            );
+            let reported = meta_extensions(&by_text)
+                .iter()
+                .filter(|e| extension_url(e) == Some(ALSO_REPORTED_BY_URL))
+                .count();
+            // `live` and `own` name the same organisation.
+            let same = reporter.organization() == kept_tags.organization();
+            assert_eq!(reported, usize::from(!same));
+        }
+    }
+
+    #[test]
+    fn a_forwarded_resource_is_not_tagged_with_its_sources_tags_alone() {
+        let tags = SourceTags::new(&info("region", "X1", Freshness::Live), None);
+        let mut forwarded = Resource::from_json(&format!(
+            r#"{{"resourceType":"Condition","id":"c1","meta":{{"extension":[{{"url":"{SOURCE_ORGANIZATION_URL}","valueReference":{{"display":"GP"}}}}]}}}}"#
+        ))
+        .unwrap();
+        assert!(!tag(&mut forwarded, &tags));
+        assert_eq!(
+            origin_display(&forwarded).as_deref(),
+            Some("GP"),
+            "the origin stays the organisation that holds the record"
+        );
+        let urls: Vec<_> = meta_extensions(&forwarded)
+            .iter()
+            .filter_map(extension_url)
+            .collect();
+        assert_eq!(urls, [SOURCE_ORGANIZATION_URL, VIA_ORGANIZATION_URL]);
+    }
 }

@@ -307,7 +307,8 @@ impl Resource {
             Member::Object { .. } => true,
         };
         if is_object && !matches!(member, Member::Object { .. }) {
-            let Value::Object(map) = std::mem::replace(member, Member::Owned(Value::Null)).into_value()
+            let Value::Object(map) =
+                std::mem::replace(member, Member::Owned(Value::Null)).into_value()
             else {
                 return None;
             };
@@ -936,7 +937,10 @@ mod tests {
         // The whole `meta`, built once read as one value, follows every change made after.
         assert_eq!(resource.get("meta").unwrap()["versionId"], "2");
         let meta = resource.object_mut("meta").unwrap();
-        meta.insert_raw("source", RawValue::from_string(r#""https://gp""#.into()).unwrap());
+        meta.insert_raw(
+            "source",
+            RawValue::from_string(r#""https://gp""#.into()).unwrap(),
+        );
         meta.insert("versionId", json!("3"));
         assert_eq!(resource.get("meta").unwrap()["source"], "https://gp");
         assert_eq!(resource.get_in("meta", "versionId"), Some(&json!("3")));
@@ -959,7 +963,10 @@ mod tests {
         built.get_mut("meta").unwrap()["source"] = json!("s");
         assert!(built.object("meta").is_none());
         assert_eq!(built.get_in("meta", "source"), Some(&json!("s")));
-        built.object_mut("meta").unwrap().insert("versionId", json!("2"));
+        built
+            .object_mut("meta")
+            .unwrap()
+            .insert("versionId", json!("2"));
         assert!(built.object("meta").is_some());
         assert_eq!(
             built.to_value(),
