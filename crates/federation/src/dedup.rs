@@ -56,7 +56,10 @@ pub(crate) struct Kept {
 #[derive(Default)]
 pub(crate) struct Dedup {
     kept: Vec<Kept>,
-    index: HashMap<String, Vec<usize>>,
+    /// Hashed with foldhash, not the standard library's SipHash: the keys are long and looked up
+    /// several times for every resource of a view, and are not chosen by an attacker who sees
+    /// the hashes (the seed is random per process).
+    index: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     /// Each source's provenance tags, by position in the input.
     sources: Vec<SourceTags>,
 }

@@ -451,7 +451,8 @@ pub fn summary(
 
     // Entries placed in sections, then whatever they reference, followed until nothing new
     // turns up; each entry is included once.
-    let by_url: HashMap<&str, usize> = merged
+    // foldhash, as the merge's match index (see `crate::dedup`), for the same reasons.
+    let by_url: HashMap<&str, usize, foldhash::fast::RandomState> = merged
         .entries
         .iter()
         .enumerate()
