@@ -191,12 +191,9 @@ impl SourceTags {
         if let Some(age) = age_secs {
             extension.push(age_extension(age));
         }
-        // Serialising a value built here, with string keys, cannot fail; the fallbacks keep a
-        // bug from becoming a panic.
-        let raw = |value: &Value| {
-            serde_json::value::to_raw_value(value)
-                .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
-        };
+        // Serialising a value built here, with string keys, cannot fail; the fallback (`null`)
+        // keeps a bug from becoming a panic.
+        let raw = |value: &Value| serde_json::value::to_raw_value(value).unwrap_or_default();
         let also_reported_by =
             serde_json::to_string(&reference_extension(ALSO_REPORTED_BY_URL, &organization))
                 .unwrap_or_default();
@@ -209,9 +206,7 @@ impl SourceTags {
             age_secs,
         }
     }
-}
 
-impl SourceTags {
     /// The reference to the source's organisation.
     pub(crate) fn organization(&self) -> &Value {
         &self.organization

@@ -127,7 +127,8 @@ enum Member {
 /// The members kept as objects of their own members ([`Member::Object`]) when they are objects.
 /// `meta` is: the merge reads its tags and extensions and writes its provenance extensions and
 /// `source` into every resource of a view, and parsing it into a `serde_json::Value` (a map
-/// whose keys are hashed) and writing it back out was a tenth of the hub's time per view.
+/// whose keys are hashed) and writing it back out took the hub's CPU from 6.7 to 7.7 ms a view
+/// (docs/performance.md, eleventh session).
 const NESTED: &[&str] = &["meta"];
 
 impl Member {
@@ -299,21 +300,19 @@ impl Resource {
     pub fn object_mut(&mut self, key: &str) -> Option<&mut Resource> {
         let at = self.position(key)?;
         let member = &mut self.members[at].1;
-        // An object that was changed as a whole value, or never read as members, is kept as
-        // members from now on.
-        let is_object = match member {
-            Member::Raw { text, .. } => text.get().starts_with('{'),
-            Member::Owned(value) => value.is_object(),
-            Member::Object { .. } => true,
+        // An object still as the source sent it is read as members, each left as text; one
+        // changed as a whole value keeps its parsed members. Either is kept as members from now
+        // on.
+        let members = match member {
+            Member::Raw { text, .. } if text.get().starts_with('{') => {
+                Some(Resource::from_json(text.get()).ok()?)
+            }
+            Member::Owned(Value::Object(map)) => Some(Resource::from(std::mem::take(map))),
+            Member::Raw { .. } | Member::Owned(_) | Member::Object { .. } => None,
         };
-        if is_object && !matches!(member, Member::Object { .. }) {
-            let Value::Object(map) =
-                std::mem::replace(member, Member::Owned(Value::Null)).into_value()
-            else {
-                return None;
-            };
+        if let Some(members) = members {
             *member = Member::Object {
-                members: Resource::from(map),
+                members,
                 value: OnceLock::new(),
             };
         }
