@@ -50,6 +50,9 @@ pub(crate) struct Kept {
     absorbed: BTreeSet<usize>,
     /// Whether its extensions are still exactly its source's own tags.
     only_own_tags: bool,
+    /// Whether its origin is its own source's organisation: it came with no origin named (as
+    /// forwarded data does).
+    pub own_origin: bool,
 }
 
 /// The kept resources and an index from match key to the kept resources that carry it.
@@ -150,6 +153,7 @@ impl Dedup {
                     source_index,
                     absorbed: BTreeSet::new(),
                     only_own_tags,
+                    own_origin: only_own_tags,
                 });
                 self.kept.len() - 1
             }

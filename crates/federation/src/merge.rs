@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::dedup::{Dedup, Kept, Keyed};
 use crate::facts::{clinical_date, instant_key};
 use crate::outcome::{self, SourceReport};
-use crate::provenance::{Accepted, SourceTags, accept, data_age_secs, tag};
+use crate::provenance::{Accepted, SourceTags, accept, data_age_secs, origin_display, tag};
 use crate::resource::Resource;
 use crate::source::SourceResult;
 
@@ -39,6 +39,9 @@ pub struct MergedEntry {
     pub resource: Resource,
     /// The configuration id of the source it came through (the region, for forwarded data).
     pub source_id: String,
+    /// The name of the organisation that holds the record: its source's, or for data a region
+    /// hub forwarded, the one the region named. `None` when nothing names one.
+    pub origin: Option<String>,
 }
 
 /// How much to trust one copy of a resource over another copy with the same type and id from the
@@ -148,7 +151,11 @@ pub fn merge_prepared(prepared: Vec<Prepared>, now_ms: i64) -> Merged {
         for resource in source.resources {
             dedup.offer(source_index, resource);
         }
-        sources.push((source.report.info.id.clone(), source.base));
+        sources.push((
+            source.report.info.id.clone(),
+            source.base,
+            source.report.info.name.clone(),
+        ));
         reports.push(source.report);
     }
     let outcome = outcome::build(&reports, now_ms);
@@ -161,9 +168,14 @@ pub fn merge_prepared(prepared: Vec<Prepared>, now_ms: i64) -> Merged {
         .into_iter()
         .filter_map(|i| slots[i].take())
         .map(|k| {
-            let (source_id, base) = &sources[k.source_index];
+            let (source_id, base, name) = &sources[k.source_index];
             MergedEntry {
                 full_url: format!("{base}/{}/{}", k.resource_type, k.id),
+                origin: if k.own_origin {
+                    Some(name.clone())
+                } else {
+                    origin_display(&k.resource)
+                },
                 resource: k.resource,
                 source_id: source_id.clone(),
             }
@@ -183,7 +195,7 @@ pub(crate) fn date_key(resource_type: &str, resource: &Resource) -> (u8, Reverse
 /// Patient first, then by resource type, then clinical date descending (undated last), then the
 /// id of the source and the resource; the source's position settles the only remaining tie (two
 /// sources configured with one id), so the order is total and the same for the same input.
-fn display_order(a: &Kept, b: &Kept, sources: &[(String, String)]) -> Ordering {
+fn display_order(a: &Kept, b: &Kept, sources: &[(String, String, String)]) -> Ordering {
     let source_id = |k: &Kept| sources[k.source_index].0.as_str();
     (a.resource_type != "Patient")
         .cmp(&(b.resource_type != "Patient"))

@@ -15,7 +15,6 @@ use serde_json::{Map, Value, json};
 
 use crate::facts::{ComponentView, ConceptView, QuantityView, at, clinical_date, instant_key};
 use crate::merge::{Merged, MergedEntry};
-use crate::provenance::origin_display;
 use crate::resource::Resource;
 
 const LOINC: &str = "http://loinc.org";
@@ -300,9 +299,9 @@ fn narrative_line(entry: &MergedEntry) -> String {
         line.push_str(", ");
         line.push_str(date);
     }
-    if let Some(origin) = origin_display(resource) {
+    if let Some(origin) = &entry.origin {
         line.push_str(" (");
-        line.push_str(&origin);
+        line.push_str(origin);
         line.push(')');
     }
     line
@@ -721,6 +720,7 @@ mod tests {
             resource: Resource::from_value(json!({ "resourceType": "Condition", "id": "c1" }))
                 .unwrap(),
             source_id: "gp".into(),
+            origin: None,
         };
         let base = base_of(&entry);
         assert_eq!(base, Some("https://gp.example/fhir"));

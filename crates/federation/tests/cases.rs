@@ -92,6 +92,7 @@ fn check(path: &Path) {
         "entries": merged.entries.iter().map(|e| json!({
             "fullUrl": e.full_url,
             "source_id": e.source_id,
+            "origin": e.origin,
             "resource": e.resource,
         })).collect::<Vec<_>>(),
         "outcome": merged.outcome,
