@@ -50,8 +50,8 @@ pub(crate) struct Kept {
     absorbed: BTreeSet<usize>,
     /// Whether its extensions are still exactly its source's own tags.
     only_own_tags: bool,
-    /// Whether its origin is its own source's organisation: it came with no origin named (as
-    /// forwarded data does).
+    /// Whether its origin is its own source's organisation: it named no origin when it arrived,
+    /// as data a region hub forwards does.
     pub own_origin: bool,
 }
 
@@ -124,23 +124,18 @@ impl Dedup {
             Some(i) => {
                 let kept = &mut self.kept[i];
                 kept.absorbed.insert(source_index);
-                match (&self.sources[..], only_own_tags) {
+                let reporter = &self.sources[source_index];
+                if only_own_tags && kept.only_own_tags {
                     // Both carry their own source's tags alone: written from the sources' tags.
-                    (sources, true) if kept.only_own_tags => {
-                        sources[kept.source_index]
-                            .add_reporter(&mut kept.resource, &sources[source_index]);
-                    }
-                    (sources, true) => add_also_reported_by(
-                        &mut kept.resource,
-                        sources[source_index].organization(),
-                    ),
-                    (_, false) => {
-                        for organization in reporters(&resource) {
-                            add_also_reported_by(&mut kept.resource, &organization);
-                        }
+                    self.sources[kept.source_index].add_reporter(&mut kept.resource, reporter);
+                } else if only_own_tags {
+                    add_also_reported_by(&mut kept.resource, reporter.organization());
+                } else {
+                    for organization in reporters(&resource) {
+                        add_also_reported_by(&mut kept.resource, &organization);
                     }
                 }
-                // Another copy may name organisations the tags above do not know of.
+                // Its extensions may now name another organisation besides its source's.
                 kept.only_own_tags = false;
                 i
             }
