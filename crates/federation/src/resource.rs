@@ -977,9 +977,20 @@ mod tests {
         assert!(odd.object_mut("meta").is_none());
         assert_eq!(odd.get("meta"), Some(&json!([1])));
         // Other objects are not kept as members unless asked for so.
-        let raw = Resource::from_json(TEXT).unwrap();
+        let mut raw = Resource::from_json(TEXT).unwrap();
         assert!(raw.object("valueQuantity").is_none());
         assert_eq!(raw.get_in("valueQuantity", "unit"), Some(&json!("g/dL")));
+        // Asked for so, an object still as it came is changed member by member, and the rest of
+        // it is written back as it was.
+        raw.object_mut("valueQuantity")
+            .unwrap()
+            .insert("unit", json!("g/L"));
+        assert!(raw.object("valueQuantity").is_some());
+        assert!(
+            serde_json::to_string(&raw)
+                .unwrap()
+                .contains(r#""valueQuantity":{"value":5.0,"unit":"g/L"}"#)
+        );
     }
 
     #[test]
