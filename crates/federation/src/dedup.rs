@@ -10,7 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::facts::{fact_keys, identifier_keys};
 use crate::merge::date_key;
-use crate::provenance::{Accepted, SourceTags, add_also_reported_by, reporters};
+use serde_json::value::RawValue;
+
+use crate::provenance::{Accepted, SourceTags, add_also_reported_by, reporters, set_extension};
 use crate::resource::Resource;
 
 /// A tagged resource with its match keys and the sort key of its clinical date, read once when
@@ -65,6 +67,10 @@ pub(crate) struct Dedup {
     index: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     /// Each source's provenance tags, by position in the input.
     sources: Vec<SourceTags>,
+    /// The `meta.extension` text of a kept copy from the first source that also credits the
+    /// second ([`SourceTags::extension_crediting`]), made once per pair: checking the text as
+    /// JSON cost more than the rest of crediting a copy.
+    credits: Vec<((usize, usize), Option<Box<RawValue>>)>,
 }
 
 /// The match keys of a resource, qualified by its type so only resources of one type can match.
@@ -127,7 +133,18 @@ impl Dedup {
                 let reporter = &self.sources[source_index];
                 if only_own_tags && kept.only_own_tags {
                     // Both carry their own source's tags alone: written from the sources' tags.
-                    self.sources[kept.source_index].add_reporter(&mut kept.resource, reporter);
+                    let pair = (kept.source_index, source_index);
+                    let at = match self.credits.iter().position(|(p, _)| *p == pair) {
+                        Some(at) => at,
+                        None => {
+                            let text = self.sources[pair.0].extension_crediting(reporter);
+                            self.credits.push((pair, text));
+                            self.credits.len() - 1
+                        }
+                    };
+                    if let Some(text) = &self.credits[at].1 {
+                        set_extension(&mut kept.resource, text.clone());
+                    }
                 } else if only_own_tags {
                     add_also_reported_by(&mut kept.resource, reporter.organization());
                 } else {

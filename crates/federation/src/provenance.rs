@@ -212,13 +212,16 @@ impl SourceTags {
         &self.organization
     }
 
-    /// Adds an `also-reported-by` naming `reporter`'s organisation to a resource tagged with
-    /// these tags and nothing since ([`tag`] said so), unless it is this source's own
-    /// organisation. The extensions are written as text, from the two sources' texts, without
-    /// parsing any: the merge does this for every copy of a fact another source also holds.
-    pub(crate) fn add_reporter(&self, resource: &mut Resource, reporter: &SourceTags) {
+    /// The `meta.extension` of a resource tagged with these tags and nothing since ([`tag`]
+    /// said so) once it also credits `reporter`: these tags and an `also-reported-by` naming
+    /// `reporter`'s organisation, written from the two sources' texts without parsing either.
+    /// `None` when `reporter` is this source's own organisation, which is not added. The merge
+    /// credits every copy of a fact another source also holds, and the text is the same for
+    /// every copy between the same two sources, so it keeps what this returns
+    /// ([`set_extension`]).
+    pub(crate) fn extension_crediting(&self, reporter: &SourceTags) -> Option<Box<RawValue>> {
         if reporter.organization == self.organization {
-            return;
+            return None;
         }
         let own = self.extension.get();
         // `own` is a JSON array this type wrote, never empty: `[...]` becomes `[...,{also}]`.
@@ -227,9 +230,14 @@ impl SourceTags {
             &own[..own.len().saturating_sub(1)],
             reporter.also_reported_by
         );
-        if let (Some(meta), Ok(text)) = (resource.object_mut("meta"), RawValue::from_string(text)) {
-            meta.insert_raw("extension", text);
-        }
+        RawValue::from_string(text).ok()
+    }
+}
+
+/// Sets a tagged resource's `meta.extension` to `text` ([`SourceTags::extension_crediting`]).
+pub(crate) fn set_extension(resource: &mut Resource, text: Box<RawValue>) {
+    if let Some(meta) = resource.object_mut("meta") {
+        meta.insert_raw("extension", text);
     }
 }
 
@@ -246,7 +254,7 @@ fn age_extension(age: i64) -> Value {
 /// the data already recorded one.
 ///
 /// Returns whether the resource's extensions are now exactly the source's own tags (nothing
-/// forwarded or recorded before), which [`SourceTags::add_reporter`] relies on.
+/// forwarded or recorded before), which [`SourceTags::extension_crediting`] relies on.
 pub(crate) fn tag(resource: &mut Resource, tags: &SourceTags) -> bool {
     if !resource.contains_key("meta") {
         // Placed straight after `id`, where FHIR's own JSON puts it, so tagged resources read
@@ -361,7 +369,7 @@ mod tests {
         (resource, only_own)
     }
 
-    /// The text path (`add_reporter`) writes what the value path (`add_also_reported_by`)
+    /// The text path (`extension_crediting`) writes what the value path (`add_also_reported_by`)
     /// writes, with and without a data age, and adds nothing for the resource's own
     /// organisation.
     #[test]
@@ -377,7 +385,9 @@ mod tests {
             let (mut by_text, only_own) = tagged(kept_tags);
             assert!(only_own);
             let (mut by_value, _) = tagged(kept_tags);
-            kept_tags.add_reporter(&mut by_text, reporter);
+            if let Some(text) = kept_tags.extension_crediting(reporter) {
+                set_extension(&mut by_text, text);
+            }
             add_also_reported_by(&mut by_value, reporter.organization());
             assert_eq!(
                 serde_json::to_value(&by_text).unwrap(),

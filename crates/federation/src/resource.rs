@@ -20,6 +20,7 @@ use std::sync::{LazyLock, OnceLock};
 
 use memchr::memmem::Finder;
 
+use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -201,7 +202,14 @@ impl Member {
 impl Resource {
     /// Reads a resource from JSON text. `Err` when the text is not JSON or not an object.
     pub fn from_json(text: &str) -> Result<Resource, serde_json::Error> {
-        serde_json::from_str(text)
+        serde_json::from_str(text).or_else(|error| {
+            // A member kept as members of its own that is not an object fails the one-pass
+            // read ([`NestedSeed`]); read as a value, it is kept as it is.
+            match serde_json::from_str(text) {
+                Ok(Value::Object(map)) => Ok(Resource::from(map)),
+                _ => Err(error),
+            }
+        })
     }
 
     /// A resource from a parsed value; `None` when it is not an object.
@@ -504,8 +512,16 @@ impl<'de> Deserialize<'de> for Resource {
                 let mut members: Vec<(Name, Member)> =
                     Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(name) = map.next_key_seed(NameSeed)? {
-                    let text: Box<RawValue> = map.next_value()?;
-                    let member = Member::raw(name.as_str(), text);
+                    // A member kept as members of its own is read as such in this same pass,
+                    // not kept as text and read again.
+                    let member = if NESTED.contains(&name.as_str()) {
+                        map.next_value_seed(NestedSeed)?
+                    } else {
+                        Member::Raw {
+                            text: map.next_value()?,
+                            parsed: OnceLock::new(),
+                        }
+                    };
                     match members
                         .iter_mut()
                         .find(|(known, _)| known.as_str() == name.as_str())
@@ -518,6 +534,33 @@ impl<'de> Deserialize<'de> for Resource {
             }
         }
         deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Reads a member named in [`NESTED`] as members of its own ([`Member::Object`]). Anything but
+/// an object there (which FHIR does not allow) fails the read, and the text is then read as a
+/// value ([`Resource::from_json`]; a source's page is read again with care). Taking any JSON
+/// value here instead would mean mimicking `serde_json`'s private encoding of numbers.
+struct NestedSeed;
+
+impl<'de> DeserializeSeed<'de> for NestedSeed {
+    type Value = Member;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NestedSeed {
+    type Value = Member;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member, A::Error> {
+        let members = Resource::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(Member::Object {
+            members,
+            value: OnceLock::new(),
+        })
     }
 }
 
@@ -976,6 +1019,27 @@ mod tests {
         assert!(odd.object("meta").is_none());
         assert!(odd.object_mut("meta").is_none());
         assert_eq!(odd.get("meta"), Some(&json!([1])));
+        // Whatever JSON it is (`meta` is read in the resource's own pass, not as text).
+        for text in [
+            r#"[1,{"a":"b"},[]]"#,
+            r#""x\"y""#,
+            "1.5",
+            "-3",
+            "18446744073709551615",
+            "true",
+            "null",
+        ] {
+            let odd = Resource::from_json(&format!(r#"{{"meta":{text},"id":"a"}}"#)).unwrap();
+            let expected: Value = serde_json::from_str(text).unwrap();
+            assert!(odd.object("meta").is_none(), "{text}");
+            assert_eq!(odd.get("meta"), Some(&expected), "{text}");
+            assert_eq!(odd.to_value(), json!({"meta": expected, "id": "a"}), "{text}");
+        }
+        // An object is read as members in that pass, and written back as it came.
+        let text = r#"{"meta":{"versionId":"1","tag":[{"code":"x" }]},"id":"a"}"#;
+        let read = Resource::from_json(text).unwrap();
+        assert!(read.object("meta").is_some());
+        assert_eq!(serde_json::to_string(&read).unwrap(), text);
         // Other objects are not kept as members unless asked for so.
         let mut raw = Resource::from_json(TEXT).unwrap();
         assert!(raw.object("valueQuantity").is_none());

@@ -9,6 +9,9 @@
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -391,11 +394,15 @@ fn resolve<'u>(base: Option<&str>, reference: &str, url: &'u mut String) -> Opti
     if reference.starts_with('#') {
         return None;
     }
-    let reference = reference
-        .split_once("/_history/")
-        .map_or(reference, |(head, _)| head);
+    // Searchers built once: `str::split_once` and `contains` build one per call, which cost
+    // more than the searching for a view's few thousand short references.
+    static HISTORY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("/_history/"));
+    static SCHEME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("://"));
+    let reference = HISTORY
+        .find(reference.as_bytes())
+        .map_or(reference, |at| &reference[..at]);
     url.clear();
-    if reference.starts_with("urn:") || reference.contains("://") {
+    if reference.starts_with("urn:") || SCHEME.find(reference.as_bytes()).is_some() {
         url.push_str(reference);
     } else {
         url.push_str(base?);
