@@ -81,10 +81,10 @@ fn match_keys(resource_type: &str, resource: &Resource) -> Vec<String> {
     }
     let identifiers = identifier_keys(resource)
         .into_iter()
-        .map(|k| format!("{resource_type}\u{1e}identifier\u{1e}{k}"));
+        .map(|k| [resource_type, "\u{1e}identifier\u{1e}", &k].concat());
     let facts = fact_keys(resource_type, resource)
         .into_iter()
-        .map(|k| format!("{resource_type}\u{1e}fact\u{1e}{k}"));
+        .map(|k| [resource_type, "\u{1e}fact\u{1e}", &k].concat());
     identifiers.chain(facts).collect()
 }
 

@@ -117,7 +117,7 @@ pub(crate) fn identifier_keys(resource: &Resource) -> Vec<String> {
         .filter_map(|i| {
             let system = i.system.as_deref().filter(|s| !s.is_empty())?;
             let value = i.value.as_deref().filter(|s| !s.is_empty())?;
-            Some(format!("{system}|{value}"))
+            Some([system, "|", value].concat())
         })
         .collect()
 }
@@ -188,7 +188,7 @@ impl ConceptView<'_> {
             .filter_map(|c| {
                 let system = c.system.as_deref().filter(|s| !s.is_empty())?;
                 let code = c.code.as_deref().filter(|s| !s.is_empty())?;
-                Some(format!("{system}|{code}"))
+                Some([system, "|", code].concat())
             })
             .collect()
     }
@@ -217,7 +217,7 @@ pub(crate) fn fact_keys(resource_type: &str, resource: &Resource) -> Vec<String>
     let mut keys = Vec::new();
     for code in &codes {
         for value in &values {
-            keys.push(format!("{code}\u{1f}{day}\u{1f}{value}"));
+            keys.push([code.as_str(), "\u{1f}", day, "\u{1f}", value.as_str()].concat());
         }
     }
     keys
@@ -385,30 +385,41 @@ pub(crate) fn instant_key(text: &str) -> Option<i64> {
 /// Canonical text of a JSON number, so `5`, `5.0` and `0.5e1` compare equal: the significant
 /// digits and a power of ten.
 fn canonical_number(number: &Number) -> Option<String> {
-    let text = number.to_string();
+    // The number's own text (serde_json keeps it, with `arbitrary_precision`), built into the
+    // result without `format!`: the merge makes a key like this for every reading of a view.
+    let text = number.as_str();
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, text.as_str()),
+        None => (false, text),
     };
     let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
         Some((m, e)) => (m, e.trim_start_matches('+').parse::<i64>().ok()?),
         None => (unsigned, 0),
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut all: String = format!("{whole}{fraction}");
     // Checked arithmetic: the exponent is the sender's text and may sit at the edge of i64.
     let mut exponent = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
-    let trimmed = all.trim_start_matches('0').len();
-    all = all[all.len() - trimmed..].to_string();
+    let mut all = String::with_capacity(text.len() + 24);
+    if negative {
+        all.push('-');
+    }
+    let digits = all.len();
+    all.push_str(whole.trim_start_matches('0'));
+    if all.len() == digits {
+        all.push_str(fraction.trim_start_matches('0'));
+    } else {
+        all.push_str(fraction);
+    }
     while all.ends_with('0') {
         all.pop();
         exponent = exponent.checked_add(1)?;
     }
-    if all.is_empty() {
+    if all.len() == digits {
         return Some("0".to_string());
     }
-    let sign = if negative { "-" } else { "" };
-    Some(format!("{sign}{all}e{exponent}"))
+    all.push('e');
+    all.push_str(&exponent.to_string());
+    Some(all)
 }
 
 /// The value readings of one observation-like element (the observation or one component).
@@ -424,23 +435,23 @@ fn value_keys(value: &ComponentView) -> Vec<String> {
             .as_deref()
             .or(quantity.unit.as_deref())
             .unwrap_or("");
-        return vec![format!("q:{number} {unit}")];
+        return vec![["q:", &number, " ", unit].concat()];
     }
     if let Some(concept) = &value.concept {
         return concept
             .keys()
             .into_iter()
-            .map(|c| format!("c:{c}"))
+            .map(|c| ["c:", &c].concat())
             .collect();
     }
     if let Some(text) = &value.string {
-        return vec![format!("s:{text}")];
+        return vec![["s:", text].concat()];
     }
     if let Some(flag) = value.boolean {
-        return vec![format!("b:{flag}")];
+        return vec![if flag { "b:true" } else { "b:false" }.to_string()];
     }
     if let Some(number) = value.integer.as_ref().and_then(canonical_number) {
-        return vec![format!("i:{number}")];
+        return vec![["i:", &number].concat()];
     }
     Vec::new()
 }
@@ -486,7 +497,7 @@ fn observation_value_keys(resource: &Resource) -> Vec<String> {
             .and_then(|c| c.keys().into_iter().min());
         let value = value_keys(component).into_iter().min();
         match (code, value) {
-            (Some(code), Some(value)) => parts.push(format!("{code}={value}")),
+            (Some(code), Some(value)) => parts.push([code, "=".to_string(), value].concat()),
             _ => return Vec::new(),
         }
     }
@@ -520,6 +531,18 @@ mod tests {
         let neg_zero: Value = serde_json::from_str("-0.00").unwrap();
         assert_eq!(canon(neg_zero), Some("0".to_string()));
         assert_eq!(canon(json!("5")), None);
+        // The canonical text itself: significant digits, then the power of ten.
+        for (text, canonical) in [
+            ("12.50", "125e-1"),
+            ("-0.0012e3", "-12e-1"),
+            ("100", "1e2"),
+            ("0.050", "5e-2"),
+            ("1E+400", "1e400"),
+            ("-7", "-7e0"),
+        ] {
+            let number: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(canon(number).as_deref(), Some(canonical), "{text}");
+        }
     }
 
     #[test]

@@ -60,51 +60,53 @@ impl Name {
     }
 }
 
-/// The member names most resources carry, so reading them allocates nothing.
+/// The member names most resources carry, so reading them allocates nothing. A `match`, not a
+/// search of a list: the compiler compares the length first and the bytes as integers, where
+/// the list's search compared every entry through `memcmp` and cost 2% of a view.
 fn common_name(text: &str) -> Option<&'static str> {
-    const COMMON: [&str; 40] = [
-        "resourceType",
-        "id",
-        "meta",
-        "text",
-        "extension",
-        "identifier",
-        "status",
-        "clinicalStatus",
-        "verificationStatus",
-        "category",
-        "code",
-        "subject",
-        "patient",
-        "encounter",
-        "context",
-        "effectiveDateTime",
-        "effectivePeriod",
-        "issued",
-        "valueQuantity",
-        "valueCodeableConcept",
-        "valueString",
-        "component",
-        "onsetDateTime",
-        "recordedDate",
-        "abatementDateTime",
-        "performedDateTime",
-        "performedPeriod",
-        "occurrenceDateTime",
-        "vaccineCode",
-        "primarySource",
-        "medicationCodeableConcept",
-        "medicationReference",
-        "authoredOn",
-        "requester",
-        "intent",
-        "dosageInstruction",
-        "period",
-        "class",
-        "type",
-        "result",
-    ];
-    COMMON.iter().find(|name| **name == text).copied()
+    Some(match text {
+        "resourceType" => "resourceType",
+        "id" => "id",
+        "meta" => "meta",
+        "text" => "text",
+        "extension" => "extension",
+        "identifier" => "identifier",
+        "status" => "status",
+        "clinicalStatus" => "clinicalStatus",
+        "verificationStatus" => "verificationStatus",
+        "category" => "category",
+        "code" => "code",
+        "subject" => "subject",
+        "patient" => "patient",
+        "encounter" => "encounter",
+        "context" => "context",
+        "effectiveDateTime" => "effectiveDateTime",
+        "effectivePeriod" => "effectivePeriod",
+        "issued" => "issued",
+        "valueQuantity" => "valueQuantity",
+        "valueCodeableConcept" => "valueCodeableConcept",
+        "valueString" => "valueString",
+        "component" => "component",
+        "onsetDateTime" => "onsetDateTime",
+        "recordedDate" => "recordedDate",
+        "abatementDateTime" => "abatementDateTime",
+        "performedDateTime" => "performedDateTime",
+        "performedPeriod" => "performedPeriod",
+        "occurrenceDateTime" => "occurrenceDateTime",
+        "vaccineCode" => "vaccineCode",
+        "primarySource" => "primarySource",
+        "medicationCodeableConcept" => "medicationCodeableConcept",
+        "medicationReference" => "medicationReference",
+        "authoredOn" => "authoredOn",
+        "requester" => "requester",
+        "intent" => "intent",
+        "dosageInstruction" => "dosageInstruction",
+        "period" => "period",
+        "class" => "class",
+        "type" => "type",
+        "result" => "result",
+        _ => return None,
+    })
 }
 
 #[derive(Clone)]
@@ -624,7 +626,15 @@ fn scan_references(text: &str, f: &mut impl FnMut(&str) -> bool) -> Option<bool>
     static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
     static NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"reference\""));
     let bytes = text.as_bytes();
-    if ESCAPE.find(bytes).is_some() {
+    // Only an object or an array holds members: a string, number or literal (most of a
+    // resource's members: `id`, `status`, dates) has no `reference`, and is not searched.
+    if !matches!(bytes.first(), Some(b'{' | b'[')) {
+        return Some(false);
+    }
+    // A backslash is rare in FHIR text, and one byte is found faster than two.
+    if let Some(at) = memchr::memchr(b'\\', bytes)
+        && ESCAPE.find(&bytes[at..]).is_some()
+    {
         return None;
     }
     let skip_space = |mut at: usize| {

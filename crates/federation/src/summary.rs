@@ -186,20 +186,25 @@ pub fn section_of(resource: &Resource) -> Option<Section> {
     })
 }
 
-/// Escapes text for the XHTML narrative.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
+/// Escapes text for the XHTML narrative into `out`, copying the runs between the characters it
+/// escapes whole: a summary's narrative is tens of kilobytes.
+fn escape_into(out: &mut String, text: &str) {
+    let mut run = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        // The escaped characters are ASCII, so `at` is on a character boundary.
+        out.push_str(&text[run..at]);
+        out.push_str(escaped);
+        run = at + 1;
     }
-    out
+    out.push_str(&text[run..]);
 }
 
 /// The words of a CodeableConcept: its text, else the first coding's display, else its code.
@@ -315,7 +320,7 @@ fn list_div(lines: &[String]) -> String {
     div.push_str("<ul>");
     for line in lines {
         div.push_str("<li>");
-        div.push_str(&escape(line));
+        escape_into(&mut div, line);
         div.push_str("</li>");
     }
     div.push_str("</ul></div>");
@@ -715,8 +720,10 @@ mod tests {
     #[test]
     fn narrative_text_is_escaped() {
         assert_eq!(
-            list_div(&["<b>&\"'".to_string()]),
-            format!("{XHTML_OPEN}<ul><li>&lt;b&gt;&amp;&quot;&#39;</li></ul></div>")
+            list_div(&["<b>&\"'".to_string(), "Café <x> ü, 5 > 4".to_string()]),
+            format!(
+                "{XHTML_OPEN}<ul><li>&lt;b&gt;&amp;&quot;&#39;</li><li>Café &lt;x&gt; ü, 5 &gt; 4</li></ul></div>"
+            )
         );
     }
 

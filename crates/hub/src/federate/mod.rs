@@ -644,7 +644,13 @@ pub(crate) fn keep_own_patient(result: &mut SourceResult, local_ids: &[String]) 
 
 /// Whether a reference names one of `targets` (`Patient/id`), relative or absolute.
 fn refers_to(reference: &str, targets: &[String]) -> bool {
-    let text = reference.split("/_history/").next().unwrap_or(reference);
+    // Built once: `str::split` builds a searcher per call, which cost more than the search for
+    // the few hundred references of a view.
+    static HISTORY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("/_history/"));
+    let text = HISTORY
+        .find(reference.as_bytes())
+        .map_or(reference, |at| &reference[..at]);
     targets.iter().any(|t| {
         text.strip_suffix(t.as_str())
             .is_some_and(|head| head.is_empty() || head.ends_with('/'))
