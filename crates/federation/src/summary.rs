@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::facts::{ComponentView, ConceptView, QuantityView, at, clinical_date, instant_key};
 use crate::merge::{Merged, MergedEntry};
-use crate::resource::Resource;
+use crate::resource::{Resource, write_value};
 
 const LOINC: &str = "http://loinc.org";
 /// Concord's codes for summary sections that have no LOINC section code.
@@ -648,9 +648,32 @@ impl Document {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// The document as JSON text.
+    /// The document as JSON text: what the [`Serialize`] impl writes, its resources written by
+    /// [`Resource::write_json`].
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.push(b'{');
+        for (key, value) in &self.head {
+            write_value(&mut out, key);
+            out.push(b':');
+            write_value(&mut out, value);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"entry\":[");
+        for (at, entry) in self.entry.iter().enumerate() {
+            if at > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"fullUrl\":");
+            write_value(&mut out, &entry.full_url);
+            out.extend_from_slice(b",\"resource\":");
+            entry.resource.write_json(&mut out);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        // Every piece written is UTF-8 (serde_json's text, and the sources' text, checked when
+        // it was read), so this check cannot fail; it is the price of writing without `unsafe`.
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 

@@ -284,7 +284,10 @@ proptest! {
         let merged = merge(results, now_ms);
         let issues = merged.outcome["issue"].as_array().unwrap();
         prop_assert!(issues.len() >= count.max(1));
-        let document = summary(merged.clone(), &patient, "c", "b", "2024-06-01T12:00:00Z").to_value();
+        let document = summary(merged.clone(), &patient, "c", "b", "2024-06-01T12:00:00Z");
+        // The hand-written text is exactly what the serializer writes.
+        prop_assert_eq!(document.to_json(), serde_json::to_string(&document).unwrap());
+        let document = document.to_value();
         prop_assert_eq!(&document["type"], "document");
     }
 }
