@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
-use crate::facts::{fact_keys, identifier_keys};
+use crate::facts::{identifier_keys, read_fact};
 use crate::merge::date_key;
 use serde_json::value::RawValue;
 
@@ -20,6 +20,8 @@ use crate::resource::Resource;
 pub(crate) struct Keyed {
     accepted: Accepted,
     keys: Vec<String>,
+    /// What it is in words, when reading its keys settled them ([`crate::facts::Fact::label`]).
+    label: Option<String>,
     date: (u8, Reverse<i64>),
     /// Whether its extensions are exactly its source's own tags (see `provenance::tag`).
     only_own_tags: bool,
@@ -27,11 +29,12 @@ pub(crate) struct Keyed {
 
 impl Keyed {
     pub(crate) fn new(accepted: Accepted, only_own_tags: bool) -> Keyed {
-        let keys = match_keys(&accepted.resource_type, &accepted.resource);
+        let (keys, label) = match_keys(&accepted.resource_type, &accepted.resource);
         let date = date_key(&accepted.resource_type, &accepted.resource);
         Keyed {
             accepted,
             keys,
+            label,
             date,
             only_own_tags,
         }
@@ -55,6 +58,8 @@ pub(crate) struct Kept {
     /// Whether its origin is its own source's organisation: it named no origin when it arrived,
     /// as data a region hub forwards does.
     pub own_origin: bool,
+    /// What it is in words, when reading its keys settled them ([`crate::facts::Fact::label`]).
+    pub label: Option<String>,
 }
 
 /// The kept resources and an index from match key to the kept resources that carry it.
@@ -73,19 +78,22 @@ pub(crate) struct Dedup {
     credits: Vec<((usize, usize), Option<Box<RawValue>>)>,
 }
 
-/// The match keys of a resource, qualified by its type so only resources of one type can match.
-/// Patients have none: each source's demographics are kept so disagreement stays visible.
-fn match_keys(resource_type: &str, resource: &Resource) -> Vec<String> {
+/// The match keys of a resource, qualified by its type so only resources of one type can match,
+/// and its [`crate::facts::Fact::label`]. Patients have none: each source's demographics are kept so
+/// disagreement stays visible.
+fn match_keys(resource_type: &str, resource: &Resource) -> (Vec<String>, Option<String>) {
     if resource_type == "Patient" {
-        return Vec::new();
+        return (Vec::new(), None);
     }
+    let fact = read_fact(resource_type, resource);
     let identifiers = identifier_keys(resource)
         .into_iter()
         .map(|k| [resource_type, "\u{1e}identifier\u{1e}", &k].concat());
-    let facts = fact_keys(resource_type, resource)
+    let facts = fact
+        .keys
         .into_iter()
         .map(|k| [resource_type, "\u{1e}fact\u{1e}", &k].concat());
-    identifiers.chain(facts).collect()
+    (identifiers.chain(facts).collect(), fact.label)
 }
 
 impl Dedup {
@@ -113,6 +121,7 @@ impl Dedup {
                     id,
                 },
             keys,
+            label,
             date,
             only_own_tags,
         } = keyed;
@@ -166,6 +175,7 @@ impl Dedup {
                     absorbed: BTreeSet::new(),
                     only_own_tags,
                     own_origin: only_own_tags,
+                    label,
                 });
                 self.kept.len() - 1
             }

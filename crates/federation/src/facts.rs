@@ -194,23 +194,55 @@ impl ConceptView<'_> {
     }
 }
 
-/// The keys under which a fact-type resource matches another source's copy: one per code it
-/// carries, each joined with its clinical day and (Observation only) one per value reading.
-/// Empty when any part is missing: a fact with no date or no value cannot be shown to be the
-/// same as another, and wrongly hiding a fact is worse than showing it twice.
-pub(crate) fn fact_keys(resource_type: &str, resource: &Resource) -> Vec<String> {
+/// What the merge reads of a fact-type resource: the keys it matches other sources' copies by,
+/// and what it is in words when those reads settle it.
+#[derive(Default)]
+pub(crate) struct Fact {
+    /// One per code the fact carries, each joined with its clinical day and (Observation only)
+    /// one per value reading. Empty when any part is missing: a fact with no date or no value
+    /// cannot be shown to be the same as another, and wrongly hiding a fact is worse than
+    /// showing it twice.
+    pub keys: Vec<String>,
+    /// The words the summary's narrative shows for it (its code's words and an observation's
+    /// value), made from the elements the keys were read from, so the narrative need not read
+    /// them again. `None` when these reads do not settle them (a medication named only by
+    /// reference, an observation with no date or an unusual value); the narrative then reads
+    /// the resource itself.
+    pub label: Option<String>,
+}
+
+/// Reads a resource's [`Fact`]: nothing for a type that is not a fact type.
+pub(crate) fn read_fact(resource_type: &str, resource: &Resource) -> Fact {
     if !FACT_TYPES.contains(&resource_type) {
-        return Vec::new();
+        return Fact::default();
     }
-    let codes = resource
-        .read::<ConceptView>(code_path(resource_type))
-        .map(|c| c.keys())
-        .unwrap_or_default();
+    let code = resource.read::<ConceptView>(code_path(resource_type));
+    let name = code.as_ref().and_then(concept_text);
+    let codes = code.map(|c| c.keys()).unwrap_or_default();
+    let mut label = match resource_type {
+        "Observation" => None,
+        // A medication with no coded name is named by its reference's display, which the
+        // narrative reads itself.
+        "MedicationRequest" | "MedicationStatement" => name.clone(),
+        _ => Some(name.clone().unwrap_or_else(|| resource_type.to_string())),
+    };
     let Some(day) = clinical_date(resource_type, resource).and_then(day_key) else {
-        return Vec::new();
+        return Fact {
+            keys: Vec::new(),
+            label,
+        };
     };
     let values = if resource_type == "Observation" {
-        observation_value_keys(resource)
+        let (values, value_text) = observation_values(resource);
+        label = value_text.map(|value| {
+            let mut line = name.unwrap_or_else(|| resource_type.to_string());
+            if let Some(value) = value {
+                line.push_str(": ");
+                line.push_str(&value);
+            }
+            line
+        });
+        values
     } else {
         vec![String::new()]
     };
@@ -220,7 +252,45 @@ pub(crate) fn fact_keys(resource_type: &str, resource: &Resource) -> Vec<String>
             keys.push([code.as_str(), "\u{1f}", day, "\u{1f}", value.as_str()].concat());
         }
     }
-    keys
+    Fact { keys, label }
+}
+
+/// The words of a CodeableConcept: its text, else the first coding's display, else its code.
+pub(crate) fn concept_text(concept: &ConceptView) -> Option<String> {
+    if let Some(text) = &concept.text {
+        return Some(text.to_string());
+    }
+    let codings = &concept.coding;
+    codings
+        .iter()
+        .find_map(|c| c.display.as_deref())
+        .or_else(|| codings.iter().find_map(|c| c.code.as_deref()))
+        .map(str::to_string)
+}
+
+/// A quantity in words: its value, then its unit (else its code). `None` without a value.
+pub(crate) fn quantity_text(quantity: &QuantityView) -> Option<String> {
+    let value = quantity.value.as_ref()?.as_str();
+    Some(
+        match quantity.unit.as_deref().or(quantity.code.as_deref()) {
+            Some(unit) => [value, " ", unit].concat(),
+            None => value.to_string(),
+        },
+    )
+}
+
+/// An observation's components in words: each quantity with its unit, joined by ` / `.
+pub(crate) fn components_text(components: &[ComponentView]) -> Option<String> {
+    let parts: Vec<String> = components
+        .iter()
+        .filter_map(|c| {
+            let quantity = c.quantity.as_ref()?;
+            let value = quantity.value.as_ref()?.as_str();
+            let unit = quantity.unit.as_deref().unwrap_or("");
+            Some([value, " ", unit].concat().trim_end().to_string())
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" / "))
 }
 
 /// The calendar day of a FHIR date or dateTime as written (its first ten characters), or the
@@ -474,18 +544,35 @@ fn own_value(resource: &Resource) -> Option<ComponentView<'_>> {
     Some(value)
 }
 
-/// An observation's value keys; for one without `value[x]` (a blood pressure), one key made of
-/// every component's code and value, so two readings only match when all components agree.
-fn observation_value_keys(resource: &Resource) -> Vec<String> {
+/// An observation's value keys (for one without `value[x]`, a blood pressure, one key made of
+/// every component's code and value, so two readings only match when all components agree),
+/// and its value in words when these reads settle it: `Some(None)` when it has none to show,
+/// `None` when the narrative must read it itself.
+fn observation_values(resource: &Resource) -> (Vec<String>, Option<Option<String>>) {
     let Some(own) = own_value(resource) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
-    let own = value_keys(&own);
-    if !own.is_empty() {
-        return own;
+    // The narrative shows a quantity, a concept or a string; without one of these it shows
+    // the components' quantities, and for a boolean or integer value it reads for itself.
+    let settled = match (&own.quantity, &own.concept, &own.string) {
+        (Some(quantity), _, _) => Some(quantity_text(quantity)),
+        (None, Some(concept), _) => Some(concept_text(concept)),
+        (None, None, Some(text)) => Some(Some(text.to_string())),
+        (None, None, None) => None,
+    };
+    let in_components = settled.is_none() && own.boolean.is_none() && own.integer.is_none();
+    let own_keys = value_keys(&own);
+    if !own_keys.is_empty() {
+        return (own_keys, settled);
     }
-    let Some(components) = resource.read::<Vec<ComponentView>>("component") else {
-        return Vec::new();
+    let components = resource.read::<Vec<ComponentView>>("component");
+    let text = if in_components {
+        Some(components.as_deref().and_then(components_text))
+    } else {
+        settled
+    };
+    let Some(components) = components else {
+        return (Vec::new(), text);
     };
     let mut parts = Vec::new();
     for component in &components {
@@ -498,14 +585,14 @@ fn observation_value_keys(resource: &Resource) -> Vec<String> {
         let value = value_keys(component).into_iter().min();
         match (code, value) {
             (Some(code), Some(value)) => parts.push([code, "=".to_string(), value].concat()),
-            _ => return Vec::new(),
+            _ => return (Vec::new(), text),
         }
     }
     if parts.is_empty() {
-        return Vec::new();
+        return (Vec::new(), text);
     }
     parts.sort();
-    vec![format!("components:{}", parts.join(";"))]
+    (vec![["components:", &parts.join(";")].concat()], text)
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub struct MergedEntry {
     /// The name of the organisation that holds the record: its source's, or for data a region
     /// hub forwarded, the one the region named. `None` when nothing names one.
     pub origin: Option<String>,
+    /// What it is in words, for the summary's narrative, when the merge's reading of it to
+    /// match it settled them (the code's words and an observation's value); `None` leaves the
+    /// narrative to read the resource.
+    pub label: Option<String>,
 }
 
 /// How much to trust one copy of a resource over another copy with the same type and id from the
@@ -170,7 +174,8 @@ pub fn merge_prepared(prepared: Vec<Prepared>, now_ms: i64) -> Merged {
         .map(|k| {
             let (source_id, base, name) = &sources[k.source_index];
             MergedEntry {
-                full_url: format!("{base}/{}/{}", k.resource_type, k.id),
+                full_url: [base.as_str(), "/", &k.resource_type, "/", &k.id].concat(),
+                label: k.label,
                 origin: if k.own_origin {
                     Some(name.clone())
                 } else {

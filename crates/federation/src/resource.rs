@@ -1082,7 +1082,11 @@ mod tests {
             let expected: Value = serde_json::from_str(text).unwrap();
             assert!(odd.object("meta").is_none(), "{text}");
             assert_eq!(odd.get("meta"), Some(&expected), "{text}");
-            assert_eq!(odd.to_value(), json!({"meta": expected, "id": "a"}), "{text}");
+            assert_eq!(
+                odd.to_value(),
+                json!({"meta": expected, "id": "a"}),
+                "{text}"
+            );
         }
         // An object is read as members in that pass, and written back as it came.
         let text = r#"{"meta":{"versionId":"1","tag":[{"code":"x" }]},"id":"a"}"#;

@@ -16,7 +16,10 @@ use memchr::memmem::Finder;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::facts::{ComponentView, ConceptView, QuantityView, at, clinical_date, instant_key};
+use crate::facts::{
+    ComponentView, ConceptView, at, clinical_date, components_text, concept_text, instant_key,
+    quantity_text,
+};
 use crate::merge::{Merged, MergedEntry};
 use crate::resource::{Resource, write_value};
 
@@ -207,18 +210,9 @@ fn escape_into(out: &mut String, text: &str) {
     out.push_str(&text[run..]);
 }
 
-/// The words of a CodeableConcept: its text, else the first coding's display, else its code.
-fn concept_text(concept: Option<ConceptView>) -> Option<String> {
-    let concept = concept?;
-    if let Some(text) = concept.text {
-        return Some(text.into_owned());
-    }
-    let codings = &concept.coding;
-    codings
-        .iter()
-        .find_map(|c| c.display.as_deref())
-        .or_else(|| codings.iter().find_map(|c| c.code.as_deref()))
-        .map(str::to_string)
+/// The words of a CodeableConcept read from a resource, if it could be read.
+fn concept_words(concept: Option<ConceptView>) -> Option<String> {
+    concept.as_ref().and_then(concept_text)
 }
 
 /// The first CodeableConcept of an array member.
@@ -237,9 +231,9 @@ fn words(resource: &Resource, key: &str) -> Option<String> {
 /// the source's text, so the narrative builds no values.
 fn describe(resource_type: &str, resource: &Resource) -> String {
     let name = match resource_type {
-        "Immunization" => concept_text(resource.read("vaccineCode")),
+        "Immunization" => concept_words(resource.read("vaccineCode")),
         "MedicationStatement" | "MedicationRequest" => {
-            concept_text(resource.read("medicationCodeableConcept")).or_else(|| {
+            concept_words(resource.read("medicationCodeableConcept")).or_else(|| {
                 #[derive(serde::Deserialize)]
                 struct Display<'a> {
                     #[serde(borrow)]
@@ -251,14 +245,14 @@ fn describe(resource_type: &str, resource: &Resource) -> String {
                     .map(Cow::into_owned)
             })
         }
-        "Encounter" | "EpisodeOfCare" => concept_text(first_concept(resource, "type")),
+        "Encounter" | "EpisodeOfCare" => concept_words(first_concept(resource, "type")),
         "CarePlan" => {
-            words(resource, "title").or_else(|| concept_text(first_concept(resource, "category")))
+            words(resource, "title").or_else(|| concept_words(first_concept(resource, "category")))
         }
         "DocumentReference" => {
-            concept_text(resource.read("type")).or_else(|| words(resource, "description"))
+            concept_words(resource.read("type")).or_else(|| words(resource, "description"))
         }
-        _ => concept_text(resource.read("code")),
+        _ => concept_words(resource.read("code")),
     };
     let mut line = name.unwrap_or_else(|| resource_type.to_string());
     if resource_type == "Observation"
@@ -272,37 +266,33 @@ fn describe(resource_type: &str, resource: &Resource) -> String {
 
 fn observation_value_text(resource: &Resource) -> Option<String> {
     if resource.contains_key("valueQuantity") {
-        let quantity: QuantityView = resource.read("valueQuantity")?;
-        let value = quantity.value?.to_string();
-        return Some(match quantity.unit.or(quantity.code) {
-            Some(unit) => format!("{value} {unit}"),
-            None => value,
-        });
+        return quantity_text(&resource.read("valueQuantity")?);
     }
     if resource.contains_key("valueCodeableConcept") {
-        return concept_text(resource.read("valueCodeableConcept"));
+        return concept_words(resource.read("valueCodeableConcept"));
     }
     if let Some(text) = words(resource, "valueString") {
         return Some(text);
     }
-    let parts: Vec<String> = resource
-        .read::<Vec<ComponentView>>("component")?
-        .into_iter()
-        .filter_map(|c| {
-            let q = c.quantity?;
-            let value = q.value?.to_string();
-            let unit = q.unit.as_deref().unwrap_or("");
-            Some(format!("{value} {unit}").trim_end().to_string())
-        })
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" / "))
+    components_text(&resource.read::<Vec<ComponentView>>("component")?)
 }
 
 /// One narrative line: what, when, and who reported it.
 fn narrative_line(entry: &MergedEntry) -> String {
     let resource = &entry.resource;
     let resource_type = resource.get_str("resourceType").unwrap_or("Resource");
-    let mut line = describe(resource_type, resource);
+    // The merge made the words from what it read to match the resource, when that settled them.
+    debug_assert!(
+        entry
+            .label
+            .as_ref()
+            .is_none_or(|label| *label == describe(resource_type, resource)),
+        "the merge's label is the narrative's words"
+    );
+    let mut line = match &entry.label {
+        Some(label) => label.clone(),
+        None => describe(resource_type, resource),
+    };
     if let Some(date) = clinical_date(resource_type, resource) {
         line.push_str(", ");
         line.push_str(date);
@@ -740,6 +730,43 @@ mod tests {
         assert!("89ab".contains(&uuid[19..20]), "RFC variant");
     }
 
+    /// The merge's words for a fact are the narrative's, whatever shape its elements have; and
+    /// the usual shapes are settled by the merge's reads, so the narrative reads them once.
+    #[test]
+    fn the_merges_labels_are_the_narratives_words() {
+        let day = r#""effectiveDateTime":"2024-01-02""#;
+        let code = r#""code":{"coding":[{"system":"http://loinc.org","code":"1","display":"Hb"}]}"#;
+        let cases = [
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueQuantity":{{"value":5.10,"unit":"g/dL"}}}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueQuantity":{{"value":5,"code":"g"}}}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueQuantity":{{"unit":"g"}}}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueCodeableConcept":{{"text":"positive"}}}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueString":"a < b"}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"component":[{{"code":{{"text":"sys"}},"valueQuantity":{{"value":120,"unit":"mm[Hg]"}}}},{{"valueQuantity":{{"value":80}}}}]}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{code},{day}}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{day},"valueString":"x"}}"#), true),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueBoolean":true}}"#), false),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueInteger":3}}"#), false),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueQuantity":"5"}}"#), false),
+            (format!(r#"{{"resourceType":"Observation",{code},{day},"valueString":5,"component":[{{"valueQuantity":{{"value":1}}}}]}}"#), false),
+            (format!(r#"{{"resourceType":"Observation",{code},"valueString":"x"}}"#), false),
+            (format!(r#"{{"resourceType":"Condition",{code}}}"#), true),
+            (r#"{"resourceType":"Condition","code":"odd"}"#.to_string(), true),
+            (r#"{"resourceType":"Immunization","vaccineCode":{"coding":[{"code":"v"}]}}"#.to_string(), true),
+            (r#"{"resourceType":"MedicationRequest","medicationCodeableConcept":{"text":"Aspirin"}}"#.to_string(), true),
+            (r#"{"resourceType":"MedicationRequest","medicationReference":{"display":"Aspirin"}}"#.to_string(), false),
+        ];
+        for (text, settled) in cases {
+            let resource = Resource::from_json(&text).unwrap();
+            let resource_type = resource.get_str("resourceType").unwrap().to_string();
+            let label = crate::facts::read_fact(&resource_type, &resource).label;
+            assert_eq!(label.is_some(), settled, "{text}");
+            if let Some(label) = label {
+                assert_eq!(label, describe(&resource_type, &resource), "{text}");
+            }
+        }
+    }
+
     #[test]
     fn narrative_text_is_escaped() {
         assert_eq!(
@@ -758,6 +785,7 @@ mod tests {
                 .unwrap(),
             source_id: "gp".into(),
             origin: None,
+            label: None,
         };
         let base = base_of(&entry);
         assert_eq!(base, Some("https://gp.example/fhir"));
