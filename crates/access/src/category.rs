@@ -242,13 +242,24 @@ pub fn category_of_resource(resource: &Value, source_kind: Option<&str>) -> Cate
         .get("resourceType")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    category_of_head(resource_type, is_patient_entered(resource), source_kind)
+}
+
+/// [`category_of_resource`] from the two things it reads of a resource: its type and whether
+/// its `meta.tag` marks it as written by the patient ([`is_patient_entered_tags`]), for a caller
+/// that holds resources it has not parsed whole.
+pub fn category_of_head(
+    resource_type: &str,
+    patient_entered: bool,
+    source_kind: Option<&str>,
+) -> Category {
     if resource_type == "Patient" {
         return Category::Demographics;
     }
     if source_kind == Some(SOCIAL_CARE_SOURCE_KIND) {
         return Category::SocialCare;
     }
-    if is_patient_entered(resource) {
+    if patient_entered {
         return Category::PatientEntered;
     }
     category_of(resource_type)
@@ -261,13 +272,17 @@ pub fn is_patient_entered(resource: &Value) -> bool {
     resource
         .get("meta")
         .and_then(|meta| meta.get("tag"))
-        .and_then(Value::as_array)
-        .is_some_and(|tags| {
-            tags.iter().any(|tag| {
-                tag.get("system").and_then(Value::as_str) == Some(PROVENANCE_TAG_SYSTEM)
-                    && tag.get("code").and_then(Value::as_str) == Some(PATIENT_ENTERED_CODE)
-            })
+        .is_some_and(is_patient_entered_tags)
+}
+
+/// Whether a `meta.tag` array holds the patient-entered tag.
+pub fn is_patient_entered_tags(tags: &Value) -> bool {
+    tags.as_array().is_some_and(|tags| {
+        tags.iter().any(|tag| {
+            tag.get("system").and_then(Value::as_str) == Some(PROVENANCE_TAG_SYSTEM)
+                && tag.get("code").and_then(Value::as_str) == Some(PATIENT_ENTERED_CODE)
         })
+    })
 }
 
 /// The `meta.tag` coding the hub puts on what a patient or proxy writes.

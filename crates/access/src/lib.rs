@@ -34,7 +34,7 @@ pub use decide::{
     Basis, Decision, Denial, DenyReason, Permit, PersonFacts, Policy, Principal, PrincipalKind,
     Target, decide,
 };
-pub use mask::{Filter, Verdict, mask, reads_whole_resource, withheld_issue};
+pub use mask::{Filter, Verdict, mask, mask_head, reads_whole_resource, withheld_issue};
 pub use permission::{citizen_may_write, role_permits};
 pub use relationship::{Evidence, RelationshipFact, RelationshipPolicy, relationship};
 pub use role::Role;

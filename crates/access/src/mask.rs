@@ -8,7 +8,7 @@
 //! A resource is withheld when any of these holds, checked in this order; each only ever
 //! withholds, so adding a withholding to a filter never reveals more:
 //!
-//! 1. its category (by [`category_of_resource`]) is not in `categories`;
+//! 1. its category (by [`crate::category::category_of_resource`]) is not in `categories`;
 //! 2. `only_organizations` is set and its source organisation is unknown or not in it;
 //! 3. its source organisation is in `withheld_organizations`;
 //! 4. any Coding anywhere in it (`code`, `category`, `valueCodeableConcept`, `type`, `class`,
@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::category::{Category, category_of_resource};
+use crate::category::{Category, category_of_head, is_patient_entered};
 use crate::consent::CodeMatch;
 
 /// What a caller may see of the person's record.
@@ -74,13 +74,47 @@ pub fn mask(
     source_organization: Option<&str>,
     source_kind: Option<&str>,
 ) -> Verdict {
-    if resource.get("resourceType").and_then(Value::as_str) == Some("Patient") {
+    let resource_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let head = mask_head(
+        filter,
+        resource_type,
+        is_patient_entered(resource),
+        source_organization,
+        source_kind,
+    );
+    if head == Verdict::Keep
+        && resource_type != "Patient"
+        && !filter.withheld_codes.is_empty()
+        && has_withheld_code(resource, &filter.withheld_codes)
+    {
+        return Verdict::Withhold;
+    }
+    head
+}
+
+/// Rules 1 to 3 of [`mask`], from the two things they read of a resource: its type and whether
+/// its `meta.tag` marks it as written by the patient
+/// ([`crate::category::is_patient_entered_tags`]). When [`reads_whole_resource`] is false this
+/// is the whole verdict, and a caller holding resources it has not parsed (the federated view)
+/// need not build a value for each.
+pub fn mask_head(
+    filter: &Filter,
+    resource_type: &str,
+    patient_entered: bool,
+    source_organization: Option<&str>,
+    source_kind: Option<&str>,
+) -> Verdict {
+    if resource_type == "Patient" {
         return Verdict::Keep;
     }
-    if !filter
-        .categories
-        .contains(&category_of_resource(resource, source_kind))
-    {
+    if !filter.categories.contains(&category_of_head(
+        resource_type,
+        patient_entered,
+        source_kind,
+    )) {
         return Verdict::Withhold;
     }
     let in_set = |set: &BTreeSet<String>| {
@@ -92,9 +126,6 @@ pub fn mask(
         return Verdict::Withhold;
     }
     if in_set(&filter.withheld_organizations) {
-        return Verdict::Withhold;
-    }
-    if !filter.withheld_codes.is_empty() && has_withheld_code(resource, &filter.withheld_codes) {
         return Verdict::Withhold;
     }
     Verdict::Keep
@@ -185,6 +216,10 @@ mod tests {
             assert_eq!(
                 mask(&filter, &whole, org, kind),
                 mask(&filter, &head, org, kind)
+            );
+            assert_eq!(
+                mask(&filter, &whole, org, kind),
+                mask_head(&filter, "Observation", true, org, kind)
             );
         }
         assert!(reads_whole_resource(&hiv_filter()));

@@ -418,6 +418,23 @@ proptest! {
         prop_assert_eq!(mask(&Filter::everything(), &r, org.as_deref(), kind), Verdict::Keep);
     }
 
+    /// Without withheld codes, the verdict from a resource's type and patient-entered tag alone
+    /// (what the federated view computes for resources it has not parsed) is the whole verdict.
+    #[test]
+    fn the_head_decides_when_no_codes_are_withheld(
+        f in filter(), r in resource(),
+        org in prop::option::of(org()), kind in prop::option::of(prop::sample::select(vec!["gp", "social-care"]))
+    ) {
+        let mut f = f;
+        f.withheld_codes.clear();
+        let resource_type = r["resourceType"].as_str().unwrap_or_default();
+        let patient_entered = concord_access::category::is_patient_entered(&r);
+        prop_assert_eq!(
+            concord_access::mask_head(&f, resource_type, patient_entered, org.as_deref(), kind),
+            mask(&f, &r, org.as_deref(), kind)
+        );
+    }
+
     #[test]
     fn the_patient_resource_is_never_withheld(f in filter(), org in prop::option::of(org())) {
         prop_assert_eq!(mask(&f, &json!({"resourceType": "Patient"}), org.as_deref(), Some("social-care")), Verdict::Keep);

@@ -1040,30 +1040,4 @@ impl Hub {
             .insert((id.clone(), person), grant.clone());
         Ok(grant)
     }
-
-    /// Masks a federated view's entries: `source` gives each entry's organisation (ODS) and kind.
-    /// Returns how many were withheld.
-    pub(crate) fn mask_entries<T>(
-        &self,
-        grant: &Grant,
-        entries: &mut Vec<T>,
-        resource: impl Fn(&T) -> std::borrow::Cow<'_, Value>,
-        source: impl Fn(&T) -> (Option<String>, Option<String>),
-    ) -> usize {
-        if grant.filter.is_everything() {
-            return 0;
-        }
-        let before = entries.len();
-        entries.retain(|entry| {
-            let resource = resource(entry);
-            let resource = resource.as_ref();
-            if resource.get("resourceType").and_then(Value::as_str) == Some("Patient") {
-                return true;
-            }
-            let (org, kind) = source(entry);
-            concord_access::mask(&grant.filter, resource, org.as_deref(), kind.as_deref())
-                == Verdict::Keep
-        });
-        before - entries.len()
-    }
 }

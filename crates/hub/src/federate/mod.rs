@@ -181,37 +181,36 @@ impl Hub {
         grant: &crate::access::Grant,
         result: &mut SourceResult,
     ) -> usize {
-        if grant.filter.is_everything() {
+        let filter = &grant.filter;
+        if filter.is_everything() {
             return 0;
         }
-        let org = result.source.ods_code.clone();
-        let kind = Some(result.source.kind.as_str().to_string());
+        let org = result.source.ods_code.as_deref();
+        let kind = Some(result.source.kind.as_str());
         // Only withheld codes (which may be anywhere) need the whole resource parsed; otherwise
-        // the mask reads its type and `meta.tag` alone.
-        let whole = concord_access::reads_whole_resource(&grant.filter);
-        self.mask_entries(
-            grant,
-            &mut result.resources,
-            |r| std::borrow::Cow::Owned(if whole { r.to_value() } else { head(r) }),
-            |_| (org.clone(), kind.clone()),
-        )
+        // the mask reads its type and `meta.tag` alone (`meta.tag` is parsed once and kept, for
+        // `is_mpi_resource` too; the rest of `meta` is not parsed).
+        let whole = concord_access::reads_whole_resource(filter);
+        let before = result.resources.len();
+        result.resources.retain(|resource| {
+            let verdict = if whole {
+                concord_access::mask(filter, &resource.to_value(), org, kind)
+            } else {
+                let patient_entered = resource
+                    .get_in("meta", "tag")
+                    .is_some_and(concord_access::category::is_patient_entered_tags);
+                concord_access::mask_head(
+                    filter,
+                    resource.get_str("resourceType").unwrap_or_default(),
+                    patient_entered,
+                    org,
+                    kind,
+                )
+            };
+            verdict == concord_access::Verdict::Keep
+        });
+        before - result.resources.len()
     }
-}
-
-/// A resource's `resourceType` and `meta.tag`, all the mask reads when no codes are withheld
-/// (`concord_access::reads_whole_resource`). `meta.tag` is parsed once and kept, for
-/// [`is_mpi_resource`] too; the rest of `meta` is not parsed.
-fn head(resource: &Resource) -> Value {
-    let mut head = serde_json::Map::new();
-    if let Some(resource_type) = resource.get("resourceType") {
-        head.insert("resourceType".into(), resource_type.clone());
-    }
-    if let Some(tag) = resource.get_in("meta", "tag") {
-        let mut meta = serde_json::Map::new();
-        meta.insert("tag".into(), tag.clone());
-        head.insert("meta".into(), Value::Object(meta));
-    }
-    Value::Object(head)
 }
 
 /// Whether a grant lets the caller see an organisation's records at all.
@@ -705,7 +704,7 @@ fn combine(results: Vec<SourceResult>) -> SourceResult {
 /// A resource the master patient index keeps about the person (golden Person, worklist Task,
 /// decision Provenance), which is the index's business, not part of the record.
 pub(crate) fn is_mpi_resource(resource: &Resource) -> bool {
-    // `meta.tag` is parsed and kept, not read from its text: see [`head`].
+    // `meta.tag` is parsed and kept, not read from its text: the mask reads it too.
     resource
         .get_in("meta", "tag")
         .and_then(Value::as_array)
