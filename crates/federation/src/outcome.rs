@@ -49,7 +49,11 @@ pub(crate) fn build(reports: &[SourceReport], now_ms: i64) -> Value {
             "diagnostics": text,
         }));
     }
-    json!({ "resourceType": "OperationOutcome", "issue": issues })
+    // Built by moving the issues in: `json!` would copy them by serialising them.
+    let mut outcome = Map::new();
+    outcome.insert("resourceType".into(), Value::from("OperationOutcome"));
+    outcome.insert("issue".into(), Value::Array(issues));
+    Value::Object(outcome)
 }
 
 /// `"3 resources"`, `"1 resource"`, `"no resources"`.

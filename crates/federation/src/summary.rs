@@ -641,7 +641,9 @@ impl Document {
     /// The document as JSON text: what the [`Serialize`] impl writes, its resources written by
     /// [`Resource::write_json`].
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(64 * 1024);
+        // About what a record's entries take (sources' resources run to a kilobyte or two
+        // each), so the text is rarely copied to grow.
+        let mut out = Vec::with_capacity(16 * 1024 + self.entry.len() * 2048);
         out.push(b'{');
         for (key, value) in &self.head {
             write_value(&mut out, key);
