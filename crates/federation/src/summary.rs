@@ -638,9 +638,17 @@ impl Document {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// The document as JSON text: what the [`Serialize`] impl writes, its resources written by
-    /// [`Resource::write_json`].
+    /// The document as JSON text.
     pub fn to_json(&self) -> String {
+        // Every piece written is UTF-8 (serde_json's text, and the sources' text, checked when
+        // it was read), so this check cannot fail; it is the price of a `String` without
+        // `unsafe`, which the HTTP answer does without ([`Document::to_vec`]).
+        String::from_utf8(self.to_vec()).unwrap_or_default()
+    }
+
+    /// The document as JSON text in bytes: what the [`Serialize`] impl writes, its resources
+    /// written by [`Resource::write_json`].
+    pub fn to_vec(&self) -> Vec<u8> {
         // About what a record's entries take (sources' resources run to a kilobyte or two
         // each), so the text is rarely copied to grow.
         let mut out = Vec::with_capacity(16 * 1024 + self.entry.len() * 2048);
@@ -663,9 +671,7 @@ impl Document {
             out.push(b'}');
         }
         out.extend_from_slice(b"]}");
-        // Every piece written is UTF-8 (serde_json's text, and the sources' text, checked when
-        // it was read), so this check cannot fail; it is the price of writing without `unsafe`.
-        String::from_utf8(out).unwrap_or_default()
+        out
     }
 }
 

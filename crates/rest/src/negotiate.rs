@@ -129,10 +129,10 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, Error> {
 /// A FHIR JSON response with extra headers.
 pub fn fhir_response(
     status: StatusCode,
-    body: String,
+    body: impl Into<Body>,
     headers: Vec<(header::HeaderName, String)>,
 ) -> Response {
-    let mut response = (status, body).into_response();
+    let mut response = (status, body.into()).into_response();
     let map = response.headers_mut();
     map.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     for (name, value) in headers {

@@ -53,11 +53,7 @@ pub(crate) async fn instance_operation(
             let document = hub
                 .federated_summary(&ctx, &hop, &id, &params, &base)
                 .await?;
-            Ok(fhir_response(
-                StatusCode::OK,
-                document.to_json(),
-                Vec::new(),
-            ))
+            Ok(fhir_response(StatusCode::OK, document.to_vec(), Vec::new()))
         }
         ("Patient", "$everything", _) => {
             let base = state.base(&headers);
