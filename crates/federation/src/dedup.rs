@@ -72,10 +72,17 @@ pub(crate) struct Dedup {
     index: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     /// Each source's provenance tags, by position in the input.
     sources: Vec<SourceTags>,
-    /// The `meta.extension` text of a kept copy from the first source that also credits the
-    /// second ([`SourceTags::extension_crediting`]), made once per pair: checking the text as
-    /// JSON cost more than the rest of crediting a copy.
-    credits: Vec<((usize, usize), Option<Box<RawValue>>)>,
+    /// The credits made so far, one per pair of sources.
+    credits: Vec<Credit>,
+}
+
+/// The `meta.extension` text of a kept copy from one source that also credits another
+/// ([`SourceTags::extension_crediting`]), made once per pair of sources: checking the text as
+/// JSON cost more than the rest of crediting a copy.
+struct Credit {
+    /// The kept copy's source and the crediting source, by position in the input.
+    sources: (usize, usize),
+    extension: Option<Box<RawValue>>,
 }
 
 /// The match keys of a resource, qualified by its type so only resources of one type can match,
@@ -142,16 +149,18 @@ impl Dedup {
                 let reporter = &self.sources[source_index];
                 if only_own_tags && kept.only_own_tags {
                     // Both carry their own source's tags alone: written from the sources' tags.
-                    let pair = (kept.source_index, source_index);
-                    let at = match self.credits.iter().position(|(p, _)| *p == pair) {
+                    let sources = (kept.source_index, source_index);
+                    let at = match self.credits.iter().position(|c| c.sources == sources) {
                         Some(at) => at,
                         None => {
-                            let text = self.sources[pair.0].extension_crediting(reporter);
-                            self.credits.push((pair, text));
+                            self.credits.push(Credit {
+                                sources,
+                                extension: self.sources[sources.0].extension_crediting(reporter),
+                            });
                             self.credits.len() - 1
                         }
                     };
-                    if let Some(text) = &self.credits[at].1 {
+                    if let Some(text) = &self.credits[at].extension {
                         set_extension(&mut kept.resource, text.clone());
                     }
                 } else if only_own_tags {
