@@ -5,24 +5,22 @@
 //! read the keys out of elements (see [`crate::facts`]), tag resources (see
 //! [`crate::provenance`]) or order the result (see [`crate::merge`]).
 
-use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
-use crate::facts::{identifier_keys, read_fact};
-use crate::merge::date_key;
+use crate::facts::{clinical_date, identifier_keys, instant_key, read_fact};
 use serde_json::value::RawValue;
 
 use crate::provenance::{Accepted, SourceTags, add_also_reported_by, reporters, set_extension};
 use crate::resource::Resource;
 
-/// A tagged resource with its match keys and the sort key of its clinical date, read once when
+/// A tagged resource with its match keys and its clinical date, read once when
 /// its source is prepared.
 pub(crate) struct Keyed {
     accepted: Accepted,
     keys: Vec<String>,
     /// What it is in words, when reading its keys settled them ([`crate::facts::Fact::label`]).
     label: Option<String>,
-    date: (u8, Reverse<i64>),
+    date_ms: Option<i64>,
     /// Whether its extensions are exactly its source's own tags (see `provenance::tag`).
     only_own_tags: bool,
 }
@@ -30,12 +28,13 @@ pub(crate) struct Keyed {
 impl Keyed {
     pub(crate) fn new(accepted: Accepted, only_own_tags: bool) -> Keyed {
         let (keys, label) = match_keys(&accepted.resource_type, &accepted.resource);
-        let date = date_key(&accepted.resource_type, &accepted.resource);
+        let date_ms =
+            clinical_date(&accepted.resource_type, &accepted.resource).and_then(instant_key);
         Keyed {
             accepted,
             keys,
             label,
-            date,
+            date_ms,
             only_own_tags,
         }
     }
@@ -46,8 +45,8 @@ pub(crate) struct Kept {
     pub resource: Resource,
     pub resource_type: String,
     pub id: String,
-    /// The sort key of its clinical date.
-    pub date: (u8, Reverse<i64>),
+    /// When its clinical date starts, in milliseconds since the epoch (UTC).
+    pub date_ms: Option<i64>,
     /// Position of its source in the input.
     pub source_index: usize,
     /// The sources whose copies it has absorbed; at most one copy per source, so two distinct
@@ -129,7 +128,7 @@ impl Dedup {
                 },
             keys,
             label,
-            date,
+            date_ms,
             only_own_tags,
         } = keyed;
         let target = keys
@@ -179,7 +178,7 @@ impl Dedup {
                     resource,
                     resource_type,
                     id,
-                    date,
+                    date_ms,
                     source_index,
                     absorbed: BTreeSet::new(),
                     only_own_tags,

@@ -15,7 +15,7 @@ use std::collections::btree_map::Entry;
 use serde_json::Value;
 
 use crate::dedup::{Dedup, Kept, Keyed};
-use crate::facts::{clinical_date, instant_key};
+use crate::facts::instant_key;
 use crate::outcome::{self, SourceReport};
 use crate::provenance::{Accepted, SourceTags, accept, data_age_secs, origin_display, tag};
 use crate::resource::Resource;
@@ -46,6 +46,9 @@ pub struct MergedEntry {
     /// match it settled them (the code's words and an observation's value); `None` leaves the
     /// narrative to read the resource.
     pub label: Option<String>,
+    /// When its clinical date starts, in milliseconds since the epoch (UTC), for ordering; `None`
+    /// when it has none that reads as a date.
+    pub date_ms: Option<i64>,
 }
 
 /// How much to trust one copy of a resource over another copy with the same type and id from the
@@ -176,6 +179,7 @@ pub fn merge_prepared(prepared: Vec<Prepared>, now_ms: i64) -> Merged {
             MergedEntry {
                 full_url: [base.as_str(), "/", &k.resource_type, "/", &k.id].concat(),
                 label: k.label,
+                date_ms: k.date_ms,
                 origin: if k.own_origin {
                     Some(name.clone())
                 } else {
@@ -189,14 +193,6 @@ pub fn merge_prepared(prepared: Vec<Prepared>, now_ms: i64) -> Merged {
     Merged { entries, outcome }
 }
 
-/// The sort key of a resource's clinical date: dated first, newest first.
-pub(crate) fn date_key(resource_type: &str, resource: &Resource) -> (u8, Reverse<i64>) {
-    match clinical_date(resource_type, resource).and_then(instant_key) {
-        Some(ms) => (0, Reverse(ms)),
-        None => (1, Reverse(0)),
-    }
-}
-
 /// Patient first, then by resource type, then clinical date descending (undated last), then the
 /// id of the source and the resource; the source's position settles the only remaining tie (two
 /// sources configured with one id), so the order is total and the same for the same input.
@@ -205,7 +201,11 @@ fn display_order(a: &Kept, b: &Kept, sources: &[(String, String, String)]) -> Or
     (a.resource_type != "Patient")
         .cmp(&(b.resource_type != "Patient"))
         .then_with(|| a.resource_type.cmp(&b.resource_type))
-        .then_with(|| a.date.cmp(&b.date))
+        // Dated first, newest first.
+        .then_with(|| {
+            (a.date_ms.is_none(), Reverse(a.date_ms))
+                .cmp(&(b.date_ms.is_none(), Reverse(b.date_ms)))
+        })
         .then_with(|| source_id(a).cmp(source_id(b)))
         .then_with(|| a.id.cmp(&b.id))
         .then_with(|| a.source_index.cmp(&b.source_index))

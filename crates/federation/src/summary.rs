@@ -17,8 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::facts::{
-    ComponentView, ConceptView, at, clinical_date, components_text, concept_text, instant_key,
-    quantity_text,
+    ComponentView, ConceptView, at, clinical_date, components_text, concept_text, quantity_text,
 };
 use crate::merge::{Merged, MergedEntry};
 use crate::resource::{Resource, write_value};
@@ -438,14 +437,9 @@ pub fn summary(
     // Within a section the newest comes first whatever its type (a Results section mixes
     // reports and observations); the merged order settles ties.
     for (_, members) in &mut by_section {
-        // The key reads the resource's date, so it is read once per entry, not per comparison.
-        members.sort_by_cached_key(|&i| {
-            let entry = &merged.entries[i];
-            let r = &entry.resource;
-            let date = r
-                .get_str("resourceType")
-                .and_then(|t| clinical_date(t, r))
-                .and_then(instant_key);
+        // The merge read each entry's clinical date (`MergedEntry::date_ms`).
+        members.sort_by_key(|&i| {
+            let date = merged.entries[i].date_ms;
             (date.is_none(), Reverse(date), i)
         });
     }
@@ -794,6 +788,7 @@ mod tests {
             source_id: "gp".into(),
             origin: None,
             label: None,
+            date_ms: None,
         };
         let base = base_of(&entry);
         assert_eq!(base, Some("https://gp.example/fhir"));
