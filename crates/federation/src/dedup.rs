@@ -7,9 +7,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::facts::{clinical_date, identifier_keys, instant_key, read_fact};
 use serde_json::value::RawValue;
 
+use crate::facts::{clinical_date, identifier_keys, instant_key, read_fact};
 use crate::provenance::{Accepted, SourceTags, add_also_reported_by, reporters, set_extension};
 use crate::resource::Resource;
 
@@ -85,8 +85,8 @@ struct Credit {
 }
 
 /// The match keys of a resource, qualified by its type so only resources of one type can match,
-/// and its [`crate::facts::Fact::label`]. Patients have none: each source's demographics are kept so
-/// disagreement stays visible.
+/// and its [`crate::facts::Fact::label`]. Patients have none: each source's demographics are
+/// kept so disagreement stays visible.
 fn match_keys(resource_type: &str, resource: &Resource) -> (Vec<String>, Option<String>) {
     if resource_type == "Patient" {
         return (Vec::new(), None);

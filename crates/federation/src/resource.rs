@@ -60,9 +60,10 @@ impl Name {
     }
 }
 
-/// The member names most resources (and their `meta`) carry, so reading them allocates nothing. A `match`, not a
-/// search of a list: the compiler compares the length first and the bytes as integers, where
-/// the list's search compared every entry through `memcmp` and cost 2% of a view.
+/// The member names most resources (and their `meta`) carry, so reading them allocates
+/// nothing. A `match`, not a search of a list: the compiler compares the length first and the
+/// bytes as integers, where the list's search compared every entry through `memcmp` and cost 2%
+/// of a view.
 fn common_name(text: &str) -> Option<&'static str> {
     Some(match text {
         "resourceType" => "resourceType",
@@ -414,9 +415,9 @@ impl Resource {
 
     /// Appends the resource to `out` as JSON text: what the [`Serialize`] impl writes, without
     /// going through a serializer per member. Members never read are copied as the source sent
-    /// them, and the common member names (which need no escaping) as they are; a view writes a
-    /// few thousand of each, and the serializer's escaping of every name and its per-member
-    /// calls were a tenth of a view's cost (docs/performance.md, twelfth session).
+    /// them, and the common member names (which need no escaping) as they are. A view writes a
+    /// few thousand of each, and this took a fifth off writing the summary
+    /// (docs/performance.md, twelfth session).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         for (at, (name, member)) in self.members.iter().enumerate() {
