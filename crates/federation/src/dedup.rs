@@ -7,11 +7,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::value::RawValue;
-
 use crate::facts::{clinical_date, identifier_keys, instant_key, read_fact};
 use crate::provenance::{Accepted, SourceTags, add_also_reported_by, reporters, set_extension};
-use crate::resource::Resource;
+use crate::resource::{RawText, Resource};
 
 /// A tagged resource with its match keys and its clinical date, read once when
 /// its source is prepared.
@@ -81,7 +79,7 @@ pub(crate) struct Dedup {
 struct Credit {
     /// The kept copy's source and the crediting source, by position in the input.
     sources: (usize, usize),
-    extension: Option<Box<RawValue>>,
+    extension: Option<RawText>,
 }
 
 /// The match keys of a resource, qualified by its type so only resources of one type can match,

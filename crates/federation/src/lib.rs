@@ -88,6 +88,6 @@ pub use provenance::{
     ALSO_REPORTED_BY_URL, ODS_SYSTEM, SOURCE_DATA_AGE_URL, SOURCE_ELAPSED_URL, SOURCE_ID_URL,
     SOURCE_ORGANIZATION_URL, VIA_ORGANIZATION_URL,
 };
-pub use resource::Resource;
+pub use resource::{RawText, Resource, ResourceSeed};
 pub use source::{Freshness, SourceInfo, SourceKind, SourceResult, SourceStatus};
 pub use summary::{Document, SUMMARY_SECTION_SYSTEM, Section, section_of, summary};

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::resource::Resource;
+use crate::resource::{RawText, Resource};
 use crate::source::{Freshness, SourceInfo};
 
 /// Names the organisation that holds the record a resource came from.
@@ -177,9 +177,9 @@ pub(crate) struct SourceTags {
     age_secs: Option<i64>,
     /// `meta.extension` for a resource that had none: the `source-organization` and, for a batch
     /// source, the data age.
-    extension: Box<RawValue>,
+    extension: RawText,
     /// The source's base URL as JSON text, for `meta.source`.
-    source: Box<RawValue>,
+    source: RawText,
     /// An `also-reported-by` naming the source's organisation, as JSON text.
     also_reported_by: String,
 }
@@ -193,7 +193,9 @@ impl SourceTags {
         }
         // Serialising a value built here, with string keys, cannot fail; the fallback (`null`)
         // keeps a bug from becoming a panic.
-        let raw = |value: &Value| serde_json::value::to_raw_value(value).unwrap_or_default();
+        let raw = |value: &Value| {
+            RawText::from(serde_json::value::to_raw_value(value).unwrap_or_default())
+        };
         let also_reported_by =
             serde_json::to_string(&reference_extension(ALSO_REPORTED_BY_URL, &organization))
                 .unwrap_or_default();
@@ -219,7 +221,7 @@ impl SourceTags {
     /// credits every copy of a fact another source also holds, and the text is the same for
     /// every copy between the same two sources, so it keeps what this returns
     /// ([`set_extension`]).
-    pub(crate) fn extension_crediting(&self, reporter: &SourceTags) -> Option<Box<RawValue>> {
+    pub(crate) fn extension_crediting(&self, reporter: &SourceTags) -> Option<RawText> {
         if reporter.organization == self.organization {
             return None;
         }
@@ -230,12 +232,12 @@ impl SourceTags {
             &own[..own.len().saturating_sub(1)],
             reporter.also_reported_by
         );
-        RawValue::from_string(text).ok()
+        RawValue::from_string(text).ok().map(RawText::from)
     }
 }
 
 /// Sets a tagged resource's `meta.extension` to `text` ([`SourceTags::extension_crediting`]).
-pub(crate) fn set_extension(resource: &mut Resource, text: Box<RawValue>) {
+pub(crate) fn set_extension(resource: &mut Resource, text: RawText) {
     if let Some(meta) = resource.object_mut("meta") {
         meta.insert_raw("extension", text);
     }

@@ -16,7 +16,7 @@
 //! `RawValue` that keeps member order and writes unread members back byte for byte.
 
 use std::fmt;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use memchr::memmem::Finder;
 
@@ -34,6 +34,9 @@ use serde_json::{Map, Value};
 /// kept as static text, so reading a resource allocates for its members' text alone.
 #[derive(Clone, Default)]
 pub struct Resource {
+    /// The text the resource was read from, which its members' text is ranges of; `None` for
+    /// one built here.
+    page: Option<Arc<String>>,
     members: Vec<(Name, Member)>,
 }
 
@@ -139,13 +142,69 @@ fn common_name(text: &str) -> Option<&'static str> {
     })
 }
 
+/// One JSON value's text made here, checked as JSON. Cloning it copies no text, so a
+/// provenance extension that a whole source's resources carry is one allocation.
+#[derive(Clone)]
+pub struct RawText(Arc<RawValue>);
+
+impl RawText {
+    /// The text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<Box<RawValue>> for RawText {
+    fn from(raw: Box<RawValue>) -> RawText {
+        RawText(Arc::from(raw))
+    }
+}
+
+/// A member's text as the source sent it: a range of the page the resource was read from
+/// ([`Resource::page`]), or text of its own.
+///
+/// A view reads about 4,000 members out of its sources' pages. Copying each into an
+/// allocation of its own, then freeing it, was a tenth of the hub's time a view; so was
+/// counting references to the page from every member (docs/performance.md, thirteenth
+/// session). So members hold positions only, and the resource holds the page.
+#[derive(Clone)]
+enum Text {
+    Range { start: usize, end: usize },
+    Own(RawText),
+}
+
+impl Text {
+    /// The text, given the page of the resource that holds it.
+    fn get<'a>(&'a self, page: &'a str) -> &'a str {
+        match self {
+            // A range was taken from the page's own text at token boundaries, so it is always
+            // in the page; `null` only keeps a bug from becoming a panic.
+            Text::Range { start, end } => page.get(*start..*end).unwrap_or("null"),
+            Text::Own(text) => text.get(),
+        }
+    }
+
+    /// `raw` as a range of `page` when it lies inside it (it was read from `page`'s text),
+    /// else as text of its own.
+    fn within(page: &str, raw: &RawValue) -> Text {
+        // Positions compared as numbers: `raw` was borrowed from `page` by serde_json, and
+        // this only finds where, without reading through any pointer.
+        let base = page.as_ptr() as usize;
+        let at = raw.get().as_ptr() as usize;
+        let start = at.wrapping_sub(base);
+        let end = start.wrapping_add(raw.get().len());
+        if at >= base && page.get(start..end).is_some() {
+            Text::Range { start, end }
+        } else {
+            Text::Own(RawText::from(raw.to_owned()))
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Member {
     /// As the source sent it; parsed into `parsed` the first time something reads it.
-    Raw {
-        text: Box<RawValue>,
-        parsed: OnceLock<Value>,
-    },
+    Raw { text: Text, parsed: OnceLock<Value> },
     /// Built or changed here.
     Owned(Value),
     /// An object kept as members of its own, each parsed on first read like a resource's: a
@@ -177,7 +236,7 @@ impl Member {
     }
 
     /// A member read from the source's text; an object named in [`NESTED`] is read as members.
-    fn raw(name: &str, text: Box<RawValue>) -> Member {
+    fn raw(name: &str, text: RawText) -> Member {
         if NESTED.contains(&name)
             && text.get().starts_with('{')
             && let Ok(members) = Resource::from_json(text.get())
@@ -188,17 +247,18 @@ impl Member {
             };
         }
         Member::Raw {
-            text,
+            text: Text::Own(text),
             parsed: OnceLock::new(),
         }
     }
 
-    fn value(&self) -> &Value {
+    /// The member as a value; `page` is the holding resource's ([`Resource::page`]).
+    fn value<'a>(&'a self, page: &str) -> &'a Value {
         match self {
             // The text is JSON serde_json has already checked, so parsing it again cannot fail;
             // `Null` is only a guard that keeps a bug from becoming a panic.
             Member::Raw { text, parsed } => {
-                parsed.get_or_init(|| serde_json::from_str(text.get()).unwrap_or(Value::Null))
+                parsed.get_or_init(|| serde_json::from_str(text.get(page)).unwrap_or(Value::Null))
             }
             Member::Owned(value) => value,
             Member::Object { members, value } => value.get_or_init(|| members.to_value()),
@@ -207,22 +267,22 @@ impl Member {
 
     /// The member read as `T`, straight from its text when it has not been parsed, so a reader
     /// that needs a few fields of an object builds no map. `None` when it does not fit `T`.
-    fn read<'a, T: Deserialize<'a>>(&'a self) -> Option<T> {
+    fn read<'a, T: Deserialize<'a>>(&'a self, page: &'a str) -> Option<T> {
         match self {
             Member::Raw { text, parsed } => match parsed.get() {
                 Some(value) => T::deserialize(value).ok(),
-                None => serde_json::from_str(text.get()).ok(),
+                None => serde_json::from_str(text.get(page)).ok(),
             },
             Member::Owned(value) => T::deserialize(value).ok(),
-            Member::Object { .. } => T::deserialize(self.value()).ok(),
+            Member::Object { .. } => T::deserialize(self.value(page)).ok(),
         }
     }
 
-    fn into_value(self) -> Value {
+    fn into_value(self, page: &str) -> Value {
         match self {
             Member::Raw { text, parsed } => parsed
                 .into_inner()
-                .unwrap_or_else(|| serde_json::from_str(text.get()).unwrap_or(Value::Null)),
+                .unwrap_or_else(|| serde_json::from_str(text.get(page)).unwrap_or(Value::Null)),
             Member::Owned(value) => value,
             Member::Object { members, value } => {
                 value.into_inner().unwrap_or_else(|| members.into_value())
@@ -234,14 +294,20 @@ impl Member {
 impl Resource {
     /// Reads a resource from JSON text. `Err` when the text is not JSON or not an object.
     pub fn from_json(text: &str) -> Result<Resource, serde_json::Error> {
-        serde_json::from_str(text).or_else(|error| {
-            // A member kept as members of its own that is not an object fails the one-pass
-            // read ([`NestedSeed`]); read as a value, it is kept as it is.
-            match serde_json::from_str(text) {
-                Ok(Value::Object(map)) => Ok(Resource::from(map)),
-                _ => Err(error),
-            }
-        })
+        // One copy of the whole text, which its members are ranges of.
+        let page = Arc::new(text.to_string());
+        let mut de = serde_json::Deserializer::from_str(&page);
+        Resource::seed(&page)
+            .deserialize(&mut de)
+            .and_then(|resource| de.end().map(|()| resource))
+            .or_else(|error| {
+                // A member kept as members of its own that is not an object fails the one-pass
+                // read ([`NestedSeed`]); read as a value, it is kept as it is.
+                match serde_json::from_str(text) {
+                    Ok(Value::Object(map)) => Ok(Resource::from(map)),
+                    _ => Err(error),
+                }
+            })
     }
 
     /// A resource from a parsed value; `None` when it is not an object.
@@ -250,6 +316,12 @@ impl Resource {
             Value::Object(map) => Some(Resource::from(map)),
             _ => None,
         }
+    }
+
+    /// The text the members read from it are ranges of ([`Text::Range`]); empty for a resource
+    /// built here, which has none.
+    fn page(&self) -> &str {
+        self.page.as_deref().map_or("", String::as_str)
     }
 
     fn member(&self, key: &str) -> Option<&Member> {
@@ -267,13 +339,13 @@ impl Resource {
 
     /// The member `key`, parsed (once) if it was not yet.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.member(key).map(Member::value)
+        self.member(key).map(|member| member.value(self.page()))
     }
 
     /// The member `key` read as `T` (a struct of the few fields wanted, say), without building
     /// a value of the whole member. `None` when it is absent or does not fit `T`.
     pub fn read<'a, T: Deserialize<'a>>(&'a self, key: &str) -> Option<T> {
-        self.member(key).and_then(Member::read)
+        self.member(key).and_then(|member| member.read(self.page()))
     }
 
     /// The member `key` of the object member `object` (`meta`'s `tag`, say), parsing only that
@@ -281,7 +353,7 @@ impl Resource {
     pub fn get_in(&self, object: &str, key: &str) -> Option<&Value> {
         match self.member(object)? {
             Member::Object { members, .. } => members.get(key),
-            member => member.value().get(key),
+            member => member.value(self.page()).get(key),
         }
     }
 
@@ -289,7 +361,10 @@ impl Resource {
     pub fn read_in<'a, T: Deserialize<'a>>(&'a self, object: &str, key: &str) -> Option<T> {
         match self.member(object)? {
             Member::Object { members, .. } => members.read(key),
-            member => member.value().get(key).and_then(|v| T::deserialize(v).ok()),
+            member => member
+                .value(self.page())
+                .get(key)
+                .and_then(|v| T::deserialize(v).ok()),
         }
     }
 
@@ -315,9 +390,10 @@ impl Resource {
     /// The member `key`, to change; it is written out from the value from now on.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let at = self.position(key)?;
+        let page = self.page.as_deref().map_or("", String::as_str);
         let member = &mut self.members[at].1;
         if !matches!(member, Member::Owned(_)) {
-            let owned = std::mem::replace(member, Member::Owned(Value::Null)).into_value();
+            let owned = std::mem::replace(member, Member::Owned(Value::Null)).into_value(page);
             *member = Member::Owned(owned);
         }
         match member {
@@ -339,13 +415,14 @@ impl Resource {
     /// source's text.
     pub fn object_mut(&mut self, key: &str) -> Option<&mut Resource> {
         let at = self.position(key)?;
+        let page = self.page.as_deref().map_or("", String::as_str);
         let member = &mut self.members[at].1;
         // An object still as the source sent it is read as members, each left as text; one
         // changed as a whole value keeps its parsed members. Either is kept as members from now
         // on.
         let members = match member {
-            Member::Raw { text, .. } if text.get().starts_with('{') => {
-                Some(Resource::from_json(text.get()).ok()?)
+            Member::Raw { text, .. } if text.get(page).starts_with('{') => {
+                Some(Resource::from_json(text.get(page)).ok()?)
             }
             Member::Owned(Value::Object(map)) => Some(Resource::from(std::mem::take(map))),
             Member::Raw { .. } | Member::Owned(_) | Member::Object { .. } => None,
@@ -369,7 +446,7 @@ impl Resource {
     /// Sets a member to JSON text, in place if it exists, else last. The text is written out as
     /// it is and parsed only if something reads it: for a value that many resources share (a
     /// source's provenance extension), serialised once.
-    pub fn insert_raw(&mut self, key: &str, text: Box<RawValue>) {
+    pub fn insert_raw(&mut self, key: &str, text: RawText) {
         let member = Member::raw(key, text);
         match self.position(key) {
             Some(at) => self.members[at].1 = member,
@@ -434,7 +511,7 @@ impl Resource {
             }
             out.push(b':');
             match member {
-                Member::Raw { text, .. } => out.extend_from_slice(text.get().as_bytes()),
+                Member::Raw { text, .. } => out.extend_from_slice(text.get(self.page()).as_bytes()),
                 Member::Owned(value) => write_value(out, value),
                 Member::Object { members, .. } => members.write_json(out),
             }
@@ -442,22 +519,32 @@ impl Resource {
         out.push(b'}');
     }
 
+    /// The resource as checked JSON text ([`Resource::write_json`], then checked once as a
+    /// whole), for a Bundle entry written through serde. `None` only were the text not JSON,
+    /// which it always is.
+    pub fn to_raw(&self) -> Option<Box<RawValue>> {
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        RawValue::from_string(String::from_utf8(out).ok()?).ok()
+    }
+
     /// The whole resource as a value (parses every member not yet read).
     pub fn to_value(&self) -> Value {
         Value::Object(
             self.members
                 .iter()
-                .map(|(k, m)| (k.as_str().to_string(), m.value().clone()))
+                .map(|(k, m)| (k.as_str().to_string(), m.value(self.page()).clone()))
                 .collect(),
         )
     }
 
     /// The whole resource as a value, consuming it.
     pub fn into_value(self) -> Value {
+        let page = self.page.as_deref().map_or("", String::as_str);
         Value::Object(
             self.members
                 .into_iter()
-                .map(|(k, m)| (k.as_str().to_string(), m.into_value()))
+                .map(|(k, m)| (k.as_str().to_string(), m.into_value(page)))
                 .collect(),
         )
     }
@@ -468,7 +555,7 @@ impl Resource {
     pub fn any_reference(&self, mut f: impl FnMut(&str) -> bool) -> bool {
         self.members
             .iter()
-            .any(|(_, member)| member_any_reference(member, &mut f))
+            .any(|(_, member)| member_any_reference(member, self.page(), &mut f))
     }
 
     /// [`Resource::any_reference`], looking first in the members named in `first` (where the
@@ -477,23 +564,24 @@ impl Resource {
     pub fn any_reference_first_in(&self, first: &[&str], mut f: impl FnMut(&str) -> bool) -> bool {
         first.iter().any(|key| {
             self.member(key)
-                .is_some_and(|member| member_any_reference(member, &mut f))
+                .is_some_and(|member| member_any_reference(member, self.page(), &mut f))
         }) || self
             .members
             .iter()
             .filter(|(name, _)| !first.contains(&name.as_str()))
-            .any(|(_, member)| member_any_reference(member, &mut f))
+            .any(|(_, member)| member_any_reference(member, self.page(), &mut f))
     }
 }
 
 /// [`Resource::any_reference`] over one member.
-fn member_any_reference(member: &Member, f: &mut impl FnMut(&str) -> bool) -> bool {
+fn member_any_reference(member: &Member, page: &str, f: &mut impl FnMut(&str) -> bool) -> bool {
     match member {
         Member::Raw { text, .. } => {
-            if let Some(found) = scan_references(text.get(), f) {
+            let text = text.get(page);
+            if let Some(found) = scan_references(text, f) {
                 return found;
             }
-            let mut de = serde_json::Deserializer::from_str(text.get());
+            let mut de = serde_json::Deserializer::from_str(text);
             let mut walk = ReferenceWalk {
                 f,
                 found: false,
@@ -507,13 +595,14 @@ fn member_any_reference(member: &Member, f: &mut impl FnMut(&str) -> bool) -> bo
         Member::Object { members, .. } => members
             .members
             .iter()
-            .any(|(_, member)| member_any_reference(member, f)),
+            .any(|(_, member)| member_any_reference(member, members.page(), f)),
     }
 }
 
 impl From<Map<String, Value>> for Resource {
     fn from(map: Map<String, Value>) -> Resource {
         Resource {
+            page: None,
             members: map
                 .into_iter()
                 .map(|(k, v)| {
@@ -532,7 +621,7 @@ impl PartialEq for Resource {
             && self
                 .members
                 .iter()
-                .all(|(k, m)| other.get(k.as_str()) == Some(m.value()))
+                .all(|(k, m)| other.get(k.as_str()) == Some(m.value(self.page())))
     }
 }
 
@@ -560,7 +649,17 @@ impl Serialize for Resource {
         let mut map = serializer.serialize_map(Some(self.members.len()))?;
         for (key, member) in &self.members {
             match member {
-                Member::Raw { text, .. } => map.serialize_entry(key.as_str(), text)?,
+                Member::Raw { text, .. } => match text {
+                    Text::Own(text) => map.serialize_entry(key.as_str(), &*text.0)?,
+                    // Only `serde_json`'s own `RawValue` writes raw text through a serializer,
+                    // so a range of the page is borrowed as one (checked again, without
+                    // copying); `write_json` writes it without that check.
+                    Text::Range { .. } => map.serialize_entry(
+                        key.as_str(),
+                        serde_json::from_str::<&RawValue>(text.get(self.page()))
+                            .map_err(serde::ser::Error::custom)?,
+                    )?,
+                },
                 Member::Owned(value) => map.serialize_entry(key.as_str(), value)?,
                 Member::Object { members, .. } => map.serialize_entry(key.as_str(), members)?,
             }
@@ -569,42 +668,78 @@ impl Serialize for Resource {
     }
 }
 
-/// Reads a JSON object's members as text. Only `serde_json`'s own deserializer can hand out
-/// raw text; a repeated member keeps its last value, as `serde_json::Value` does.
+/// Reads a JSON object's members as text, each copied into text of its own; a repeated member
+/// keeps its last value, as `serde_json::Value` does. Only `serde_json`'s own deserializer can
+/// hand out raw text. Reading a page's text, [`Resource::seed`] copies nothing.
 impl<'de> Deserialize<'de> for Resource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Resource, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = Resource;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Resource, A::Error> {
-                let mut members: Vec<(Name, Member)> =
-                    Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(name) = map.next_key_seed(NameSeed)? {
-                    // A member kept as members of its own is read as such in this same pass,
-                    // not kept as text and read again.
-                    let member = if NESTED.contains(&name.as_str()) {
-                        map.next_value_seed(NestedSeed)?
-                    } else {
-                        Member::Raw {
-                            text: map.next_value()?,
-                            parsed: OnceLock::new(),
-                        }
-                    };
-                    match members
-                        .iter_mut()
-                        .find(|(known, _)| known.as_str() == name.as_str())
-                    {
-                        Some((_, slot)) => *slot = member,
-                        None => members.push((name, member)),
-                    }
+        deserializer.deserialize_map(ObjectVisitor { page: None })
+    }
+}
+
+/// Reads one resource out of `page`'s text with its members kept as ranges of it
+/// ([`Resource::seed`]).
+pub struct ResourceSeed<'p> {
+    page: &'p Arc<String>,
+}
+
+impl Resource {
+    /// Reads a resource whose members stay ranges of `page`, copying no text: for a
+    /// deserializer reading `page` itself (`serde_json::Deserializer::from_str(page)`). Read
+    /// from any other text, the members are copied, as [`Deserialize`] does.
+    pub fn seed(page: &Arc<String>) -> ResourceSeed<'_> {
+        ResourceSeed { page }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ResourceSeed<'_> {
+    type Value = Resource;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Resource, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor {
+            page: Some(self.page),
+        })
+    }
+}
+
+/// Reads an object's members; with a page, as ranges of it.
+struct ObjectVisitor<'p> {
+    page: Option<&'p Arc<String>>,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = Resource;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Resource, A::Error> {
+        let mut members: Vec<(Name, Member)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(name) = map.next_key_seed(NameSeed)? {
+            // A member kept as members of its own is read as such in this same pass, not kept
+            // as text and read again.
+            let member = if NESTED.contains(&name.as_str()) {
+                map.next_value_seed(NestedSeed { page: self.page })?
+            } else {
+                let text = match self.page {
+                    Some(page) => Text::within(page, map.next_value::<&RawValue>()?),
+                    None => Text::Own(RawText::from(map.next_value::<Box<RawValue>>()?)),
+                };
+                Member::Raw {
+                    text,
+                    parsed: OnceLock::new(),
                 }
-                Ok(Resource { members })
+            };
+            match members
+                .iter_mut()
+                .find(|(known, _)| known.as_str() == name.as_str())
+            {
+                Some((_, slot)) => *slot = member,
+                None => members.push((name, member)),
             }
         }
-        deserializer.deserialize_map(ObjectVisitor)
+        Ok(Resource {
+            page: self.page.cloned(),
+            members,
+        })
     }
 }
 
@@ -612,22 +747,25 @@ impl<'de> Deserialize<'de> for Resource {
 /// an object there (which FHIR does not allow) fails the read, and the text is then read as a
 /// value ([`Resource::from_json`]; a source's page is read again with care). Taking any JSON
 /// value here instead would mean mimicking `serde_json`'s private encoding of numbers.
-struct NestedSeed;
+struct NestedSeed<'p> {
+    page: Option<&'p Arc<String>>,
+}
 
-impl<'de> DeserializeSeed<'de> for NestedSeed {
+impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
     type Value = Member;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for NestedSeed {
+impl<'de> Visitor<'de> for NestedSeed<'_> {
     type Value = Member;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member, A::Error> {
-        let members = Resource::deserialize(MapAccessDeserializer::new(map))?;
+        let members =
+            MapAccessDeserializer::new(map).deserialize_map(ObjectVisitor { page: self.page })?;
         Ok(Member::Object {
             members,
             value: OnceLock::new(),
@@ -1060,7 +1198,7 @@ mod tests {
         let meta = resource.object_mut("meta").unwrap();
         meta.insert_raw(
             "source",
-            RawValue::from_string(r#""https://gp""#.into()).unwrap(),
+            RawText::from(RawValue::from_string(r#""https://gp""#.into()).unwrap()),
         );
         meta.insert("versionId", json!("3"));
         assert_eq!(resource.get("meta").unwrap()["source"], "https://gp");
@@ -1164,6 +1302,76 @@ mod tests {
             .insert("source", json!("https://gp/fhir"));
         check(&resource);
         check(&Resource::default());
+    }
+
+    /// Members read from a page are ranges of it, found wherever the resource sits in the page
+    /// (here the second of an array, after text with escapes), and read, written and changed as
+    /// the text they are. Read from other text than the page named, they are copies.
+    #[test]
+    fn members_read_from_a_page_are_its_text_wherever_it_sits() {
+        let resource_text = r#"{"resourceType":"Observation","id":"o\"1","meta":{"source":"s","tag":[{"code":"x"}]},"valueQuantity":{"value":5.0,"unit":"g/dL"},"subject":{"reference":"Patient/p1"}}"#;
+        let page = Arc::new(format!(r#"[{{"skip":"\u00e9 \\"}}, {resource_text}]"#));
+        struct Second<'p>(&'p Arc<String>);
+        impl<'de> Visitor<'de> for Second<'_> {
+            type Value = Resource;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("two resources")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Resource, A::Error> {
+                seq.next_element::<IgnoredAny>()?;
+                Ok(seq.next_element_seed(Resource::seed(self.0))?.unwrap())
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(&page);
+        let read = de.deserialize_seq(Second(&page)).unwrap();
+        assert!(read.members.iter().any(|(_, m)| matches!(
+            m,
+            Member::Raw {
+                text: Text::Range { .. },
+                ..
+            }
+        )));
+        let written = |resource: &Resource| {
+            let mut out = Vec::new();
+            resource.write_json(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(written(&read), resource_text);
+        assert_eq!(serde_json::to_string(&read).unwrap(), resource_text);
+        assert_eq!(read.get_str("id"), Some("o\"1"));
+        assert_eq!(read.get_in("meta", "source"), Some(&json!("s")));
+        let mut refs = Vec::new();
+        read.any_reference(|r| {
+            refs.push(r.to_string());
+            false
+        });
+        assert_eq!(refs, ["Patient/p1"]);
+        let mut changed = read.clone();
+        changed.get_mut("valueQuantity").unwrap()["value"] = json!(6);
+        changed
+            .object_mut("meta")
+            .unwrap()
+            .insert("source", json!("t"));
+        assert_eq!(
+            written(&changed),
+            resource_text
+                .replace(r#""source":"s""#, r#""source":"t""#)
+                .replace("5.0", "6")
+        );
+        assert_eq!(written(&read), resource_text);
+
+        let other = Arc::new(String::from("{}"));
+        let mut de = serde_json::Deserializer::from_str(resource_text);
+        let copied = Resource::seed(&other).deserialize(&mut de).unwrap();
+        assert!(copied.members.iter().all(|(_, m)| !matches!(
+            m,
+            Member::Raw {
+                text: Text::Range { .. },
+                ..
+            }
+        )));
+        assert_eq!(written(&copied), resource_text);
+        assert_eq!(copied, read);
     }
 
     #[test]

@@ -12,8 +12,12 @@
 //! them into values was most of its cost. Only when that pass fails is the page parsed into a
 //! value, to say exactly what is wrong with it.
 
+use std::fmt;
+use std::sync::Arc;
+
 use concord_federation::Resource;
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use url::Url;
 
@@ -26,22 +30,17 @@ pub(crate) struct Page {
     pub next: Option<Url>,
 }
 
-/// The shape of a well-formed page, for the one-pass read. Members not named here are skipped.
-#[derive(Deserialize)]
+/// A well-formed page as the one-pass read finds it. Members not named here are skipped.
+#[derive(Default)]
 struct FastPage {
-    #[serde(rename = "resourceType")]
-    resource_type: String,
-    #[serde(default)]
+    resource_type: Option<String>,
     link: Option<Value>,
-    #[serde(default)]
-    entry: Option<Vec<FastEntry>>,
+    entries: Vec<FastEntry>,
 }
 
-#[derive(Deserialize)]
 struct FastEntry {
     resource: Resource,
-    #[serde(default)]
-    search: Option<FastSearch>,
+    outcome: bool,
 }
 
 #[derive(Deserialize)]
@@ -51,28 +50,181 @@ struct FastSearch {
 }
 
 /// Parses a page fetched from `page_url`. `Err` is the reason the answer is invalid.
-pub(crate) fn parse_page(body: &[u8], page_url: &Url, base: &Url) -> Result<Page, String> {
+pub(crate) fn parse_page(body: Vec<u8>, page_url: &Url, base: &Url) -> Result<Page, String> {
     // The page is checked as UTF-8 once, whole, and then read as text: read from bytes,
     // serde_json checks again every member a resource keeps as text, which cost 3% of a view's
-    // instructions (docs/performance.md, twelfth session).
-    let fast = std::str::from_utf8(body)
-        .ok()
-        .and_then(|text| serde_json::from_str::<FastPage>(text).ok());
+    // instructions (docs/performance.md, twelfth session). The text is then shared by the
+    // resources read from it, whose members are ranges of it rather than copies.
+    let text = match String::from_utf8(body) {
+        Ok(text) => Arc::new(text),
+        Err(error) => return parse_page_value(error.as_bytes(), page_url, base),
+    };
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let fast = PageSeed { page: &text }
+        .deserialize(&mut de)
+        .and_then(|fast| de.end().map(|()| fast));
     match fast {
-        Some(fast) if fast.resource_type == "Bundle" => read_fast(fast, page_url, base),
+        Ok(fast) if fast.resource_type.as_deref() == Some("Bundle") => {
+            read_fast(fast, page_url, base)
+        }
         // Not a Bundle, or not shaped like one: the careful reading names the problem.
-        _ => parse_page_value(body, page_url, base),
+        _ => parse_page_value(text.as_bytes(), page_url, base),
+    }
+}
+
+/// Reads a page's members; its entries' resources keep their members as ranges of `page`.
+/// A repeated member keeps its last value, as the careful reading's `serde_json::Value` does.
+struct PageSeed<'p> {
+    page: &'p Arc<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
+    type Value = FastPage;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<FastPage, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PageSeed<'_> {
+    type Value = FastPage;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Bundle")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastPage, A::Error> {
+        let mut page = FastPage::default();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match key {
+                Key::ResourceType => page.resource_type = Some(map.next_value()?),
+                Key::Link => page.link = Some(map.next_value()?),
+                Key::Entry => {
+                    page.entries = map.next_value_seed(EntriesSeed { page: self.page })?
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// The member names the one-pass read looks for, read without allocating.
+enum Key {
+    ResourceType,
+    Link,
+    Entry,
+    Resource,
+    Search,
+    Other,
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E>(self, text: &str) -> Result<Key, E> {
+        Ok(match text {
+            "resourceType" => Key::ResourceType,
+            "link" => Key::Link,
+            "entry" => Key::Entry,
+            "resource" => Key::Resource,
+            "search" => Key::Search,
+            _ => Key::Other,
+        })
+    }
+}
+
+/// A page's `entry`: an array, or `null` for none.
+struct EntriesSeed<'p> {
+    page: &'p Arc<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
+    type Value = Vec<FastEntry>;
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Vec<FastEntry>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntriesSeed<'_> {
+    type Value = Vec<FastEntry>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of entries")
+    }
+    fn visit_none<E>(self) -> Result<Vec<FastEntry>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_unit<E>(self) -> Result<Vec<FastEntry>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<FastEntry>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<FastEntry>, A::Error> {
+        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(64));
+        while let Some(entry) = seq.next_element_seed(EntrySeed { page: self.page })? {
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+/// One entry: its resource (required) and whether its search mode is `outcome`.
+struct EntrySeed<'p> {
+    page: &'p Arc<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = FastEntry;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<FastEntry, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = FastEntry;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Bundle entry")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastEntry, A::Error> {
+        let mut resource = None;
+        let mut outcome = false;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match key {
+                Key::Resource => resource = Some(map.next_value_seed(Resource::seed(self.page))?),
+                Key::Search => {
+                    let search: Option<FastSearch> = map.next_value()?;
+                    outcome = search
+                        .and_then(|s| s.mode)
+                        .is_some_and(|mode| mode == "outcome");
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let resource = resource.ok_or_else(|| de::Error::missing_field("resource"))?;
+        Ok(FastEntry { resource, outcome })
     }
 }
 
 fn read_fast(fast: FastPage, page_url: &Url, base: &Url) -> Result<Page, String> {
     let mut page = Page::default();
-    for (index, entry) in fast.entry.unwrap_or_default().into_iter().enumerate() {
-        let outcome = entry
-            .search
-            .and_then(|s| s.mode)
-            .is_some_and(|mode| mode == "outcome");
-        read_resource(entry.resource, outcome, index, &mut page)?;
+    for (index, entry) in fast.entries.into_iter().enumerate() {
+        read_resource(entry.resource, entry.outcome, index, &mut page)?;
     }
     let mut links = serde_json::Map::new();
     if let Some(link) = fast.link {
@@ -209,7 +361,7 @@ mod tests {
 
     fn parse(value: Value) -> Result<Page, String> {
         let page = Url::parse("https://gp.example/fhir/Patient/1/$everything").unwrap();
-        parse_page(value.to_string().as_bytes(), &page, &base())
+        parse_page(value.to_string().into_bytes(), &page, &base())
     }
 
     #[test]
@@ -249,7 +401,7 @@ mod tests {
     #[test]
     fn invalid_answers_are_named_without_their_content() {
         let page = Url::parse("https://gp.example/fhir/x").unwrap();
-        let err = parse_page(b"{\"name\": \"Smith", &page, &base()).unwrap_err();
+        let err = parse_page(b"{\"name\": \"Smith".to_vec(), &page, &base()).unwrap_err();
         assert!(err.starts_with("the answer is not valid JSON"), "{err}");
         assert!(!err.contains("Smith"));
         assert_eq!(
@@ -305,7 +457,7 @@ mod tests {
             r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"fullUrl":"x","resource":{resource}}}]}}"#
         );
         let page = Url::parse("https://gp.example/fhir/x").unwrap();
-        let parsed = parse_page(body.as_bytes(), &page, &base()).unwrap();
+        let parsed = parse_page(body.as_bytes().to_vec(), &page, &base()).unwrap();
         assert_eq!(parsed.resources.len(), 1);
         assert_eq!(
             serde_json::to_string(&parsed.resources[0]).unwrap(),
@@ -320,7 +472,7 @@ mod tests {
     fn an_odd_meta_is_kept_and_bad_utf8_is_refused() {
         let body = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"o1","meta":[1.5,"x"]}},{"resource":{"resourceType":"Condition","id":"c1","meta":{"versionId":"2"}}}]}"#;
         let page = Url::parse("https://gp.example/fhir/x").unwrap();
-        let parsed = parse_page(body.as_bytes(), &page, &base()).unwrap();
+        let parsed = parse_page(body.as_bytes().to_vec(), &page, &base()).unwrap();
         assert_eq!(parsed.resources.len(), 2);
         assert_eq!(parsed.resources[0].get("meta"), Some(&json!([1.5, "x"])));
         assert_eq!(
@@ -329,7 +481,7 @@ mod tests {
         );
         let mut bad = br#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","id":"o"#.to_vec();
         bad.extend_from_slice(b"\xff\"}}]}");
-        let err = parse_page(&bad, &page, &base()).unwrap_err();
+        let err = parse_page(bad.clone(), &page, &base()).unwrap_err();
         assert!(err.starts_with("the answer is not valid JSON"), "{err}");
     }
 

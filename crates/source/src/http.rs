@@ -89,7 +89,16 @@ pub(crate) async fn read_limited(
     {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    // Sized from the declared length when there is one: grown chunk by chunk, a page of a few
+    // hundred kilobytes was copied about ten times. A length beyond `limit` was refused above;
+    // the cap keeps a false one from reserving more than a large page needs up front.
+    let declared = response.content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(
+        usize::try_from(declared)
+            .unwrap_or(0)
+            .min(limit)
+            .min(1 << 24),
+    );
     while let Some(chunk) = response
         .chunk()
         .await

@@ -579,7 +579,7 @@ impl Source {
                 return Err(status_problem(status, call.not_found));
             }
             let body = http::read_limited(response, self.response_limit, "the source").await?;
-            return bundle::parse_page(&body, url, &self.base).map_err(Problem::Invalid);
+            return bundle::parse_page(body, url, &self.base).map_err(Problem::Invalid);
         }
     }
 

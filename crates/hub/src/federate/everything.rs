@@ -90,7 +90,7 @@ pub(crate) fn searchset(
     for entry in merged.entries.into_iter().skip(offset).take(count) {
         bundle.entry.push(Entry {
             full_url: Some(entry.full_url),
-            resource: Some(to_raw(&entry.resource)?),
+            resource: Some(entry.resource.to_raw().ok_or_else(Error::internal)?),
             search: Some(EntrySearch::mode("match")),
             ..Entry::default()
         });
