@@ -144,8 +144,11 @@ fn common_name(text: &str) -> Option<&'static str> {
 
 /// One JSON value's text made here, checked as JSON. Cloning it copies no text, so a
 /// provenance extension that a whole source's resources carry is one allocation.
+///
+/// A thin pointer (the text's own pointer and length are behind it), so that a member holding
+/// one stays small ([`Member`]).
 #[derive(Clone)]
-pub struct RawText(Arc<RawValue>);
+pub struct RawText(Arc<Box<RawValue>>);
 
 impl RawText {
     /// The text.
@@ -156,7 +159,7 @@ impl RawText {
 
 impl From<Box<RawValue>> for RawText {
     fn from(raw: Box<RawValue>) -> RawText {
-        RawText(Arc::from(raw))
+        RawText(Arc::new(raw))
     }
 }
 
@@ -169,7 +172,7 @@ impl From<Box<RawValue>> for RawText {
 /// session). So members hold positions only, and the resource holds the page.
 #[derive(Clone)]
 enum Text {
-    Range { start: usize, end: usize },
+    Range { start: u32, end: u32 },
     Own(RawText),
 }
 
@@ -179,7 +182,9 @@ impl Text {
         match self {
             // A range was taken from the page's own text at token boundaries, so it is always
             // in the page; `null` only keeps a bug from becoming a panic.
-            Text::Range { start, end } => page.get(*start..*end).unwrap_or("null"),
+            Text::Range { start, end } => {
+                page.get(*start as usize..*end as usize).unwrap_or("null")
+            }
             Text::Own(text) => text.get(),
         }
     }
@@ -193,7 +198,10 @@ impl Text {
         let at = raw.get().as_ptr() as usize;
         let start = at.wrapping_sub(base);
         let end = start.wrapping_add(raw.get().len());
-        if at >= base && page.get(start..end).is_some() {
+        if at >= base
+            && page.get(start..end).is_some()
+            && let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end))
+        {
             Text::Range { start, end }
         } else {
             Text::Own(RawText::from(raw.to_owned()))
@@ -201,19 +209,39 @@ impl Text {
     }
 }
 
+/// A member. Every variant is kept small (a member and its name are 64 bytes), so the list of a
+/// resource of up to 16 members fits the allocator's fast path for small blocks (1 KiB); at 136
+/// bytes a member, most resources' lists took its slow path (docs/performance.md, thirteenth
+/// session). What only some members need (a parsed value, a nested object) is boxed.
 #[derive(Clone)]
 enum Member {
     /// As the source sent it; parsed into `parsed` the first time something reads it.
-    Raw { text: Text, parsed: OnceLock<Value> },
-    /// Built or changed here.
-    Owned(Value),
-    /// An object kept as members of its own, each parsed on first read like a resource's: a
-    /// member named in [`NESTED`]. `value` is the whole object, built only when something asks
-    /// for it as one value, and forgotten when a member changes.
-    Object {
-        members: Resource,
-        value: OnceLock<Value>,
+    Raw {
+        text: Text,
+        parsed: OnceLock<Box<Value>>,
     },
+    /// Built or changed here.
+    Owned(Box<Value>),
+    /// An object kept as members of its own, each parsed on first read like a resource's: a
+    /// member named in [`NESTED`].
+    Object(Box<Nested>),
+}
+
+/// A [`Member::Object`]: its members, and the whole object as one value, built only when
+/// something asks for it as one and forgotten when a member changes.
+#[derive(Clone)]
+struct Nested {
+    members: Resource,
+    value: OnceLock<Value>,
+}
+
+impl Nested {
+    fn member(members: Resource) -> Member {
+        Member::Object(Box::new(Nested {
+            members,
+            value: OnceLock::new(),
+        }))
+    }
 }
 
 /// The members kept as objects of their own members ([`Member::Object`]) when they are objects.
@@ -227,11 +255,8 @@ impl Member {
     /// A member built here from a value; an object named in [`NESTED`] keeps its members apart.
     fn owned(name: &str, value: Value) -> Member {
         match value {
-            Value::Object(map) if NESTED.contains(&name) => Member::Object {
-                members: Resource::from(map),
-                value: OnceLock::new(),
-            },
-            value => Member::Owned(value),
+            Value::Object(map) if NESTED.contains(&name) => Nested::member(Resource::from(map)),
+            value => Member::Owned(Box::new(value)),
         }
     }
 
@@ -241,10 +266,7 @@ impl Member {
             && text.get().starts_with('{')
             && let Ok(members) = Resource::from_json(text.get())
         {
-            return Member::Object {
-                members,
-                value: OnceLock::new(),
-            };
+            return Nested::member(members);
         }
         Member::Raw {
             text: Text::Own(text),
@@ -257,11 +279,11 @@ impl Member {
         match self {
             // The text is JSON serde_json has already checked, so parsing it again cannot fail;
             // `Null` is only a guard that keeps a bug from becoming a panic.
-            Member::Raw { text, parsed } => {
-                parsed.get_or_init(|| serde_json::from_str(text.get(page)).unwrap_or(Value::Null))
-            }
+            Member::Raw { text, parsed } => parsed.get_or_init(|| {
+                Box::new(serde_json::from_str(text.get(page)).unwrap_or(Value::Null))
+            }),
             Member::Owned(value) => value,
-            Member::Object { members, value } => value.get_or_init(|| members.to_value()),
+            Member::Object(nested) => nested.value.get_or_init(|| nested.members.to_value()),
         }
     }
 
@@ -270,21 +292,23 @@ impl Member {
     fn read<'a, T: Deserialize<'a>>(&'a self, page: &'a str) -> Option<T> {
         match self {
             Member::Raw { text, parsed } => match parsed.get() {
-                Some(value) => T::deserialize(value).ok(),
+                Some(value) => T::deserialize(&**value).ok(),
                 None => serde_json::from_str(text.get(page)).ok(),
             },
-            Member::Owned(value) => T::deserialize(value).ok(),
-            Member::Object { .. } => T::deserialize(self.value(page)).ok(),
+            Member::Owned(value) => T::deserialize(&**value).ok(),
+            Member::Object(_) => T::deserialize(self.value(page)).ok(),
         }
     }
 
     fn into_value(self, page: &str) -> Value {
         match self {
-            Member::Raw { text, parsed } => parsed
-                .into_inner()
-                .unwrap_or_else(|| serde_json::from_str(text.get(page)).unwrap_or(Value::Null)),
-            Member::Owned(value) => value,
-            Member::Object { members, value } => {
+            Member::Raw { text, parsed } => parsed.into_inner().map_or_else(
+                || serde_json::from_str(text.get(page)).unwrap_or(Value::Null),
+                |value| *value,
+            ),
+            Member::Owned(value) => *value,
+            Member::Object(nested) => {
+                let Nested { members, value } = *nested;
                 value.into_inner().unwrap_or_else(|| members.into_value())
             }
         }
@@ -352,7 +376,7 @@ impl Resource {
     /// member when the object is kept as members ([`Resource::object`]).
     pub fn get_in(&self, object: &str, key: &str) -> Option<&Value> {
         match self.member(object)? {
-            Member::Object { members, .. } => members.get(key),
+            Member::Object(nested) => nested.members.get(key),
             member => member.value(self.page()).get(key),
         }
     }
@@ -360,7 +384,7 @@ impl Resource {
     /// [`Resource::get_in`], read as `T` like [`Resource::read`].
     pub fn read_in<'a, T: Deserialize<'a>>(&'a self, object: &str, key: &str) -> Option<T> {
         match self.member(object)? {
-            Member::Object { members, .. } => members.read(key),
+            Member::Object(nested) => nested.members.read(key),
             member => member
                 .value(self.page())
                 .get(key)
@@ -393,12 +417,13 @@ impl Resource {
         let page = self.page.as_deref().map_or("", String::as_str);
         let member = &mut self.members[at].1;
         if !matches!(member, Member::Owned(_)) {
-            let owned = std::mem::replace(member, Member::Owned(Value::Null)).into_value(page);
-            *member = Member::Owned(owned);
+            let owned =
+                std::mem::replace(member, Member::Owned(Box::new(Value::Null))).into_value(page);
+            *member = Member::Owned(Box::new(owned));
         }
         match member {
             Member::Owned(value) => Some(value),
-            Member::Raw { .. } | Member::Object { .. } => None,
+            Member::Raw { .. } | Member::Object(_) => None,
         }
     }
 
@@ -406,7 +431,7 @@ impl Resource {
     /// member named in [`NESTED`]: `meta`). Reading a member of it parses that member alone.
     pub fn object(&self, key: &str) -> Option<&Resource> {
         match self.member(key)? {
-            Member::Object { members, .. } => Some(members),
+            Member::Object(nested) => Some(&nested.members),
             Member::Raw { .. } | Member::Owned(_) => None,
         }
     }
@@ -424,20 +449,20 @@ impl Resource {
             Member::Raw { text, .. } if text.get(page).starts_with('{') => {
                 Some(Resource::from_json(text.get(page)).ok()?)
             }
-            Member::Owned(Value::Object(map)) => Some(Resource::from(std::mem::take(map))),
-            Member::Raw { .. } | Member::Owned(_) | Member::Object { .. } => None,
+            Member::Owned(value) => match &mut **value {
+                Value::Object(map) => Some(Resource::from(std::mem::take(map))),
+                _ => None,
+            },
+            Member::Raw { .. } | Member::Object(_) => None,
         };
         if let Some(members) = members {
-            *member = Member::Object {
-                members,
-                value: OnceLock::new(),
-            };
+            *member = Nested::member(members);
         }
         match member {
-            Member::Object { members, value } => {
+            Member::Object(nested) => {
                 // The whole value, if it was built, no longer matches.
-                value.take();
-                Some(members)
+                nested.value.take();
+                Some(&mut nested.members)
             }
             Member::Raw { .. } | Member::Owned(_) => None,
         }
@@ -513,7 +538,7 @@ impl Resource {
             match member {
                 Member::Raw { text, .. } => out.extend_from_slice(text.get(self.page()).as_bytes()),
                 Member::Owned(value) => write_value(out, value),
-                Member::Object { members, .. } => members.write_json(out),
+                Member::Object(nested) => nested.members.write_json(out),
             }
         }
         out.push(b'}');
@@ -592,10 +617,11 @@ fn member_any_reference(member: &Member, page: &str, f: &mut impl FnMut(&str) ->
             walk.found
         }
         Member::Owned(value) => value_any_reference(value, f),
-        Member::Object { members, .. } => members
+        Member::Object(nested) => nested
+            .members
             .members
             .iter()
-            .any(|(_, member)| member_any_reference(member, members.page(), f)),
+            .any(|(_, member)| member_any_reference(member, nested.members.page(), f)),
     }
 }
 
@@ -661,7 +687,7 @@ impl Serialize for Resource {
                     )?,
                 },
                 Member::Owned(value) => map.serialize_entry(key.as_str(), value)?,
-                Member::Object { members, .. } => map.serialize_entry(key.as_str(), members)?,
+                Member::Object(nested) => map.serialize_entry(key.as_str(), &nested.members)?,
             }
         }
         map.end()
@@ -766,10 +792,7 @@ impl<'de> Visitor<'de> for NestedSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member, A::Error> {
         let members =
             MapAccessDeserializer::new(map).deserialize_map(ObjectVisitor { page: self.page })?;
-        Ok(Member::Object {
-            members,
-            value: OnceLock::new(),
-        })
+        Ok(Nested::member(members))
     }
 }
 
@@ -1372,6 +1395,13 @@ mod tests {
         )));
         assert_eq!(written(&copied), resource_text);
         assert_eq!(copied, read);
+    }
+
+    /// A resource's list of up to 16 members stays within the allocator's fast path for small
+    /// blocks ([`Member`]).
+    #[test]
+    fn sixteen_members_fit_a_small_block() {
+        assert!(16 * size_of::<(Name, Member)>() <= 1024);
     }
 
     #[test]
