@@ -392,9 +392,17 @@ impl Resource {
         }
     }
 
-    /// The member `key` when it is a string.
+    /// The member `key` when it is a string. A string as the source sent it, with no escapes,
+    /// is its text between the quotes, read without parsing it into a value: the merge and the
+    /// summary read every resource's `resourceType`, `id` and `status` several times.
     pub fn get_str(&self, key: &str) -> Option<&str> {
-        self.get(key).and_then(Value::as_str)
+        let member = self.member(key)?;
+        if let Member::Raw { text, .. } = member
+            && let Some(inner) = unescaped_string(text.get(self.page()))
+        {
+            return Some(inner);
+        }
+        member.value(self.page()).as_str()
     }
 
     /// A JSON pointer (`/meta/tag`), parsing only the first member it names.
@@ -596,6 +604,13 @@ impl Resource {
             .filter(|(name, _)| !first.contains(&name.as_str()))
             .any(|(_, member)| member_any_reference(member, self.page(), &mut f))
     }
+}
+
+/// The content of a JSON string's text that holds no escape: the text between its quotes. In
+/// valid JSON text (a [`Member::Raw`] always is) such a string's content is its value.
+fn unescaped_string(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
 }
 
 /// [`Resource::any_reference`] over one member.
@@ -1395,6 +1410,30 @@ mod tests {
         )));
         assert_eq!(written(&copied), resource_text);
         assert_eq!(copied, read);
+    }
+
+    /// A string is read the same whether it holds escapes (parsed) or not (its text), and other
+    /// values are not strings.
+    #[test]
+    fn strings_read_as_text_or_parsed_alike() {
+        let resource = Resource::from_json(
+            r#"{"a":"plain é","b":"q\"uote\u00e9","c":5,"d":null,"e":["x"],"f":"","g":"\\"}"#,
+        )
+        .unwrap();
+        assert_eq!(resource.get_str("a"), Some("plain é"));
+        assert_eq!(resource.get_str("b"), Some("q\"uoteé"));
+        assert_eq!(resource.get_str("c"), None);
+        assert_eq!(resource.get_str("d"), None);
+        assert_eq!(resource.get_str("e"), None);
+        assert_eq!(resource.get_str("f"), Some(""));
+        assert_eq!(resource.get_str("g"), Some("\\"));
+        assert_eq!(resource.get_str("missing"), None);
+        for key in ["a", "b", "f", "g"] {
+            assert_eq!(
+                resource.get_str(key),
+                resource.get(key).and_then(Value::as_str)
+            );
+        }
     }
 
     /// A resource's list of up to 16 members stays within the allocator's fast path for small
