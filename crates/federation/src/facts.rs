@@ -18,6 +18,11 @@ use crate::resource::Resource;
 /// members are parsed on first read.
 pub(crate) trait Fields {
     fn field(&self, key: &str) -> Option<&Value>;
+
+    /// The member `key` when it is a string.
+    fn field_str(&self, key: &str) -> Option<&str> {
+        self.field(key).and_then(Value::as_str)
+    }
 }
 
 impl Fields for Map<String, Value> {
@@ -29,6 +34,11 @@ impl Fields for Map<String, Value> {
 impl Fields for Resource {
     fn field(&self, key: &str) -> Option<&Value> {
         self.get(key)
+    }
+
+    /// Read without parsing the member when it holds no escapes ([`Resource::get_str`]).
+    fn field_str(&self, key: &str) -> Option<&str> {
+        self.get_str(key)
     }
 }
 
@@ -102,9 +112,13 @@ fn at_map<'a>(resource: &'a impl Fields, path: &str) -> Option<&'a Value> {
 
 /// The clinical date text of a resource, if the type has one and it is present as a string.
 pub(crate) fn clinical_date<'a>(resource_type: &str, resource: &'a impl Fields) -> Option<&'a str> {
-    date_paths(resource_type)
-        .iter()
-        .find_map(|path| at_map(resource, path).and_then(Value::as_str))
+    date_paths(resource_type).iter().find_map(|path| {
+        if path.contains('.') {
+            at_map(resource, path).and_then(Value::as_str)
+        } else {
+            resource.field_str(path)
+        }
+    })
 }
 
 /// `system|value` for every identifier that has both.
