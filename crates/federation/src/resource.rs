@@ -1451,5 +1451,12 @@ mod tests {
         let resource = Resource::from_json(r#"{"id":"a","id":"b"}"#).unwrap();
         assert_eq!(resource.get_str("id"), Some("b"));
         assert_eq!(resource.len(), 1);
+        // A common name spelt with an escape, and an uncommon name, repeat all the same.
+        let resource =
+            Resource::from_json(r#"{"id":"a","x-y":1,"i\u0064":"b","x-y":2,"status":"c"}"#)
+                .unwrap();
+        assert_eq!(resource.keys().collect::<Vec<_>>(), ["id", "x-y", "status"]);
+        assert_eq!(resource.get_str("id"), Some("b"));
+        assert_eq!(resource.get("x-y"), Some(&json!(2)));
     }
 }

@@ -613,6 +613,9 @@ async fn discover_and_fetch(
 pub(crate) fn keep_own_patient(result: &mut SourceResult, local_ids: &[String]) {
     let targets: Vec<String> = local_ids.iter().map(|id| format!("Patient/{id}")).collect();
     let before = result.resources.len();
+    // Whether the last type seen is in the compartment: a source's answer comes in runs of one
+    // type, and the table's search compares names.
+    let mut last_type: (String, bool) = (String::new(), false);
     result.resources.retain(|resource| {
         let resource_type = resource.get_str("resourceType").unwrap_or_default();
         if resource_type == "Patient" {
@@ -620,7 +623,12 @@ pub(crate) fn keep_own_patient(result: &mut SourceResult, local_ids: &[String]) 
                 .get_str("id")
                 .is_some_and(|id| local_ids.iter().any(|l| l == id));
         }
-        if concord_search::registry::patient_compartment_params(resource_type).is_empty() {
+        if last_type.0 != resource_type {
+            let in_compartment =
+                !concord_search::registry::patient_compartment_params(resource_type).is_empty();
+            last_type = (resource_type.to_string(), in_compartment);
+        }
+        if !last_type.1 {
             return true;
         }
         // Nearly every such resource names its patient in `subject` or `patient`; looking
