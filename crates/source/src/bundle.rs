@@ -12,6 +12,7 @@
 //! them into values was most of its cost. Only when that pass fails is the page parsed into a
 //! value, to say exactly what is wrong with it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -43,10 +44,11 @@ struct FastEntry {
     outcome: bool,
 }
 
+/// An entry's `search`; its `mode` borrowed from the page where it holds no escapes.
 #[derive(Deserialize)]
-struct FastSearch {
-    #[serde(default)]
-    mode: Option<Value>,
+struct FastSearch<'a> {
+    #[serde(borrow, default)]
+    mode: Option<Cow<'a, str>>,
 }
 
 /// Parses a page fetched from `page_url`. `Err` is the reason the answer is invalid.
@@ -206,7 +208,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             match key {
                 Key::Resource => resource = Some(map.next_value_seed(Resource::seed(self.page))?),
                 Key::Search => {
-                    let search: Option<FastSearch> = map.next_value()?;
+                    let search: Option<FastSearch<'de>> = map.next_value()?;
                     outcome = search
                         .and_then(|s| s.mode)
                         .is_some_and(|mode| mode == "outcome");
