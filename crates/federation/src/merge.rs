@@ -9,8 +9,6 @@
 //! document (see [`crate::summary`]).
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use serde_json::Value;
 
@@ -54,7 +52,7 @@ pub struct MergedEntry {
 /// How much to trust one copy of a resource over another copy with the same type and id from the
 /// same source (paging overlapped while the data changed): the higher version, then the later
 /// update, then, so the choice never depends on arrival order, the copy whose JSON sorts first.
-fn recency(accepted: &Accepted) -> (Option<u64>, Option<i64>, Reverse<String>) {
+fn recency(accepted: &Accepted) -> (Option<u64>, Option<i64>, Reverse<Vec<u8>>) {
     let resource = &accepted.resource;
     let version = resource
         .get_in("meta", "versionId")
@@ -64,7 +62,9 @@ fn recency(accepted: &Accepted) -> (Option<u64>, Option<i64>, Reverse<String>) {
         .get_in("meta", "lastUpdated")
         .and_then(Value::as_str)
         .and_then(instant_key);
-    let text = serde_json::to_string(&accepted.resource).unwrap_or_default();
+    // The text the serializer writes, written without checking unread members again.
+    let mut text = Vec::new();
+    accepted.resource.write_json(&mut text);
     (version, updated, Reverse(text))
 }
 
@@ -103,27 +103,35 @@ pub fn prepare(result: SourceResult, now_ms: i64) -> Prepared {
         forwarded_issues,
     } = result;
     let mut rejected = 0;
-    let mut distinct: BTreeMap<(String, String), Accepted> = BTreeMap::new();
+    let mut all: Vec<Accepted> = Vec::with_capacity(resources.len());
     for value in resources {
-        let Some(accepted) = accept(value) else {
-            rejected += 1;
-            continue;
-        };
-        match distinct.entry((accepted.resource_type.clone(), accepted.id.clone())) {
-            Entry::Vacant(slot) => {
-                slot.insert(accepted);
-            }
-            Entry::Occupied(mut slot) => {
-                if recency(&accepted) > recency(slot.get()) {
-                    slot.insert(accepted);
+        match accept(value) {
+            Some(accepted) => all.push(accepted),
+            None => rejected += 1,
+        }
+    }
+    // Ordered by type and id, and one of each: the most recent copy, else the first sent. A
+    // stable sort keeps copies in the order they came, and needs no key copied out of them.
+    all.sort_by(|a, b| {
+        (a.resource_type.as_str(), a.id.as_str()).cmp(&(b.resource_type.as_str(), b.id.as_str()))
+    });
+    let mut distinct: Vec<Accepted> = Vec::with_capacity(all.len());
+    for accepted in all {
+        match distinct.last_mut() {
+            Some(kept)
+                if kept.resource_type == accepted.resource_type && kept.id == accepted.id =>
+            {
+                if recency(&accepted) > recency(kept) {
+                    *kept = accepted;
                 }
             }
+            _ => distinct.push(accepted),
         }
     }
     let accepted = distinct.len();
     let tags = SourceTags::new(&source, data_age_secs(&source.freshness, now_ms));
     let resources = distinct
-        .into_values()
+        .into_iter()
         .map(|mut resource| {
             let only_own_tags = tag(&mut resource.resource, &tags);
             Keyed::new(resource, only_own_tags)
