@@ -132,27 +132,23 @@ impl Hub {
         resource_type: &str,
         patient_id: &str,
     ) -> Result<(crate::access::Grant, Resolved), Error> {
-        let hub = self.clone();
-        let (ctx, resource_type, patient_id) = (
-            ctx.clone(),
-            resource_type.to_string(),
-            patient_id.to_string(),
-        );
-        blocking(move || {
+        // Indexed reads on a reader connection and the in-memory identity links: run on the
+        // async worker, as `concord-rest` runs a read by id, because handing them to the
+        // blocking pool (a queue, a wake-up, two thread switches) cost more than the reads.
+        inline(|| {
             let internal = ctx.internal();
-            let version = hub.read(&internal, "Patient", &patient_id)?;
-            let grant = hub.authorize(
-                &ctx,
-                &resource_type,
+            let version = self.read(&internal, "Patient", patient_id)?;
+            let grant = self.authorize(
+                ctx,
+                resource_type,
                 concord_access::Interaction::Read,
-                Some(&patient_id),
+                Some(patient_id),
             )?;
             let patient: Value = serde_json::from_str(version.body.as_deref().unwrap_or("{}"))
                 .map_err(|_| Error::internal())?;
-            let resolved = hub.resolve_person(&internal, &patient_id, patient)?;
+            let resolved = self.resolve_person(&internal, patient_id, patient)?;
             Ok((grant, resolved))
         })
-        .await
     }
 
     /// Masks every source's answer with the grant. When anything was withheld (here, or by not
@@ -727,6 +723,17 @@ pub(crate) fn is_mpi_resource(resource: &Resource) -> bool {
 /// the sources' Patients (the sources' own Patients are in the view).
 fn is_index_resource(resource: &Resource) -> bool {
     is_mpi_resource(resource) || resource.get_str("resourceType") == Some("Patient")
+}
+
+/// Runs short store reads on the async worker itself ([`Hub::authorize_and_resolve`]). Only for
+/// work that never waits long: `concord`'s `open_store` keeps a reader connection for every
+/// worker besides those the blocking pool holds, and the identity links are read without
+/// waiting for linking. A panic is an internal error, as on the blocking pool.
+fn inline<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        tracing::error!("a federated view's store reads panicked");
+        Err(Error::internal())
+    })
 }
 
 /// Runs blocking store work off the async runtime.
