@@ -31,7 +31,8 @@ use serde_json::{Map, Value};
 ///
 /// The members are a list searched in order, not a hash map: a resource has a few dozen members
 /// at most, and comparing short names is cheaper than hashing them. Names FHIR uses often are
-/// kept as static text, so reading a resource allocates for its members' text alone.
+/// kept as static text, and a member's text is a range of the page it was read from, so reading
+/// a resource from a page allocates its list of members and little else.
 #[derive(Clone, Default)]
 pub struct Resource {
     /// The text the resource was read from, which its members' text is ranges of; `None` for
@@ -167,9 +168,9 @@ impl From<Box<RawValue>> for RawText {
 /// ([`Resource::page`]), or text of its own.
 ///
 /// A view reads about 4,000 members out of its sources' pages. Copying each into an
-/// allocation of its own, then freeing it, was a tenth of the hub's time a view; so was
-/// counting references to the page from every member (docs/performance.md, thirteenth
-/// session). So members hold positions only, and the resource holds the page.
+/// allocation of its own, then freeing it, was a tenth of the hub's time a view, and counting
+/// references to the page from every member instead still took 2.6% (docs/performance.md,
+/// thirteenth session). So members hold positions only, and the resource holds the page.
 #[derive(Clone)]
 enum Text {
     Range { start: u32, end: u32 },
@@ -209,7 +210,7 @@ impl Text {
     }
 }
 
-/// A member. Every variant is kept small (a member and its name are 64 bytes), so the list of a
+/// A member. Every variant is kept small (a member and its name are 56 bytes), so the list of a
 /// resource of up to 16 members fits the allocator's fast path for small blocks (1 KiB); at 136
 /// bytes a member, most resources' lists took its slow path (docs/performance.md, thirteenth
 /// session). What only some members need (a parsed value, a nested object) is boxed.
