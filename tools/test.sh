@@ -18,6 +18,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
+# The end-to-end and browser tests drive the `concord` binary that `cargo test` has just built
+# (the concord crate's CLI tests run it through CARGO_BIN_EXE_concord). Building it again with
+# `cargo build -p concord` would resolve features for that one package, not the workspace's
+# tests, and so compile a second copy of a dozen dependencies: 2.5 minutes of CI on a slow host.
+export CONCORD_BIN="${CONCORD_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/concord}"
+
 echo "== end-to-end (fhirpy against the real binary)"
 ./tools/e2e.sh
 
