@@ -25,9 +25,9 @@ pub(crate) struct Keyed {
 
 impl Keyed {
     pub(crate) fn new(accepted: Accepted, only_own_tags: bool) -> Keyed {
-        let (keys, label) = match_keys(&accepted.resource_type, &accepted.resource);
-        let date_ms =
-            clinical_date(&accepted.resource_type, &accepted.resource).and_then(instant_key);
+        let date = clinical_date(&accepted.resource_type, &accepted.resource);
+        let date_ms = date.and_then(instant_key);
+        let (keys, label) = match_keys(&accepted.resource_type, &accepted.resource, date);
         Keyed {
             accepted,
             keys,
@@ -82,14 +82,18 @@ struct Credit {
     extension: Option<RawText>,
 }
 
-/// The match keys of a resource, qualified by its type so only resources of one type can match,
-/// and its [`crate::facts::Fact::label`]. Patients have none: each source's demographics are
+/// The match keys of a resource (whose clinical date is `date`), qualified by its type so only
+/// resources of one type can match, and its [`crate::facts::Fact::label`]. Patients have none: each source's demographics are
 /// kept so disagreement stays visible.
-fn match_keys(resource_type: &str, resource: &Resource) -> (Vec<String>, Option<String>) {
+fn match_keys(
+    resource_type: &str,
+    resource: &Resource,
+    date: Option<&str>,
+) -> (Vec<String>, Option<String>) {
     if resource_type == "Patient" {
         return (Vec::new(), None);
     }
-    let fact = read_fact(resource_type, resource);
+    let fact = read_fact(resource_type, resource, date);
     let identifiers = identifier_keys(resource)
         .into_iter()
         .map(|k| [resource_type, "\u{1e}identifier\u{1e}", &k].concat());

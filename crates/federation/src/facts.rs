@@ -225,8 +225,9 @@ pub(crate) struct Fact {
     pub label: Option<String>,
 }
 
-/// Reads a resource's [`Fact`]: nothing for a type that is not a fact type.
-pub(crate) fn read_fact(resource_type: &str, resource: &Resource) -> Fact {
+/// Reads a resource's [`Fact`]: nothing for a type that is not a fact type. `date` is its
+/// [`clinical_date`], which the caller has read already for ordering.
+pub(crate) fn read_fact(resource_type: &str, resource: &Resource, date: Option<&str>) -> Fact {
     if !FACT_TYPES.contains(&resource_type) {
         return Fact::default();
     }
@@ -240,7 +241,7 @@ pub(crate) fn read_fact(resource_type: &str, resource: &Resource) -> Fact {
         "MedicationRequest" | "MedicationStatement" => name.clone(),
         _ => Some(name.clone().unwrap_or_else(|| resource_type.to_string())),
     };
-    let Some(day) = clinical_date(resource_type, resource).and_then(day_key) else {
+    let Some(day) = date.and_then(day_key) else {
         return Fact {
             keys: Vec::new(),
             label,

@@ -541,12 +541,12 @@ impl Resource {
                     out.extend_from_slice(name.as_bytes());
                     out.push(b'"');
                 }
-                Name::Other(name) => write_value(out, &**name),
+                Name::Other(name) => write_json_str(out, name),
             }
             out.push(b':');
             match member {
                 Member::Raw { text, .. } => out.extend_from_slice(text.get(self.page()).as_bytes()),
-                Member::Owned(value) => write_value(out, value),
+                Member::Owned(value) => write_json_value(out, value),
                 Member::Object(nested) => nested.members.write_json(out),
             }
         }
@@ -675,14 +675,112 @@ impl fmt::Debug for Resource {
     }
 }
 
-/// Appends a string or a value as JSON text. Writing into a `Vec` fails only for a map with keys
-/// that are not strings, which neither can hold; were it to, `null` keeps the text valid JSON.
+/// Appends anything serde can write as JSON text. Writing into a `Vec` fails only for a map with
+/// keys that are not strings; were it to, `null` keeps the text valid JSON.
 pub(crate) fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     let start = out.len();
     if serde_json::to_writer(&mut *out, value).is_err() {
         out.truncate(start);
         out.extend_from_slice(b"null");
     }
+}
+
+/// Appends a value as JSON text: the same bytes as `serde_json` writes, with the strings that
+/// need no escaping copied whole.
+///
+/// Written by hand because `serde_json`'s writer looks each byte of a string up in its escape
+/// table, and a view writes a few hundred kilobytes of strings it built itself (the summary's
+/// narratives, fullUrls, provenance): that was 3.6% of a federated view's instructions
+/// (docs/performance.md, 2026-12-05, fourteenth session). Numbers, booleans and `null` are
+/// still written by `serde_json`.
+pub(crate) fn write_json_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(text) => write_json_str(out, text),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (at, item) in items.iter().enumerate() {
+                if at > 0 {
+                    out.push(b',');
+                }
+                write_json_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (at, (key, item)) in map.iter().enumerate() {
+                if at > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, key);
+                out.push(b':');
+                write_json_value(out, item);
+            }
+            out.push(b'}');
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => write_value(out, value),
+    }
+}
+
+/// Appends a string as a JSON string ([`write_json_value`]), escaped as `serde_json` escapes
+/// it: `\"`, `\\`, the short escapes of the common control characters, `\u00xx` for the rest;
+/// every other byte (`/` and non-ASCII included) as it is. The runs between escapes are copied
+/// whole: a summary's narratives quote their XHTML namespace, so they always hold something to
+/// escape.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    while let Some(found) = next_json_escape(&bytes[run..]) {
+        let at = run + found;
+        out.extend_from_slice(&bytes[run..at]);
+        let byte = bytes[at];
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(byte >> 4)]);
+                out.push(HEX[usize::from(byte & 0xf)]);
+            }
+        }
+        run = at + 1;
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+/// Where the first byte JSON escapes is: a quote, a backslash or a control character.
+fn next_json_escape(bytes: &[u8]) -> Option<usize> {
+    let escaped = |byte: u8| byte < 0x20 || byte == b'"' || byte == b'\\';
+    // Sixteen bytes at a time with no early exit inside, which the compiler makes into vector
+    // compares; the chunk that holds one is then looked through.
+    let mut chunks = bytes.chunks_exact(16);
+    let mut start = 0;
+    for chunk in &mut chunks {
+        if chunk
+            .iter()
+            .fold(false, |found, &byte| found | escaped(byte))
+        {
+            return chunk
+                .iter()
+                .position(|&byte| escaped(byte))
+                .map(|at| start + at);
+        }
+        start += 16;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| escaped(byte))
+        .map(|at| start + at)
 }
 
 /// Members never read are written out as the source's text, byte for byte.
@@ -1111,6 +1209,52 @@ mod tests {
                 proptest::prop_assert_eq!(found, walked(&pretty));
             }
         }
+    }
+
+    proptest::proptest! {
+        /// The hand-written writer gives the bytes serde_json gives, for any value: strings of
+        /// any characters and lengths (across the sixteen-byte steps of the escape check, with
+        /// the character to escape anywhere in them), numbers, booleans, nesting.
+        #[test]
+        fn values_are_written_as_serde_json_writes_them(value in written_value()) {
+            let mut out = Vec::new();
+            write_json_value(&mut out, &value);
+            proptest::prop_assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&value).unwrap()
+            );
+        }
+    }
+
+    fn written_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        // Long runs of plain text with a character JSON escapes (or not) somewhere among them.
+        let text = (
+            "[a-z/é ]{0,40}",
+            prop::sample::select(
+                &[
+                    "", "\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{1}", "\u{1f}",
+                    "\u{7f}", "/", "€",
+                ][..],
+            ),
+            "[a-z ]{0,40}",
+        )
+            .prop_map(|(head, middle, tail)| [head.as_str(), middle, tail.as_str()].concat());
+        let leaf = prop_oneof![
+            text.clone().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::vec((text.clone(), inner), 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
     }
 
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {

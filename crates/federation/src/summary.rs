@@ -20,7 +20,7 @@ use crate::facts::{
     ComponentView, ConceptView, at, clinical_date, components_text, concept_text, quantity_text,
 };
 use crate::merge::{Merged, MergedEntry};
-use crate::resource::{Resource, write_value};
+use crate::resource::{Resource, write_json_str, write_json_value};
 
 const LOINC: &str = "http://loinc.org";
 /// Concord's codes for summary sections that have no LOINC section code.
@@ -648,9 +648,9 @@ impl Document {
         let mut out = Vec::with_capacity(16 * 1024 + self.entry.len() * 2048);
         out.push(b'{');
         for (key, value) in &self.head {
-            write_value(&mut out, key);
+            write_json_str(&mut out, key);
             out.push(b':');
-            write_value(&mut out, value);
+            write_json_value(&mut out, value);
             out.push(b',');
         }
         out.extend_from_slice(b"\"entry\":[");
@@ -659,7 +659,7 @@ impl Document {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"fullUrl\":");
-            write_value(&mut out, &entry.full_url);
+            write_json_str(&mut out, &entry.full_url);
             out.extend_from_slice(b",\"resource\":");
             entry.resource.write_json(&mut out);
             out.push(b'}');
@@ -761,7 +761,8 @@ mod tests {
         for (text, settled) in cases {
             let resource = Resource::from_json(&text).unwrap();
             let resource_type = resource.get_str("resourceType").unwrap().to_string();
-            let label = crate::facts::read_fact(&resource_type, &resource).label;
+            let date = clinical_date(&resource_type, &resource);
+            let label = crate::facts::read_fact(&resource_type, &resource, date).label;
             assert_eq!(label.is_some(), settled, "{text}");
             if let Some(label) = label {
                 assert_eq!(label, describe(&resource_type, &resource), "{text}");

@@ -2,8 +2,6 @@
 //!
 //! Owns: the SQL for reads that are not searches. Does not: filter by access or consent.
 
-use std::collections::{HashMap, HashSet};
-
 use concord_store::{
     CompartmentQuery, HistoryPage, HistoryQuery, Method, SearchPage, StoredVersion,
 };
@@ -161,11 +159,15 @@ pub(crate) fn compartment(
         Some(s) => s,
         None => max_seq(conn)?,
     };
-    let members: HashMap<&str, HashSet<&str>> = query
-        .members
-        .iter()
-        .map(|(t, params)| (t.as_str(), params.iter().map(String::as_str).collect()))
-        .collect();
+    // A person's compartment is a few rows; the member list is looked through for each (a
+    // federated view asks for several records' compartments, and building maps of the list for
+    // each was more work than the rows).
+    let is_member = |resource_type: &str, param: &str| {
+        query
+            .members
+            .iter()
+            .any(|(t, params)| t == resource_type && params.iter().any(|p| p == param))
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT r.resource_type, r.param, {}
          FROM idx_reference r JOIN resource_version s ON s.seq = r.res_seq
@@ -178,8 +180,7 @@ pub(crate) fn compartment(
             .collect::<Vec<_>>()
             .join(", ")
     ))?;
-    let mut seen = HashSet::new();
-    let mut found = Vec::new();
+    let mut found: Vec<StoredVersion> = Vec::new();
     let rows = stmt.query_map(
         params![
             query.owner_type,
@@ -209,14 +210,13 @@ pub(crate) fn compartment(
     )?;
     for row in rows {
         let (resource_type, param, version) = row?;
-        let is_member = members
-            .get(resource_type.as_str())
-            .is_some_and(|p| p.contains(param.as_str()));
-        if is_member && seen.insert(version.seq) {
+        if is_member(&resource_type, &param) {
             found.push(version);
         }
     }
+    // A resource that refers to the owner through two parameters is one match.
     found.sort_by_key(|v| v.seq);
+    found.dedup_by_key(|v| v.seq);
     let total = found.len() as u64;
     let matches: Vec<StoredVersion> = found
         .into_iter()

@@ -307,26 +307,56 @@ impl Hub {
 
     /// The hub's own data about the person (patient-entered readings, "what matters to me"),
     /// from every hub record of the person, without the index's own resources. Blocking.
+    ///
+    /// The store's Patient-compartment query, as `$everything` makes it, without `$everything`'s
+    /// Patient read, access decision and Bundle: the view's access was decided once for the
+    /// person (and its grant masks this data with the sources'), a hub record deleted since the
+    /// index located it simply has nothing, and the resources go straight into the merge.
     pub(crate) fn local_data(
         &self,
         ctx: &RequestContext,
         hub_records: &[String],
         fetch: &Fetch,
-        base: &str,
     ) -> Result<Vec<Resource>, Error> {
-        let mut params = vec![("_count".to_string(), self.config.max_count.to_string())];
-        if let Some(types) = &fetch.types {
-            params.push(("_type".into(), types.join(",")));
-        }
-        if let Some(since) = &fetch.since {
-            params.push(("_since".into(), since.clone()));
-        }
+        let since = fetch
+            .since
+            .as_deref()
+            .map(crate::search::parse_since)
+            .transpose()?;
+        let wanted = |t: &str| {
+            fetch
+                .types
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|w| w == t))
+        };
+        let members = concord_search::registry::compartment_types()
+            .filter(|t| *t != "Patient" && wanted(t))
+            .filter_map(|t| {
+                let params = concord_search::registry::patient_compartment_params(t);
+                (!params.is_empty()).then(|| {
+                    (
+                        t.to_string(),
+                        params.iter().map(|p| (*p).to_string()).collect(),
+                    )
+                })
+            })
+            .collect();
+        let mut query = concord_store::CompartmentQuery {
+            owner_type: "Patient".into(),
+            owner_id: String::new(),
+            members,
+            since,
+            count: self.config.max_count,
+            offset: 0,
+            snapshot: None,
+        };
         let mut out = Vec::new();
         for id in hub_records {
-            let bundle = self.patient_everything(ctx, id, &params, base)?;
-            for entry in bundle.entry {
-                let Some(raw) = entry.resource else { continue };
-                let Ok(resource) = Resource::from_json(raw.get()) else {
+            query.owner_id.clone_from(id);
+            let page = self.store.compartment(ctx, &query)?;
+            for version in page.matches {
+                let Some(body) = version.body else { continue };
+                let Ok(resource) = Resource::from_json(&body) else {
                     continue;
                 };
                 if is_index_resource(&resource) {
@@ -386,15 +416,11 @@ impl Hub {
         // The hub's own data is read while the sources are asked, not before.
         let local = {
             let hub = self.clone();
-            let (ctx, records, fetch, base) = (
-                ctx.internal(),
-                resolved.hub_records.clone(),
-                fetch.clone(),
-                base.to_string(),
-            );
+            let (ctx, records, fetch) =
+                (ctx.internal(), resolved.hub_records.clone(), fetch.clone());
             tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
-                let local = hub.local_data(&ctx, &records, &fetch, &base);
+                let local = hub.local_data(&ctx, &records, &fetch);
                 let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 local.map(|local| (local, elapsed))
             })
