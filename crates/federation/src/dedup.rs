@@ -83,8 +83,8 @@ struct Credit {
 }
 
 /// The match keys of a resource (whose clinical date is `date`), qualified by its type so only
-/// resources of one type can match, and its [`crate::facts::Fact::label`]. Patients have none: each source's demographics are
-/// kept so disagreement stays visible.
+/// resources of one type can match, and its [`crate::facts::Fact::label`]. Patients have none:
+/// each source's demographics are kept so disagreement stays visible.
 fn match_keys(
     resource_type: &str,
     resource: &Resource,
