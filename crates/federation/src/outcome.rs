@@ -126,12 +126,11 @@ fn issue(report: &SourceReport, now_ms: i64) -> Value {
     let stale = staleness(&info.freshness, now_ms);
     // Staleness only matters when the source's data is being shown.
     let stale = stale.filter(|_| report.status == SourceStatus::Ok || n > 0);
-    let (mut severity, issue_code, status_code, display, mut text) = match &report.status {
+    let (mut severity, issue_code, display, mut text) = match &report.status {
         SourceStatus::Ok => match &stale {
             None => (
                 "information",
                 "informational",
-                "ok",
                 "Answered",
                 format!(
                     "{who} answered in {} ms with {}.",
@@ -142,7 +141,6 @@ fn issue(report: &SourceReport, now_ms: i64) -> Value {
             Some(why) => (
                 "warning",
                 "incomplete",
-                "stale",
                 "Answered with stale data",
                 format!(
                     "{who} answered in {} ms with {}, but {why}.",
@@ -154,21 +152,18 @@ fn issue(report: &SourceReport, now_ms: i64) -> Value {
         SourceStatus::Timeout { after_ms } => (
             "warning",
             "timeout",
-            "timeout",
             "Timed out",
             format!("{who} did not answer within {after_ms} ms."),
         ),
         SourceStatus::Failed { reason } => (
             "warning",
             "transient",
-            "failed",
             "Failed",
             format!("{who} could not be queried: {}.", clause(reason)),
         ),
         SourceStatus::Invalid { reason } => (
             "warning",
             "processing",
-            "invalid",
             "Invalid answer",
             format!(
                 "{who} gave an answer that could not be used as it is: {}.",
@@ -178,7 +173,6 @@ fn issue(report: &SourceReport, now_ms: i64) -> Value {
         SourceStatus::BreakerOpen => (
             "warning",
             "transient",
-            "breaker-open",
             "Not asked: circuit breaker open",
             format!(
                 "{who} was not asked because it has failed repeatedly; it will be tried again after a pause."
@@ -187,10 +181,15 @@ fn issue(report: &SourceReport, now_ms: i64) -> Value {
         SourceStatus::Skipped { reason } => (
             "information",
             "informational",
-            "skipped",
             "Not asked",
             format!("{who} was not asked: {}.", clause(reason)),
         ),
+    };
+    // A stale answer is still an `Ok` call: its code says the data shown is old.
+    let status_code = if report.status == SourceStatus::Ok && stale.is_some() {
+        "stale"
+    } else {
+        report.status.code()
     };
     if report.status != SourceStatus::Ok {
         // Partial data (a timeout mid-paging) is shown, so the reader is told it is partial.

@@ -128,6 +128,21 @@ pub enum SourceStatus {
     },
 }
 
+impl SourceStatus {
+    /// The status's code in the `source-status` CodeSystem, as the view's OperationOutcome and the
+    /// hub's metrics name it (`stale`, the one code not here, is an `Ok` answer's data age).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SourceStatus::Ok => "ok",
+            SourceStatus::Timeout { .. } => "timeout",
+            SourceStatus::Failed { .. } => "failed",
+            SourceStatus::Invalid { .. } => "invalid",
+            SourceStatus::BreakerOpen => "breaker-open",
+            SourceStatus::Skipped { .. } => "skipped",
+        }
+    }
+}
+
 /// One source's answer, as the connector gathered it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceResult {

@@ -626,8 +626,15 @@ impl Source {
     }
 
     fn finish(&self, started: Instant, status: SourceStatus, gathered: Gathered) -> SourceResult {
-        let elapsed_ms = millis(started.elapsed());
+        let elapsed = started.elapsed();
+        let elapsed_ms = millis(elapsed);
         let resources = gathered.resources.len();
+        // Operators watch their sources by these; the labels are the registry's id and the status
+        // code, never anything about the person asked for.
+        metrics::counter!("concord_source_calls_total", "source" => self.info.id.clone(), "status" => status.code())
+            .increment(1);
+        metrics::histogram!("concord_source_call_duration_seconds", "source" => self.info.id.clone())
+            .record(elapsed.as_secs_f64());
         match &status {
             SourceStatus::Ok | SourceStatus::Skipped { .. } | SourceStatus::BreakerOpen => {
                 tracing::debug!(source = %self.info.id, status = ?status, elapsed_ms, resources, "source call finished");

@@ -111,6 +111,56 @@ async fn a_hanging_source_comes_back_with_timeout() {
     assert!(result.resources.is_empty());
 }
 
+/// Operators see each source's calls by status in `/metrics`: the benchmark checks, after a load
+/// run, that no call under load failed or timed out. The recorder is the exporter `concord serve`
+/// installs, made local to this test's thread (the test runtime has one).
+#[tokio::test]
+async fn each_call_is_counted_by_source_and_status() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let base = serve(|_| {
+        Router::new()
+            .route(
+                "/fhir/Patient/p1/$everything",
+                get(|| async { fhir(bundle(vec![patient("p1")], None)) }),
+            )
+            .route(
+                "/fhir/Patient/p2/$everything",
+                get(std::future::pending::<Response>),
+            )
+    })
+    .await;
+    let source = with_deadline(&base, Duration::from_millis(200));
+
+    for _ in 0..2 {
+        assert_eq!(
+            source
+                .patient_data(&outbound(), "p1", None, None)
+                .await
+                .status,
+            SourceStatus::Ok
+        );
+    }
+    let hanging = source.patient_data(&outbound(), "p2", None, None).await;
+    assert_eq!(hanging.status, SourceStatus::Timeout { after_ms: 200 });
+
+    let text = handle.render();
+    assert!(
+        text.contains(r#"concord_source_calls_total{source="gp-a",status="ok"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"concord_source_calls_total{source="gp-a",status="timeout"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"concord_source_call_duration_seconds_count{source="gp-a"} 3"#),
+        "{text}"
+    );
+    assert!(!text.contains("p1") && !text.contains("p2"), "{text}");
+}
+
 #[tokio::test]
 async fn the_deadline_counts_from_the_start_of_the_view() {
     let base = serve(|_| {
