@@ -415,17 +415,15 @@ impl Hub {
             .authorize_and_resolve(ctx, "Patient", patient_id)
             .await?;
         let grant = Arc::new(grant);
-        // The hub's own data is read while the sources are asked, not before.
-        let local = {
-            let hub = self.clone();
-            let (ctx, records, fetch) =
-                (ctx.internal(), resolved.hub_records.clone(), fetch.clone());
-            tokio::task::spawn_blocking(move || {
-                let started = std::time::Instant::now();
-                let local = hub.local_data(&ctx, &records, &fetch);
-                let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                local.map(|local| (local, elapsed))
-            })
+        // The hub's own data is read while the sources are asked, not before: below, once the
+        // calls have sent their requests.
+        let local = async {
+            // The first poll only lets the calls go first.
+            tokio::task::yield_now().await;
+            let started = std::time::Instant::now();
+            let local = inline(|| self.local_data(&ctx.internal(), &resolved.hub_records, &fetch));
+            let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            local.map(|local| (local, elapsed))
         };
 
         let out = federation.outbound(ctx, hop, view_started);
@@ -512,15 +510,20 @@ impl Hub {
                 .catch_unwind()
             })
             .collect();
-        let mut answered: Vec<Option<Prepared>> = infos.iter().map(|_| None).collect();
-        while let Some(joined) = pending.next().await {
-            if let Ok((index, prepared, masked)) = joined {
-                answered[index] = Some(prepared);
-                withheld += masked;
+        let answers = async {
+            let mut answered: Vec<Option<Prepared>> = infos.iter().map(|_| None).collect();
+            let mut withheld = 0;
+            while let Some(joined) = pending.next().await {
+                if let Ok((index, prepared, masked)) = joined {
+                    answered[index] = Some(prepared);
+                    withheld += masked;
+                }
             }
-        }
-        drop(pending);
-        let (local, local_elapsed) = local.await.map_err(|_| Error::internal())??;
+            (answered, withheld)
+        };
+        let ((answered, masked), local) = tokio::join!(answers, local);
+        withheld += masked;
+        let (local, local_elapsed) = local?;
         let mut own = SourceResult {
             source: self.hub_source_info(&federation, base),
             status: SourceStatus::Ok,
