@@ -48,7 +48,8 @@ run_demo() { # extra flags...
   echo "the demo did not start"; exit 1
 }
 stop_demo() { kill "$demo" 2>/dev/null || true; wait "$demo" 2>/dev/null || true; }
-trap 'stop_demo; [ -n "${WORK:-}" ] || rm -rf "$work"' EXIT
+# Part 1's hub and recorded sources too, when a check stops the script there.
+trap 'kill ${hub_pid:-} ${replay:-} 2>/dev/null || true; stop_demo; [ -n "${WORK:-}" ] || rm -rf "$work"' EXIT
 
 slow=()
 for org in gp acute mental-health community ambulance social-care neighbour-acute; do
@@ -150,6 +151,7 @@ if grep -q "Non-2xx" "$work/part1.out" || [ $((bad_after - bad_before)) -ne 0 ] 
   exit 1
 fi
 kill "$hub_pid" "$replay"; wait "$hub_pid" "$replay" 2>/dev/null || true
+hub_pid= replay=
 
 echo "== part 2: the whole demo region on this machine (sources are real Concord edges)"
 echo "== \$summary, 1 client"
