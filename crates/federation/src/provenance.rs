@@ -150,14 +150,14 @@ pub(crate) fn meta_extensions(resource: &Resource) -> &[Value] {
 pub(crate) fn origin_display(resource: &Resource) -> Option<String> {
     #[derive(Deserialize)]
     struct Extension<'a> {
-        #[serde(borrow)]
+        #[serde(borrow, default, deserialize_with = "crate::facts::borrowed")]
         url: Option<Cow<'a, str>>,
         #[serde(rename = "valueReference", borrow)]
         value_reference: Option<Reference<'a>>,
     }
     #[derive(Deserialize)]
     struct Reference<'a> {
-        #[serde(borrow)]
+        #[serde(borrow, default, deserialize_with = "crate::facts::borrowed")]
         display: Option<Cow<'a, str>>,
     }
     let extensions: Vec<Extension> = resource.read_in("meta", "extension")?;

@@ -235,7 +235,7 @@ fn describe(resource_type: &str, resource: &Resource) -> String {
             concept_words(resource.read("medicationCodeableConcept")).or_else(|| {
                 #[derive(serde::Deserialize)]
                 struct Display<'a> {
-                    #[serde(borrow)]
+                    #[serde(borrow, default, deserialize_with = "crate::facts::borrowed")]
                     display: Option<Cow<'a, str>>,
                 }
                 resource

@@ -133,17 +133,19 @@ async fn each_call_is_counted_by_source_and_status() {
     .await;
     let source = with_deadline(&base, Duration::from_millis(200));
 
-    for _ in 0..2 {
-        assert_eq!(
-            source
-                .patient_data(&outbound(), "p1", None, None)
-                .await
-                .status,
-            SourceStatus::Ok
-        );
+    let mut statuses = Vec::new();
+    for patient in ["p1", "p1", "p2"] {
+        let result = source.patient_data(&outbound(), patient, None, None).await;
+        statuses.push(result.status);
     }
-    let hanging = source.patient_data(&outbound(), "p2", None, None).await;
-    assert_eq!(hanging.status, SourceStatus::Timeout { after_ms: 200 });
+    assert_eq!(
+        statuses,
+        [
+            SourceStatus::Ok,
+            SourceStatus::Ok,
+            SourceStatus::Timeout { after_ms: 200 }
+        ]
+    );
 
     let text = handle.render();
     assert!(
