@@ -416,12 +416,26 @@ impl Hub {
             .await?;
         let grant = Arc::new(grant);
         // The hub's own data is read while the sources are asked, not before: below, once the
-        // calls have sent their requests.
+        // calls have sent their requests. A hub holds little of a person (its copies of the
+        // sources' Patients, what the person entered), read here in the view's own task. A node
+        // with no sources (an edge answering its hub) reads the whole record, which can be large,
+        // so it reads on the blocking pool and leaves the async worker to other requests.
+        let whole_record = federation.sources.is_empty();
         let local = async {
             // The first poll only lets the calls go first.
             tokio::task::yield_now().await;
             let started = std::time::Instant::now();
-            let local = inline(|| self.local_data(&ctx.internal(), &resolved.hub_records, &fetch));
+            let local = if whole_record {
+                let (hub, ctx, records, fetch) = (
+                    self.clone(),
+                    ctx.internal(),
+                    resolved.hub_records.clone(),
+                    fetch.clone(),
+                );
+                blocking(move || hub.local_data(&ctx, &records, &fetch)).await
+            } else {
+                inline(|| self.local_data(&ctx.internal(), &resolved.hub_records, &fetch))
+            };
             let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             local.map(|local| (local, elapsed))
         };
