@@ -1380,6 +1380,40 @@ async fn patient_everything_with_type_and_paging() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
+/// A node's own `$summary` reads the person's record page by page: a record longer than the
+/// largest page is summarised whole, not cut off at the page without a word.
+#[tokio::test]
+async fn summary_holds_a_record_longer_than_one_page() {
+    let app = TestApp::with_config(|config| {
+        config.default_count = 2;
+        config.max_count = 2;
+    });
+    let patient = app
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Long"}]}))
+        .await;
+    for day in 1..=5 {
+        app.create(&json!({
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "effectiveDateTime": format!("2025-01-0{day}"),
+            "valueQuantity": {"value": 40 + day, "unit": "mmol/mol"}
+        }))
+        .await;
+    }
+
+    let summary = app.get(&format!("/fhir/Patient/{patient}/$summary")).await;
+    assert_eq!(summary.status, StatusCode::OK, "{}", summary.body);
+    let observations = summary
+        .resources()
+        .into_iter()
+        .filter(|r| r["resourceType"] == "Observation")
+        .count();
+    assert_eq!(observations, 5, "{}", summary.body);
+}
+
 // ---------------------------------------------------------------------------------------------
 // regressions for bugs found while writing these tests
 

@@ -352,19 +352,33 @@ impl Hub {
             offset: 0,
             snapshot: None,
         };
+        query.count = query.count.max(1);
         let mut out = Vec::new();
         for id in hub_records {
             query.owner_id.clone_from(id);
-            let page = self.store.compartment(ctx, &query)?;
-            for version in page.matches {
-                let Some(body) = version.body else { continue };
-                let Ok(resource) = Resource::from_json(&body) else {
-                    continue;
-                };
-                if is_index_resource(&resource) {
-                    continue;
+            query.offset = 0;
+            // Page by page: a record holds as many resources as its person's care made, and a
+            // view that stopped at one page would leave the rest out without saying so.
+            loop {
+                let page = self.store.compartment(ctx, &query)?;
+                // Every later page is read as of the first, so a write meanwhile cannot move a
+                // resource from one page to another.
+                query.snapshot = Some(page.snapshot);
+                let more = page.matches.len() >= query.count as usize;
+                for version in page.matches {
+                    let Some(body) = version.body else { continue };
+                    let Ok(resource) = Resource::from_json(&body) else {
+                        continue;
+                    };
+                    if is_index_resource(&resource) {
+                        continue;
+                    }
+                    out.push(resource);
                 }
-                out.push(resource);
+                if !more {
+                    break;
+                }
+                query.offset += query.count;
             }
         }
         Ok(out)
@@ -418,8 +432,8 @@ impl Hub {
         // The hub's own data is read while the sources are asked, not before: below, once the
         // calls have sent their requests. A hub holds little of a person (its copies of the
         // sources' Patients, what the person entered), read here in the view's own task. A node
-        // with no sources (an edge answering its hub) reads the whole record, which can be large,
-        // so it reads on the blocking pool and leaves the async worker to other requests.
+        // with no sources (an edge's own `$summary` or portal view) reads the whole record, which
+        // can be large, so it reads on the blocking pool and leaves the async worker to others.
         let whole_record = federation.sources.is_empty();
         let local = async {
             // The first poll only lets the calls go first.

@@ -109,15 +109,25 @@ impl TestApp {
     }
 
     pub fn with_limit(max_body_bytes: usize) -> TestApp {
+        TestApp::with(max_body_bytes, |_| {})
+    }
+
+    /// A node whose service-layer settings `edit` changes (small pages, say).
+    pub fn with_config(edit: impl FnOnce(&mut HubConfig)) -> TestApp {
+        TestApp::with(1024 * 1024, edit)
+    }
+
+    fn with(max_body_bytes: usize, edit: impl FnOnce(&mut HubConfig)) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&SqliteOptions::new(dir.path().join("db"))).expect("store");
-        let config = HubConfig {
+        let mut config = HubConfig {
             access: AccessConfig {
                 organization: Some(ORGANIZATION.into()),
                 ..AccessConfig::default()
             },
             ..HubConfig::default()
         };
+        edit(&mut config);
         let audit = SqliteAuditLog::open(dir.path().join("audit.db")).expect("audit log");
         let trail = AuditTrail::open(Arc::new(audit), "test-node").expect("audit trail");
         let hub = Hub::new(Arc::new(store), Arc::new(SteppingClock::new()), config)
