@@ -447,12 +447,12 @@ pub fn summary(
     // Entries placed in sections, then whatever they reference, followed until nothing new
     // turns up; each entry is included once. Only the entries not yet in can be added, so only
     // they are looked up, and the walk stops once none is left.
-    // foldhash, as the merge's match index (see `crate::dedup`), for the same reasons.
     let mut included: Vec<usize> = by_section
         .iter()
         .flat_map(|(_, members)| members.iter().copied())
         .collect();
     let placed: BTreeSet<usize> = included.iter().copied().collect();
+    // foldhash, as the merge's match index (see `crate::dedup`), for the same reasons.
     let mut outside: HashMap<&str, usize, foldhash::fast::RandomState> = merged
         .entries
         .iter()
