@@ -43,11 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let body = body.clone();
             async move {
                 tokio::time::sleep(delay).await;
-                (
-                    [("content-type", "application/fhir+json")],
-                    body,
-                )
-                    .into_response()
+                ([("content-type", "application/fhir+json")], body).into_response()
             }
         }));
         tokio::spawn(async move {

@@ -93,15 +93,11 @@ fn match_keys(
     if resource_type == "Patient" {
         return (Vec::new(), None);
     }
+    // Both kinds of key come qualified by the type and the kind, each written once.
     let fact = read_fact(resource_type, resource, date);
-    let identifiers = identifier_keys(resource)
-        .into_iter()
-        .map(|k| [resource_type, "\u{1e}identifier\u{1e}", &k].concat());
-    let facts = fact
-        .keys
-        .into_iter()
-        .map(|k| [resource_type, "\u{1e}fact\u{1e}", &k].concat());
-    (identifiers.chain(facts).collect(), fact.label)
+    let mut keys = identifier_keys(resource_type, resource);
+    keys.extend(fact.keys);
+    (keys, fact.label)
 }
 
 impl Dedup {

@@ -121,8 +121,9 @@ pub(crate) fn clinical_date<'a>(resource_type: &str, resource: &'a impl Fields) 
     })
 }
 
-/// `system|value` for every identifier that has both.
-pub(crate) fn identifier_keys(resource: &Resource) -> Vec<String> {
+/// `system|value` for every identifier that has both, after `resource_type` and `identifier`
+/// (so a key matches only the same type's identifiers).
+pub(crate) fn identifier_keys(resource_type: &str, resource: &Resource) -> Vec<String> {
     let Some(identifiers) = resource.read::<Vec<IdentifierView>>("identifier") else {
         return Vec::new();
     };
@@ -131,7 +132,7 @@ pub(crate) fn identifier_keys(resource: &Resource) -> Vec<String> {
         .filter_map(|i| {
             let system = i.system.as_deref().filter(|s| !s.is_empty())?;
             let value = i.value.as_deref().filter(|s| !s.is_empty())?;
-            Some([system, "|", value].concat())
+            Some([resource_type, "\u{1e}identifier\u{1e}", system, "|", value].concat())
         })
         .collect()
 }
@@ -231,7 +232,8 @@ impl ConceptView<'_> {
 #[derive(Default)]
 pub(crate) struct Fact {
     /// One per code the fact carries, each joined with its clinical day and (Observation only)
-    /// one per value reading. Empty when any part is missing: a fact with no date or no value
+    /// one per value reading, after the resource type and `fact` (so a key matches only the
+    /// same type's facts, never an identifier). Empty when any part is missing: a fact with no date or no value
     /// cannot be shown to be the same as another, and wrongly hiding a fact is worse than
     /// showing it twice.
     pub keys: Vec<String>,
@@ -274,24 +276,34 @@ pub(crate) fn read_fact(resource_type: &str, resource: &Resource, date: Option<&
     let values = if resource_type == "Observation" {
         let value_text;
         (observed, value_text) = observation_values(resource);
-        label = value_text.map(|value| {
-            let mut line = name.unwrap_or_else(|| resource_type.to_string());
-            if let Some(value) = value {
-                line.push_str(": ");
-                line.push_str(&value);
-            }
-            line
+        // The line written once at its length, not grown from the name.
+        label = value_text.map(|value| match value {
+            Some(value) => [name.as_deref().unwrap_or(resource_type), ": ", &value].concat(),
+            None => name.unwrap_or_else(|| resource_type.to_string()),
         });
         observed.as_slice()
     } else {
         NO_VALUE
     };
-    // Each key written once, into one string: building `system|code` first and joining it
-    // again made two strings of every key, for every fact of a view.
+    // Each key written once, into one string: building `system|code` first, and qualifying
+    // it by type and kind after, made three strings of every key, for every fact of a view.
     let mut keys = Vec::new();
     for (system, code) in code.iter().flat_map(ConceptView::pairs) {
         for value in values {
-            keys.push([system, "|", code, "\u{1f}", day, "\u{1f}", value.as_str()].concat());
+            keys.push(
+                [
+                    resource_type,
+                    "\u{1e}fact\u{1e}",
+                    system,
+                    "|",
+                    code,
+                    "\u{1f}",
+                    day,
+                    "\u{1f}",
+                    value.as_str(),
+                ]
+                .concat(),
+            );
         }
     }
     Fact { keys, label }

@@ -288,15 +288,26 @@ fn narrative_line(entry: &MergedEntry) -> String {
             .is_none_or(|label| *label == describe(resource_type, resource)),
         "the merge's label is the narrative's words"
     );
-    let mut line = match &entry.label {
-        Some(label) => label.clone(),
-        None => describe(resource_type, resource),
+    let described;
+    let what = match &entry.label {
+        Some(label) => label.as_str(),
+        None => {
+            described = describe(resource_type, resource);
+            described.as_str()
+        }
     };
-    if let Some(date) = clinical_date(resource_type, resource) {
+    let date = clinical_date(resource_type, resource);
+    let origin = entry.origin.as_deref();
+    // Sized once: a summary has a line for each of its few hundred entries.
+    let mut line = String::with_capacity(
+        what.len() + date.map_or(0, |d| d.len() + 2) + origin.map_or(0, |o| o.len() + 3),
+    );
+    line.push_str(what);
+    if let Some(date) = date {
         line.push_str(", ");
         line.push_str(date);
     }
-    if let Some(origin) = &entry.origin {
+    if let Some(origin) = origin {
         line.push_str(" (");
         line.push_str(origin);
         line.push(')');
@@ -305,7 +316,10 @@ fn narrative_line(entry: &MergedEntry) -> String {
 }
 
 fn list_div(lines: &[String]) -> String {
-    let mut div = String::from(XHTML_OPEN);
+    // Room for the lines and their tags, and a little for what escaping adds.
+    let length: usize = lines.iter().map(|line| line.len() + 16).sum();
+    let mut div = String::with_capacity(XHTML_OPEN.len() + 16 + length + length / 8);
+    div.push_str(XHTML_OPEN);
     div.push_str("<ul>");
     for line in lines {
         div.push_str("<li>");
