@@ -75,7 +75,8 @@ PY
   control "$hub" "-i on"
   "$load" "$url" "$token" 1 "$seconds" | tee "$work/callgrind-load.out" | head -1
   control "$hub" "-i off" "-d"
-  views=$(awk '/^views:/ {print $2}' "$work/callgrind-load.out")
+  # Every view the hub answered while counting: view_load's measured ones and its warm-up.
+  views=$(awk '/^views answered in all/ {print $NF}' "$work/callgrind-load.out")
   python3 -c "import sys; t, v = map(int, sys.argv[1:]); print(f'{v} views, {t / v / 1e6:.2f} M instructions per view')" \
     "$(total "$work"/callgrind.out*)" "$views"
   ;;
