@@ -73,7 +73,8 @@ PY
   url="http://127.0.0.1:$port/fhir/Patient/$id/\$summary"
   "$load" "$url" "$token" 1 3 >/dev/null
   control "$hub" "-i on"
-  "$load" "$url" "$token" 1 "$seconds" | tee "$work/callgrind-load.out" | head -1
+  "$load" "$url" "$token" 1 "$seconds" >"$work/callgrind-load.out"
+  head -1 "$work/callgrind-load.out"
   control "$hub" "-i off" "-d"
   # Every view the hub answered while counting: view_load's measured ones and its warm-up.
   views=$(awk '/^views answered in all/ {print $NF}' "$work/callgrind-load.out")

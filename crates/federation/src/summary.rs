@@ -14,13 +14,14 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::facts::{
     ComponentView, ConceptView, at, clinical_date, components_text, concept_text, quantity_text,
 };
 use crate::merge::{Merged, MergedEntry};
-use crate::resource::{Resource, write_json_str, write_json_value};
+use crate::resource::{RawText, Resource, write_json_str, write_json_value};
 
 const LOINC: &str = "http://loinc.org";
 /// Concord's codes for summary sections that have no LOINC section code.
@@ -502,52 +503,61 @@ pub fn summary(
     };
     let outcome_url = format!("urn:uuid:{}", derived_uuid(&["source-status", bundle_id]));
 
-    let mut sections: Vec<Value> = Vec::new();
+    // The sections are written as JSON text once, from views of what they say: built as
+    // `Value`s, each of a view's few hundred entry references was a map of its own, hashed,
+    // then written out again (docs/performance.md, seventeenth session).
+    let lines_of = |members: &[usize]| -> Vec<String> {
+        members
+            .iter()
+            .map(|&i| narrative_line(&merged.entries[i]))
+            .collect()
+    };
+    let mut sections: Vec<SectionText> = Vec::new();
     for (section, members) in &by_section {
         if members.is_empty() && !section.required() {
             continue;
         }
         let (system, code, display) = section.code();
-        let mut value = Map::new();
-        value.insert("title".into(), Value::from(section.title()));
-        let mut coded =
-            json!({ "coding": [{ "system": system, "code": code, "display": display }] });
-        if system != LOINC {
-            coded["text"] = Value::from(display);
-        }
-        value.insert("code".into(), coded);
-        if members.is_empty() {
+        let code = SectionCode {
+            coding: [Coding {
+                system,
+                code,
+                display,
+            }],
+            text: (system != LOINC).then_some(display),
+        };
+        sections.push(if members.is_empty() {
             // Nothing reported is not the same as "none": no source asserted an absence, so the
             // reason is `unavailable`, never `nilknown`.
-            value.insert(
-                "text".into(),
-                json!({
-                    "status": "generated",
-                    "div": format!(
-                        "{XHTML_OPEN}<p>No information is available from the sources consulted.</p></div>"
-                    ),
+            SectionText {
+                title: section.title(),
+                code,
+                text: Narrative::new(format!(
+                    "{XHTML_OPEN}<p>No information is available from the sources consulted.</p></div>"
+                )),
+                empty_reason: Some(EmptyReason {
+                    coding: [Coding {
+                        system: LIST_EMPTY_REASON,
+                        code: "unavailable",
+                        display: "Unavailable",
+                    }],
                 }),
-            );
-            value.insert(
-                "emptyReason".into(),
-                json!({ "coding": [{ "system": LIST_EMPTY_REASON, "code": "unavailable", "display": "Unavailable" }] }),
-            );
+                entry: Vec::new(),
+            }
         } else {
-            let lines: Vec<String> = members
-                .iter()
-                .map(|&i| narrative_line(&merged.entries[i]))
-                .collect();
-            value.insert(
-                "text".into(),
-                json!({ "status": "generated", "div": list_div(&lines) }),
-            );
-            let entries: Vec<Value> = members
-                .iter()
-                .map(|&i| json!({ "reference": merged.entries[i].full_url }))
-                .collect();
-            value.insert("entry".into(), Value::Array(entries));
-        }
-        sections.push(Value::Object(value));
+            SectionText {
+                title: section.title(),
+                code,
+                text: Narrative::new(list_div(&lines_of(members))),
+                empty_reason: None,
+                entry: members
+                    .iter()
+                    .map(|&i| Reference {
+                        reference: &merged.entries[i].full_url,
+                    })
+                    .collect(),
+            }
+        });
     }
     let source_lines: Vec<String> = merged
         .outcome
@@ -564,17 +574,28 @@ pub fn summary(
                 .to_string()
         })
         .collect();
-    sections.push(json!({
-        "title": "Sources consulted",
-        "code": {
-            "coding": [{ "system": SUMMARY_SECTION_SYSTEM, "code": "sources", "display": "Sources consulted" }],
-            "text": "Sources consulted",
+    sections.push(SectionText {
+        title: "Sources consulted",
+        code: SectionCode {
+            coding: [Coding {
+                system: SUMMARY_SECTION_SYSTEM,
+                code: "sources",
+                display: "Sources consulted",
+            }],
+            text: Some("Sources consulted"),
         },
-        "text": { "status": "generated", "div": list_div(&source_lines) },
-        "entry": [{ "reference": outcome_url }],
-    }));
+        text: Narrative::new(list_div(&source_lines)),
+        empty_reason: None,
+        entry: vec![Reference {
+            reference: &outcome_url,
+        }],
+    });
+    // Serialising these views cannot fail (they hold strings only); `null` is only a guard.
+    let section_text =
+        serde_json::value::to_raw_value(&sections).unwrap_or_else(|_| RawValue::NULL.to_owned());
+    drop(sections);
 
-    let mut composition = json!({
+    let composition = json!({
         "resourceType": "Composition",
         "id": composition_id,
         "status": "final",
@@ -584,14 +605,14 @@ pub fn summary(
         "author": [{ "display": "Concord" }],
         "title": "Patient Summary",
     });
-    // Values are moved into place, never through `json!`: it copies an interpolated Value by
-    // serialising it, which for a whole record was most of a view's cost (docs/performance.md).
-    if let Some(obj) = composition.as_object_mut() {
-        obj.insert("section".into(), Value::Array(sections));
-    }
+    let mut composition = Resource::from_value(composition).unwrap_or_default();
+    composition.insert_raw("section", RawText::from(section_text));
 
     let mut entries = vec![
-        entry_of(urn_for("Composition", composition_id), composition),
+        DocumentEntry {
+            full_url: urn_for("Composition", composition_id),
+            resource: composition,
+        },
         entry_of(patient_url, patient.clone()),
     ];
     // The merged resources are moved into the document, not copied: a whole record is most of
@@ -625,6 +646,58 @@ pub fn summary(
         },
         entry: entries,
     }
+}
+
+/// A Composition section as the document writes it (members in this order).
+#[derive(Serialize)]
+struct SectionText<'a> {
+    title: &'a str,
+    code: SectionCode<'a>,
+    text: Narrative,
+    #[serde(rename = "emptyReason", skip_serializing_if = "Option::is_none")]
+    empty_reason: Option<EmptyReason>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entry: Vec<Reference<'a>>,
+}
+
+#[derive(Serialize)]
+struct SectionCode<'a> {
+    coding: [Coding<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Coding<'a> {
+    system: &'a str,
+    code: &'a str,
+    display: &'a str,
+}
+
+#[derive(Serialize)]
+struct EmptyReason {
+    coding: [Coding<'static>; 1],
+}
+
+/// Generated narrative.
+#[derive(Serialize)]
+struct Narrative {
+    status: &'static str,
+    div: String,
+}
+
+impl Narrative {
+    fn new(div: String) -> Narrative {
+        Narrative {
+            status: "generated",
+            div,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Reference<'a> {
+    reference: &'a str,
 }
 
 /// The `$summary` document Bundle. Its merged resources stay [`Resource`]s, so what nobody read
