@@ -5,7 +5,8 @@
 #    seven real HTTP servers that answer 20 ms late (`recorded_sources`), and a real
 #    `concord serve` hub federates them. `view_load` asks for the person's `$summary` and checks
 #    every answer: latency and the hub's overhead (each view's time minus its slowest source's
-#    time), at 1 client and under concurrent load. Then `wrk` measures views per second under the
+#    time), at 1 client and under concurrent load, after two seconds of load it does not measure
+#    (a fresh hub's first seconds are slower). Then `wrk` measures views per second under the
 #    same load, as the issue asks. `view_load` reads each 400 KB answer as JSON, and that costs
 #    about as much CPU as the hub's own work on it. `wrk` reads nothing, so its figure is the
 #    hub's. Its answers are checked all the same: wrk counts any that is not a 200, and the hub's
