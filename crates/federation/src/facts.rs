@@ -233,9 +233,9 @@ impl ConceptView<'_> {
 pub(crate) struct Fact {
     /// One per code the fact carries, each joined with its clinical day and (Observation only)
     /// one per value reading, after the resource type and `fact` (so a key matches only the
-    /// same type's facts, never an identifier). Empty when any part is missing: a fact with no date or no value
-    /// cannot be shown to be the same as another, and wrongly hiding a fact is worse than
-    /// showing it twice.
+    /// same type's facts, never an identifier). Empty when any part is missing: a fact with no
+    /// date or no value cannot be shown to be the same as another, and wrongly hiding a fact is
+    /// worse than showing it twice.
     pub keys: Vec<String>,
     /// The words the summary's narrative shows for it (its code's words and an observation's
     /// value), made from the elements the keys were read from, so the narrative need not read
