@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HL7 v2 over MLLP: ADT messages per second, stored and acknowledged, with 1 and 8 connections,
-# and the send-to-ACK latency percentiles. Release build; a fresh data directory each run.
+# the send-to-ACK latency percentiles, the server's CPU time a message and the load generator's
+# CPU time. Release build; a fresh data directory each run.
 #
 #   tools/bench/mllp.sh                     builds, then measures
 #   CONCORD_BIN=... LOAD_BIN=... tools/bench/mllp.sh   reuse binaries you built
@@ -31,5 +32,18 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 echo "synchronous=$CONCORD__STORE__SYNCHRONOUS, master_index=$CONCORD__IDENTITY__MASTER_INDEX, $(nproc) cores"
-"$load" 127.0.0.1:18481 1 $((messages / 4)) "$sample"
-"$load" 127.0.0.1:18481 8 $((messages / 8)) "$sample"
+# The server's CPU time (user and system, in clock ticks) from /proc: what a message costs the
+# server, whichever part of it is the bottleneck.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+run() { # CONNECTIONS MESSAGES_PER_CONNECTION
+  local before after
+  before=$(cpu_ticks)
+  # The load generator shares the two cores; its CPU time says how much of them it takes.
+  local TIMEFORMAT="  load generator CPU: %3U s user + %3S s system"
+  time "$load" 127.0.0.1:18481 "$1" "$2" "$sample"
+  after=$(cpu_ticks)
+  python3 -c "import os, sys; t, m = int(sys.argv[1]), int(sys.argv[2]); print(f'  server CPU a message: {t / os.sysconf(\"SC_CLK_TCK\") / m * 1e3:.2f} ms')" \
+    "$((after - before))" "$(($1 * $2))"
+}
+run 1 $((messages / 4))
+run 8 $((messages / 8))
