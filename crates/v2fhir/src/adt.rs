@@ -293,7 +293,7 @@ fn merge(ctx: &mut Ctx<'_>) -> Result<(), MapError> {
         if let Some(name) =
             first(mrg, 7).and_then(|v| crate::datatype::human_name(ctx, v, &at(mrg, 7)))
         {
-            retired.insert("name".into(), json!([name]));
+            retired.insert("name".into(), Value::Array(vec![name]));
         }
         retired.insert(
             "link".into(),
@@ -380,7 +380,7 @@ fn allergy(ctx: &mut Ctx<'_>, al1: &Segment, patient_urn: &str, patient: &str, s
         if let Some(s) = severity {
             reaction["severity"] = json!(s);
         }
-        a.insert("reaction".into(), json!([reaction]));
+        a.insert("reaction".into(), Value::Array(vec![reaction]));
     }
     ctx.bundle.add(&key, Write::Upsert, Value::Object(a));
 }
@@ -460,7 +460,7 @@ fn adverse_reaction(
         if let Some(s) = severity {
             reaction["severity"] = json!(s);
         }
-        a.insert("reaction".into(), json!([reaction]));
+        a.insert("reaction".into(), Value::Array(vec![reaction]));
     }
     ctx.bundle.add(&key, Write::Upsert, Value::Object(a));
 }
@@ -574,7 +574,7 @@ fn diagnosis(
         match e.get_mut("diagnosis") {
             Some(Value::Array(list)) => list.push(d),
             _ => {
-                e.insert("diagnosis".into(), json!([d]));
+                e.insert("diagnosis".into(), Value::Array(vec![d]));
             }
         }
     }

@@ -135,7 +135,7 @@ pub(crate) fn map(
     };
     e.insert("class".into(), class);
     if let Some(t) = first(pv1, 4).and_then(|v| codeable(ctx, v, Some("0007"))) {
-        e.insert("type".into(), json!([t]));
+        e.insert("type".into(), Value::Array(vec![t]));
     }
     if let Some(s) = first(pv1, 10).and_then(|v| codeable(ctx, v, Some("0069"))) {
         e.insert("serviceType".into(), s);
@@ -163,7 +163,7 @@ pub(crate) fn map(
         .and_then(|s| first(s, 3))
         .and_then(|v| codeable(ctx, v, None))
     {
-        e.insert("reasonCode".into(), json!([reason]));
+        e.insert("reasonCode".into(), Value::Array(vec![reason]));
     }
     let hospitalization = hospitalization(ctx, pv1);
     if !hospitalization.is_empty() {
@@ -205,10 +205,12 @@ fn participants(ctx: &Ctx<'_>, pv1: &Segment) -> Vec<Value> {
     ] {
         for v in reps(pv1, field) {
             if let Some(individual) = xcn_reference(ctx, v) {
-                out.push(json!({
+                let mut participant = json!({
                     "type": [{"coding": [{"system": tables::V3_PARTICIPATION, "code": code, "display": display}]}],
-                    "individual": individual,
-                }));
+                });
+                // Moved in, not copied as `json!` would.
+                participant["individual"] = individual;
+                out.push(participant);
             }
         }
     }
@@ -228,10 +230,10 @@ fn hospitalization(ctx: &mut Ctx<'_>, pv1: &Segment) -> Map<String, Value> {
         h.insert("reAdmission".into(), c);
     }
     if let Some(c) = first(pv1, 38).and_then(|v| codeable(ctx, v, Some("0114"))) {
-        h.insert("dietPreference".into(), json!([c]));
+        h.insert("dietPreference".into(), Value::Array(vec![c]));
     }
     if let Some(c) = first(pv1, 16).and_then(|v| codeable(ctx, v, Some("0099"))) {
-        h.insert("specialCourtesy".into(), json!([c]));
+        h.insert("specialCourtesy".into(), Value::Array(vec![c]));
     }
     if let Some(dest) = first(pv1, 37).and_then(|v| v.get(1)) {
         h.insert("destination".into(), json!({"display": dest}));

@@ -164,7 +164,7 @@ pub(crate) fn map(
         o.insert("specimen".into(), json!({"reference": spec}));
     }
     if let Some(range) = reference_range(ctx, obx) {
-        o.insert("referenceRange".into(), json!([range]));
+        o.insert("referenceRange".into(), Value::Array(vec![range]));
     }
     if !extensions.is_empty() {
         o.insert("extension".into(), Value::Array(extensions));

@@ -235,7 +235,7 @@ fn finish(ctx: &mut Ctx<'_>, mut r: Report<'_>, patient_urn: &str, encounter_urn
     };
     d.insert("status".into(), json!(status));
     if let Some(section) = first(obr, 24).and_then(|v| codeable(ctx, v, Some("0074"))) {
-        d.insert("category".into(), json!([section]));
+        d.insert("category".into(), Value::Array(vec![section]));
     }
     if let Some(code) = first(obr, 4).and_then(|v| codeable(ctx, v, None)) {
         d.insert("code".into(), code);

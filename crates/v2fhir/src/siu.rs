@@ -230,7 +230,7 @@ fn participants(ctx: &mut Ctx<'_>, segs: &[Segment], patient_urn: &str) -> Vec<V
         ctx.used(seg);
         let mut p = json!({"actor": actor, "required": "required", "status": "accepted"});
         if let Some(r) = role {
-            p["type"] = json!([r]);
+            p["type"] = Value::Array(vec![r]);
         }
         out.push(p);
     }
