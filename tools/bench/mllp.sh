@@ -8,6 +8,8 @@
 #   MESSAGES=2000 (per connection count below), SYNCHRONOUS=full|normal
 #   MASTER_INDEX=false (default: the node is an edge whose Patients its hub links, as the issue's
 #   deployment has it) or true (a node that is hub and edge at once links every Patient too)
+#   KEEP_STORE=DIR: stop the server at the end and copy its store files into DIR
+#   (tools/bench/store_floor.sh replays them)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -47,3 +49,9 @@ run() { # CONNECTIONS MESSAGES_PER_CONNECTION
 }
 run 1 $((messages / 4))
 run 8 $((messages / 8))
+if [ -n "${KEEP_STORE:-}" ]; then
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  mkdir -p "$KEEP_STORE"
+  cp "$work"/data/concord.db* "$KEEP_STORE"/
+fi

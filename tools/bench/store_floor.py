@@ -30,17 +30,22 @@ CONNECTIONS = 8
 INDEX_TABLES = ["idx_string", "idx_token", "idx_reference", "idx_uri", "idx_date"]
 INTEGER_COLUMNS = {"res_seq", "ord", "grp", "low", "high"}
 
-ROWS_SCHEMA = """
+# The message log and the resource versions, as the SQLite store has them; {search} is the jsonb
+# shape's extra column.
+COMMON_SCHEMA = """
 CREATE TABLE message_log (seq BIGSERIAL PRIMARY KEY, sender TEXT NOT NULL, control_id TEXT NOT NULL,
   message_type TEXT NOT NULL, received_at BIGINT NOT NULL, raw BYTEA NOT NULL, status TEXT NOT NULL,
   UNIQUE (sender, control_id));
 CREATE INDEX ON message_log (status, seq);
 CREATE TABLE resource_version (seq BIGINT PRIMARY KEY, resource_type TEXT NOT NULL, id TEXT NOT NULL,
   version_id BIGINT NOT NULL, last_updated BIGINT NOT NULL, method TEXT NOT NULL, body TEXT,
-  superseded_seq BIGINT);
+  {search} superseded_seq BIGINT);
 CREATE UNIQUE INDEX ON resource_version (resource_type, id, version_id);
 CREATE INDEX ON resource_version (resource_type, seq) WHERE superseded_seq IS NULL;
 CREATE INDEX ON resource_version (last_updated);
+"""
+
+ROWS_SCHEMA = COMMON_SCHEMA.format(search="") + """
 CREATE TABLE idx_string (res_seq BIGINT NOT NULL, param TEXT NOT NULL, ord BIGINT NOT NULL,
   resource_type TEXT NOT NULL, grp BIGINT, normalized TEXT NOT NULL, exact TEXT NOT NULL,
   PRIMARY KEY (res_seq, param, ord));
@@ -63,17 +68,7 @@ CREATE TABLE idx_uri (res_seq BIGINT NOT NULL, param TEXT NOT NULL, ord BIGINT N
 CREATE INDEX ON idx_uri (resource_type, param, value, res_seq);
 """
 
-JSONB_SCHEMA = """
-CREATE TABLE message_log (seq BIGSERIAL PRIMARY KEY, sender TEXT NOT NULL, control_id TEXT NOT NULL,
-  message_type TEXT NOT NULL, received_at BIGINT NOT NULL, raw BYTEA NOT NULL, status TEXT NOT NULL,
-  UNIQUE (sender, control_id));
-CREATE INDEX ON message_log (status, seq);
-CREATE TABLE resource_version (seq BIGINT PRIMARY KEY, resource_type TEXT NOT NULL, id TEXT NOT NULL,
-  version_id BIGINT NOT NULL, last_updated BIGINT NOT NULL, method TEXT NOT NULL, body TEXT,
-  search JSONB NOT NULL, superseded_seq BIGINT);
-CREATE UNIQUE INDEX ON resource_version (resource_type, id, version_id);
-CREATE INDEX ON resource_version (resource_type, seq) WHERE superseded_seq IS NULL;
-CREATE INDEX ON resource_version (last_updated);
+JSONB_SCHEMA = COMMON_SCHEMA.format(search="search JSONB NOT NULL,") + """
 CREATE INDEX ON resource_version USING gin (search jsonb_path_ops) WITH (fastupdate = on);
 """
 
